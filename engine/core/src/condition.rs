@@ -1,0 +1,524 @@
+//! Conditions: checked and compiled once, then evaluated against events.
+//!
+//! Comparison rules (the README repeats them for admins):
+//!
+//! * a missing field is empty: `is_empty` holds, `contains` and `is` do not,
+//!   and the negative operators (`is_not`, `not_in`, `not_contains`,
+//!   `has_none`) do;
+//! * `id` fields compare exactly; `enum` fields compare exactly and order by
+//!   the catalogue (`lt` and friends are false for a value outside it);
+//! * text and tags compare case-insensitively after Unicode lowercasing
+//!   (`É` equals `é`; `ß` does not equal `SS`, which would need full case
+//!   folding);
+//! * `matches` uses a linear-time engine (no backtracking, no look-around,
+//!   no back-references), finds the pattern anywhere in the text unless it is
+//!   anchored, and runs on the lowercased text with ASCII case-insensitive
+//!   matching: write non-ASCII letters of a pattern in lower case;
+//! * a custom field holding a number compares numerically with `lt`, `lte`,
+//!   `gt`, `gte` and with a number given to `is`/`is_not`; a string holding a
+//!   number counts as that number; otherwise its text is compared. Booleans
+//!   read as `true`/`false`; `null`, objects and arrays read as empty;
+//! * `changed`, `changed_to` and `changed_from` look at the event's
+//!   `changes` and are false when the event carries no such change.
+
+use std::cell::OnceCell;
+use std::cmp::Ordering;
+
+use serde_json::{Value, json};
+
+use crate::catalog::{
+    Field, MAX_CONDITION_ID, MAX_LIST_ITEMS, MAX_PATTERN_CHARS, MAX_REGEX_BYTES, MAX_VALUE_CHARS,
+    Operator, ValueType,
+};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{Change, Condition, EventType, IngestEvent};
+
+/// A condition ready to evaluate: field resolved, value checked and
+/// normalised, pattern compiled.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledCondition {
+    pub(crate) id: u32,
+    field: Field,
+    /// The key of a custom field.
+    key: String,
+    test: Test,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    Empty(bool),
+    /// Exact equality with one of the values (lowercased for text-like kinds).
+    OneOf(Vec<String>, bool),
+    /// Position in an enum's order compared with a bound.
+    Rank(Ordering, bool, usize),
+    Number(Ordering, bool, f64),
+    NumberIs(f64, bool),
+    Contains(String, bool),
+    StartsWith(String),
+    EndsWith(String),
+    Matches(regex_lite::Regex),
+    Tags(TagTest, Vec<String>),
+    Changed,
+    ChangedTo(String),
+    ChangedFrom(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TagTest {
+    Any,
+    All,
+    None,
+}
+
+impl CompiledCondition {
+    /// Checks `condition` (at `conditions[index]`) and compiles it, or
+    /// returns every problem found.
+    pub(crate) fn compile(condition: &Condition, index: usize) -> Result<Self, Vec<Diagnostic>> {
+        let path = |part: &str| format!("conditions[{index}].{part}");
+        let mut errors = Vec::new();
+        let id = match u32::try_from(condition.id) {
+            Ok(id) if (1..=MAX_CONDITION_ID).contains(&condition.id) => id,
+            _ => {
+                errors.push(Diagnostic::at(
+                    path("id"),
+                    Code::InvalidId,
+                    format!(
+                        "condition ids go from 1 to {MAX_CONDITION_ID}; {} is out of range",
+                        condition.id
+                    ),
+                ));
+                0
+            }
+        };
+        let attribute = |d: Diagnostic| if id == 0 { d } else { d.for_condition(id) };
+
+        let Some((field, key)) = Field::parse(&condition.field).filter(|(_, key)| {
+            key.is_none_or(|k| !k.is_empty() && k.chars().count() <= MAX_VALUE_CHARS)
+        }) else {
+            errors.push(attribute(Diagnostic::at(
+                path("field"),
+                Code::UnknownField,
+                format!("there is no field `{}`", condition.field),
+            )));
+            return Err(errors);
+        };
+        let Some((op, value_type)) = Operator::parse(&condition.operator)
+            .and_then(|op| field.value_type(op).map(|v| (op, v)))
+        else {
+            let allowed: Vec<&str> = field.operators().iter().map(|(o, _)| o.as_str()).collect();
+            errors.push(attribute(Diagnostic::at(
+                path("operator"),
+                Code::OperatorNotAllowed,
+                format!(
+                    "`{}` cannot be used with `{}`; use one of: {}",
+                    condition.operator,
+                    condition.field,
+                    allowed.join(", ")
+                ),
+            )));
+            return Err(errors);
+        };
+        match build_test(field, op, value_type, &condition.value) {
+            Ok(test) if errors.is_empty() => Ok(Self {
+                id,
+                field,
+                key: key.unwrap_or_default().to_owned(),
+                test,
+            }),
+            Ok(_) => Err(errors),
+            Err((code, message)) => {
+                errors.push(attribute(Diagnostic::at(path("value"), code, message)));
+                Err(errors)
+            }
+        }
+    }
+
+    /// Whether the condition holds for the event.
+    pub(crate) fn holds(&self, event: &EventView<'_>) -> bool {
+        if let Some(change) = self.change_test() {
+            return change(event.change(self.field));
+        }
+        let value = event.read(self.field, &self.key);
+        match &self.test {
+            Test::Empty(want) => value.is_empty() == *want,
+            Test::OneOf(values, want) => {
+                let text = value.comparable(self.field);
+                values.iter().any(|v| *v == *text) == *want
+            }
+            Test::Rank(ordering, or_equal, bound) => {
+                let values = self.field.values();
+                value
+                    .text()
+                    .and_then(|t| values.iter().position(|v| *v == t))
+                    .is_some_and(|rank| {
+                        let cmp = rank.cmp(bound);
+                        cmp == *ordering || (*or_equal && cmp == Ordering::Equal)
+                    })
+            }
+            Test::Number(ordering, or_equal, bound) => value.number().is_some_and(|n| {
+                n.partial_cmp(bound)
+                    .is_some_and(|cmp| cmp == *ordering || (*or_equal && cmp == Ordering::Equal))
+            }),
+            Test::NumberIs(bound, want) => (value.number() == Some(*bound)) == *want,
+            Test::Contains(needle, want) => value.lowercase().contains(needle.as_str()) == *want,
+            Test::StartsWith(prefix) => value.lowercase().starts_with(prefix.as_str()),
+            Test::EndsWith(suffix) => value.lowercase().ends_with(suffix.as_str()),
+            Test::Matches(regex) => regex.is_match(&value.lowercase()),
+            Test::Tags(how, wanted) => {
+                let tags = event.tags();
+                let has = |t: &String| tags.contains(t);
+                match how {
+                    TagTest::Any => wanted.iter().any(has),
+                    TagTest::All => wanted.iter().all(has),
+                    TagTest::None => !wanted.iter().any(has),
+                }
+            }
+            Test::Changed | Test::ChangedTo(_) | Test::ChangedFrom(_) => false,
+        }
+    }
+
+    fn change_test(&self) -> Option<impl Fn(Option<&Change>) -> bool + '_> {
+        let test = match &self.test {
+            Test::Changed | Test::ChangedTo(_) | Test::ChangedFrom(_) => &self.test,
+            _ => return None,
+        };
+        Some(move |change: Option<&Change>| {
+            let Some(change) = change else { return false };
+            match test {
+                Test::ChangedTo(v) => change.to.as_deref() == Some(v.as_str()),
+                Test::ChangedFrom(v) => change.from.as_deref() == Some(v.as_str()),
+                _ => change.from != change.to,
+            }
+        })
+    }
+
+    /// The value the condition looked at, for explanations.
+    pub(crate) fn observed(&self, event: &EventView<'_>) -> Value {
+        if self.change_test().is_some() {
+            return match event.change(self.field) {
+                Some(change) => json!({ "from": change.from, "to": change.to }),
+                None => Value::Null,
+            };
+        }
+        event.read(self.field, &self.key).to_json()
+    }
+}
+
+/// Checks a condition's value against the type its operator takes and turns
+/// it into a [`Test`].
+fn build_test(
+    field: Field,
+    op: Operator,
+    value_type: ValueType,
+    value: &Value,
+) -> Result<Test, (Code, String)> {
+    let invalid = |message: String| (Code::InvalidValue, message);
+    let lower = |s: &str| s.to_lowercase();
+    let enum_rank = |s: &str| {
+        field.values().iter().position(|v| *v == s).ok_or_else(|| {
+            invalid(format!(
+                "`{s}` is not one of: {}",
+                field.values().join(", ")
+            ))
+        })
+    };
+    let text_like = !matches!(
+        field.kind(),
+        crate::catalog::Kind::Id | crate::catalog::Kind::Enum
+    );
+    let normalise = |s: &str| if text_like { lower(s) } else { s.to_owned() };
+
+    Ok(match value_type {
+        ValueType::None => {
+            if !value.is_null() {
+                return Err(invalid(format!("`{}` takes no value", op.as_str())));
+            }
+            match op {
+                Operator::IsEmpty => Test::Empty(true),
+                Operator::IsNotEmpty => Test::Empty(false),
+                _ => Test::Changed,
+            }
+        }
+        ValueType::String | ValueType::Enum | ValueType::Regex => {
+            let s = expect_string(value, op)?;
+            if value_type == ValueType::Enum {
+                enum_rank(s)?;
+            }
+            match op {
+                Operator::Is => Test::OneOf(vec![normalise(s)], true),
+                Operator::IsNot => Test::OneOf(vec![normalise(s)], false),
+                Operator::Lt => Test::Rank(Ordering::Less, false, enum_rank(s)?),
+                Operator::Lte => Test::Rank(Ordering::Less, true, enum_rank(s)?),
+                Operator::Gt => Test::Rank(Ordering::Greater, false, enum_rank(s)?),
+                Operator::Gte => Test::Rank(Ordering::Greater, true, enum_rank(s)?),
+                Operator::Contains => Test::Contains(lower(s), true),
+                Operator::NotContains => Test::Contains(lower(s), false),
+                Operator::StartsWith => Test::StartsWith(lower(s)),
+                Operator::EndsWith => Test::EndsWith(lower(s)),
+                Operator::Matches => Test::Matches(compile_pattern(s)?),
+                Operator::ChangedTo => Test::ChangedTo(s.to_owned()),
+                _ => Test::ChangedFrom(s.to_owned()),
+            }
+        }
+        ValueType::StringList | ValueType::EnumList => {
+            let items = expect_list(value, op)?;
+            if value_type == ValueType::EnumList {
+                items.iter().try_for_each(|s| enum_rank(s).map(drop))?;
+            }
+            let items: Vec<String> = items.iter().map(|s| normalise(s)).collect();
+            match op {
+                Operator::In => Test::OneOf(items, true),
+                Operator::NotIn => Test::OneOf(items, false),
+                Operator::HasAny => Test::Tags(TagTest::Any, items),
+                Operator::HasAll => Test::Tags(TagTest::All, items),
+                _ => Test::Tags(TagTest::None, items),
+            }
+        }
+        ValueType::Number => {
+            let n = expect_number(value, op)?;
+            match op {
+                Operator::Lt => Test::Number(Ordering::Less, false, n),
+                Operator::Lte => Test::Number(Ordering::Less, true, n),
+                Operator::Gt => Test::Number(Ordering::Greater, false, n),
+                _ => Test::Number(Ordering::Greater, true, n),
+            }
+        }
+        ValueType::StringOrNumber => {
+            let want = op == Operator::Is;
+            match value {
+                Value::Number(_) => Test::NumberIs(expect_number(value, op)?, want),
+                _ => Test::OneOf(vec![lower(expect_string(value, op)?)], want),
+            }
+        }
+    })
+}
+
+fn expect_string(value: &Value, op: Operator) -> Result<&str, (Code, String)> {
+    let op = op.as_str();
+    match value {
+        Value::String(s) if s.is_empty() => Err((
+            Code::InvalidValue,
+            format!("`{op}` needs a non-empty text; to test for nothing use `is_empty`"),
+        )),
+        Value::String(s) if s.chars().count() > MAX_VALUE_CHARS => Err((
+            Code::InvalidValue,
+            format!("the value is longer than {MAX_VALUE_CHARS} characters"),
+        )),
+        Value::String(s) => Ok(s),
+        Value::Null => Err((Code::InvalidValue, format!("`{op}` needs a value"))),
+        other => Err((
+            Code::InvalidValue,
+            format!("`{op}` needs a text value, not {}", describe(other)),
+        )),
+    }
+}
+
+fn expect_list(value: &Value, op: Operator) -> Result<Vec<&str>, (Code, String)> {
+    let name = op.as_str();
+    let Value::Array(items) = value else {
+        return Err((
+            Code::InvalidValue,
+            format!("`{name}` needs a list of texts, not {}", describe(value)),
+        ));
+    };
+    if items.is_empty() || items.len() > MAX_LIST_ITEMS {
+        return Err((
+            Code::InvalidValue,
+            format!(
+                "`{name}` needs from 1 to {MAX_LIST_ITEMS} items; this list has {}",
+                items.len()
+            ),
+        ));
+    }
+    items.iter().map(|item| expect_string(item, op)).collect()
+}
+
+fn expect_number(value: &Value, op: Operator) -> Result<f64, (Code, String)> {
+    match value.as_f64() {
+        Some(n) if n.is_finite() => Ok(n),
+        _ => Err((
+            Code::InvalidValue,
+            format!("`{}` needs a number, not {}", op.as_str(), describe(value)),
+        )),
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Compiles a `matches` pattern with the engine's limits. The engine is
+/// linear-time by construction; the limits bound its memory.
+fn compile_pattern(pattern: &str) -> Result<regex_lite::Regex, (Code, String)> {
+    if pattern.chars().count() > MAX_PATTERN_CHARS {
+        return Err((
+            Code::InvalidRegex,
+            format!("the pattern is longer than {MAX_PATTERN_CHARS} characters"),
+        ));
+    }
+    regex_lite::RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .size_limit(MAX_REGEX_BYTES)
+        .nest_limit(32)
+        .build()
+        .map_err(|e| {
+            // The engine's message names the problem and where; keep its
+            // first line, which carries no input beyond the pattern.
+            let detail = e.to_string();
+            let detail = detail
+                .lines()
+                .last()
+                .unwrap_or("invalid pattern")
+                .trim()
+                .to_owned();
+            (
+                Code::InvalidRegex,
+                format!("the pattern does not compile: {detail}"),
+            )
+        })
+}
+
+/// An event as conditions read it, with lowercased text computed at most
+/// once per field however many conditions look at it.
+#[derive(Debug)]
+pub(crate) struct EventView<'a> {
+    pub(crate) event: &'a IngestEvent,
+    pub(crate) event_type: Option<EventType>,
+    lowered: [OnceCell<String>; 5],
+    tags: OnceCell<Vec<String>>,
+}
+
+impl<'a> EventView<'a> {
+    pub(crate) fn new(event: &'a IngestEvent) -> Self {
+        Self {
+            event,
+            event_type: EventType::parse(&event.event),
+            lowered: Default::default(),
+            tags: OnceCell::new(),
+        }
+    }
+
+    fn read(&self, field: Field, key: &str) -> Read<'_> {
+        let ticket = &self.event.ticket;
+        let text = |s: &'a Option<String>, slot: Option<usize>| match s.as_deref() {
+            Some(s) => Read::Text(s, slot.and_then(|i| self.lowered.get(i))),
+            None => Read::Missing,
+        };
+        let requester = ticket.requester.as_ref();
+        let message = self.event.message.as_ref();
+        match field {
+            Field::Channel => text(&ticket.channel, None),
+            Field::AccountId => text(&ticket.account_id, None),
+            Field::TeamId => text(&ticket.team_id, None),
+            Field::AssigneeId => text(&ticket.assignee_id, None),
+            Field::Status => text(&ticket.status, None),
+            Field::Priority => text(&ticket.priority, None),
+            Field::Subject => text(&ticket.subject, Some(0)),
+            Field::MessageBody => message.map_or(Read::Missing, |m| text(&m.body, Some(1))),
+            Field::MessageFrom => message.map_or(Read::Missing, |m| text(&m.from, Some(2))),
+            Field::RequesterEmail => requester.map_or(Read::Missing, |r| text(&r.email, Some(3))),
+            Field::RequesterName => requester.map_or(Read::Missing, |r| text(&r.name, Some(4))),
+            Field::Tags => Read::Tags(&ticket.tags),
+            Field::Custom => match ticket.custom_fields.get(key) {
+                Some(Value::String(s)) => Read::Text(s, None),
+                Some(Value::Number(n)) => Read::Number(n),
+                Some(Value::Bool(b)) => Read::Text(if *b { "true" } else { "false" }, None),
+                _ => Read::Missing,
+            },
+        }
+    }
+
+    /// The ticket's tags, lowercased once.
+    fn tags(&self) -> &[String] {
+        self.tags.get_or_init(|| {
+            self.event
+                .ticket
+                .tags
+                .iter()
+                .map(|t| t.to_lowercase())
+                .collect()
+        })
+    }
+
+    fn change(&self, field: Field) -> Option<&'a Change> {
+        let changes = &self.event.changes;
+        match field {
+            Field::Status => changes.status.as_ref(),
+            Field::Priority => changes.priority.as_ref(),
+            Field::AssigneeId => changes.assignee_id.as_ref(),
+            Field::TeamId => changes.team_id.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// One field's value as read from an event.
+enum Read<'e> {
+    Missing,
+    /// Text, with the cache slot for its lowercase form when it has one.
+    Text(&'e str, Option<&'e OnceCell<String>>),
+    Number(&'e serde_json::Number),
+    Tags(&'e [String]),
+}
+
+impl Read<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Missing => true,
+            Self::Text(s, _) => s.is_empty(),
+            Self::Number(_) => false,
+            Self::Tags(tags) => tags.is_empty(),
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Self::Text(s, _) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match self {
+            Self::Number(n) => n.as_f64(),
+            Self::Text(s, _) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+            _ => None,
+        }
+    }
+
+    /// The text, lowercased (from the cache when there is one).
+    fn lowercase(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Text(s, Some(cell)) => cell.get_or_init(|| s.to_lowercase()).as_str().into(),
+            Self::Text(s, None) => s.to_lowercase().into(),
+            Self::Number(n) => n.to_string().into(),
+            Self::Missing | Self::Tags(_) => "".into(),
+        }
+    }
+
+    /// The form `is`/`in` compare: exact for ids and enums, else lowercase.
+    fn comparable(&self, field: Field) -> std::borrow::Cow<'_, str> {
+        match (self, field.kind()) {
+            (Self::Text(s, _), crate::catalog::Kind::Id | crate::catalog::Kind::Enum) => {
+                (*s).into()
+            }
+            _ => self.lowercase(),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Self::Missing => Value::Null,
+            Self::Text(s, _) => Value::String((*s).to_owned()),
+            Self::Number(n) => Value::Number((*n).clone()),
+            Self::Tags(tags) => json!(tags),
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! Logic expressions: `(1 or 2 or 3) and (4 and 5)`.
+//!
+//! [`validate`] finds every problem in an expression and reports each as a
+//! [`Diagnostic`] with a UTF-16 span; [`parse`] turns a valid one into an
+//! [`Expr`] that evaluates without further parsing.
+//!
+//! Validation runs in stages, so that it can report every problem rather
+//! than the first one a parser trips over:
+//!
+//! 1. limits: `too_long` (checked before anything else touches the input),
+//!    then `empty_expression`;
+//! 2. `fullwidth_character`: each full-width character is reported and
+//!    replaced by its half-width twin, and the later stages see the result,
+//!    so they report what would remain after the fix;
+//! 3. on the tokens of the `tokens` grammar rule: `missing_space`,
+//!    `unbalanced_parentheses`, `too_deep`, `unknown_condition`, and a
+//!    `syntax_error` for each unknown word or symbol;
+//! 4. when spacing and parentheses are sound, the `expression` grammar rule
+//!    parses the input; its failure becomes one `syntax_error` at the
+//!    offending token (after one syntax error the parser cannot know what
+//!    was meant, so it stops there).
+//!
+//! Full-width diagnostics come first; the rest follow in the order of their
+//! spans. Warnings (`unused_condition`) never make an expression invalid.
+
+use std::collections::BTreeSet;
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use crate::diagnostic::{Code, Diagnostic, Report};
+
+mod text;
+
+use text::{Utf16Index, halfwidth};
+
+/// The longest expression accepted, in characters (Unicode scalar values).
+pub const MAX_EXPRESSION_CHARS: usize = 4096;
+
+/// The deepest nesting of parentheses accepted.
+pub const MAX_EXPRESSION_DEPTH: usize = 32;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "expression/expression.pest"]
+struct Grammar;
+
+/// A parsed logic expression. `And` and `Or` hold two or more operands, in
+/// the order written; evaluation goes left to right and stops as soon as the
+/// answer is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    /// The condition with this id holds.
+    Condition(u32),
+    /// Every operand holds.
+    And(Vec<Expr>),
+    /// At least one operand holds.
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    /// Evaluates the expression, asking `holds` about each condition it
+    /// needs, left to right, skipping those whose answer cannot matter.
+    pub fn eval(&self, holds: &mut impl FnMut(u32) -> bool) -> bool {
+        match self {
+            Self::Condition(id) => holds(*id),
+            Self::And(operands) => operands.iter().all(|e| e.eval(holds)),
+            Self::Or(operands) => operands.iter().any(|e| e.eval(holds)),
+        }
+    }
+
+    /// Every condition id the expression mentions, in order of appearance.
+    pub fn condition_ids(&self) -> Vec<u32> {
+        fn walk(expr: &Expr, out: &mut Vec<u32>) {
+            match expr {
+                Expr::Condition(id) => out.push(*id),
+                Expr::And(operands) | Expr::Or(operands) => {
+                    operands.iter().for_each(|e| walk(e, out))
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
+    /// The same expression with each condition id replaced by `f(id)`.
+    pub fn map_ids(&self, f: &impl Fn(u32) -> u32) -> Self {
+        match self {
+            Self::Condition(id) => Self::Condition(f(*id)),
+            Self::And(operands) => Self::And(operands.iter().map(|e| e.map_ids(f)).collect()),
+            Self::Or(operands) => Self::Or(operands.iter().map(|e| e.map_ids(f)).collect()),
+        }
+    }
+}
+
+/// Validates `expression` against the webhook's condition ids.
+pub(crate) fn validate(expression: &str, ids: &[u32]) -> Report {
+    analyse(expression, ids).0
+}
+
+/// Parses a valid expression. Returns the validation report as the error
+/// when the expression is not valid.
+pub(crate) fn parse(expression: &str, ids: &[u32]) -> Result<Expr, Report> {
+    match analyse(expression, ids) {
+        (report, Some(expr)) if report.valid => Ok(expr),
+        (report, _) => Err(report),
+    }
+}
+
+/// Validates and, when valid, parses: one pass for both answers.
+pub(crate) fn analyse(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
+    let chars = expression.chars().count();
+    if chars > MAX_EXPRESSION_CHARS {
+        let end = to_u32(expression.encode_utf16().count());
+        let message = format!(
+            "the expression is {chars} characters long; the limit is {MAX_EXPRESSION_CHARS}"
+        );
+        return (
+            only(Diagnostic::spanned(Code::TooLong, message, 0, end)),
+            None,
+        );
+    }
+
+    let (normalized, mut errors) = report_fullwidth(expression);
+    if normalized.trim_matches([' ', '\t']).is_empty() {
+        errors.push(Diagnostic::spanned(
+            Code::EmptyExpression,
+            "the expression is empty: write condition numbers joined by `and` or `or`, e.g. `1 and 2`",
+            0,
+            0,
+        ));
+        return (Report::new(errors, Vec::new()), None);
+    }
+
+    let index = Utf16Index::new(&normalized);
+    let tokens = tokenize(&normalized);
+    let known: BTreeSet<u32> = ids.iter().copied().filter(|&id| id != 0).collect();
+    let mut lexical = Vec::new();
+    let structure_sound = check_spacing(&tokens, &index, &mut lexical)
+        & check_parentheses(&tokens, &index, &mut lexical);
+    check_words_and_numbers(&tokens, &known, &index, &mut lexical);
+
+    let mut expr = None;
+    if structure_sound {
+        match Grammar::parse(Rule::expression, &normalized) {
+            Ok(mut pairs) => {
+                let root = pairs.next().and_then(|p| p.into_inner().next());
+                expr = root.map(build);
+            }
+            Err(error) => {
+                let diagnostic = syntax_error(&error, &tokens, &normalized, &index);
+                if !lexical
+                    .iter()
+                    .any(|d| d.code == Code::SyntaxError && d.start == diagnostic.start)
+                {
+                    lexical.push(diagnostic);
+                }
+            }
+        }
+    }
+
+    lexical.sort_by_key(|d| (d.start, d.end, d.code));
+    errors.extend(lexical);
+    let warnings = unused_conditions(&tokens, ids);
+    let report = Report::new(errors, warnings);
+    let expr = if report.valid { expr } else { None };
+    (report, expr)
+}
+
+fn only(diagnostic: Diagnostic) -> Report {
+    Report::new(vec![diagnostic], Vec::new())
+}
+
+/// Reports every full-width character and returns the input with each one
+/// replaced by its half-width twin. Both are one UTF-16 unit wide, so spans
+/// in the replaced text are spans in the original.
+fn report_fullwidth(expression: &str) -> (String, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let mut normalized = String::with_capacity(expression.len());
+    let mut at = 0u32;
+    for c in expression.chars() {
+        let width = to_u32(c.len_utf16());
+        match halfwidth(c) {
+            Some(ascii) => {
+                let shown = if ascii == ' ' {
+                    "a half-width space".to_owned()
+                } else {
+                    format!("`{ascii}`")
+                };
+                let message = format!(
+                    "full-width `{c}` (U+{:04X}): use the half-width {shown} instead",
+                    u32::from(c)
+                );
+                errors.push(Diagnostic::spanned(
+                    Code::FullwidthCharacter,
+                    message,
+                    at,
+                    at + width,
+                ));
+                normalized.push(ascii);
+            }
+            None => normalized.push(c),
+        }
+        at += width;
+    }
+    (normalized, errors)
+}
+
+/// A token of the `tokens` grammar rule, with its byte span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Token<'a> {
+    kind: Kind,
+    text: &'a str,
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Blanks,
+    Open,
+    Close,
+    Number,
+    Operator,
+    Word,
+    Symbol,
+}
+
+fn tokenize(input: &str) -> Vec<Token<'_>> {
+    // `tokens` accepts every input, so failure would be a grammar bug; an
+    // empty token list then makes the structural parse report it.
+    let Ok(mut pairs) = Grammar::parse(Rule::tokens, input) else {
+        return Vec::new();
+    };
+    let Some(root) = pairs.next() else {
+        return Vec::new();
+    };
+    root.into_inner()
+        .filter_map(|pair| {
+            let text = pair.as_str();
+            let kind = match pair.as_rule() {
+                Rule::blanks => Kind::Blanks,
+                Rule::open => Kind::Open,
+                Rule::close => Kind::Close,
+                Rule::number => Kind::Number,
+                Rule::word if is_operator(text) => Kind::Operator,
+                Rule::word => Kind::Word,
+                Rule::symbol => Kind::Symbol,
+                _ => return None,
+            };
+            let span = pair.as_span();
+            Some(Token {
+                kind,
+                text,
+                start: span.start(),
+                end: span.end(),
+            })
+        })
+        .collect()
+}
+
+fn is_operator(word: &str) -> bool {
+    word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or")
+}
+
+/// `missing_space` for each operator without a blank right before or after
+/// it. An operator at either end is a missing operand, left to the parser.
+/// Returns whether spacing is sound.
+fn check_spacing(tokens: &[Token<'_>], index: &Utf16Index, out: &mut Vec<Diagnostic>) -> bool {
+    let before = out.len();
+    for (i, token) in tokens.iter().enumerate() {
+        if token.kind != Kind::Operator {
+            continue;
+        }
+        let prev = i.checked_sub(1).and_then(|p| tokens.get(p));
+        let next = tokens.get(i + 1);
+        let cramped = |t: Option<&Token<'_>>| t.is_some_and(|t| t.kind != Kind::Blanks);
+        if cramped(prev) || cramped(next) {
+            let op = token.text.to_ascii_lowercase();
+            let (start, end) = index.span(token.start, token.end);
+            let message = format!("`{}` needs a space before and after it", op);
+            out.push(Diagnostic::spanned(Code::MissingSpace, message, start, end));
+        }
+    }
+    out.len() == before
+}
+
+/// `unbalanced_parentheses` for each `)` without a partner and for the
+/// outermost `(` left open; `too_deep` for the first `(` past the limit.
+/// Returns whether the parentheses are sound.
+fn check_parentheses(tokens: &[Token<'_>], index: &Utf16Index, out: &mut Vec<Diagnostic>) -> bool {
+    let before = out.len();
+    let mut open: Vec<&Token<'_>> = Vec::new();
+    let mut reported_depth = false;
+    for token in tokens {
+        match token.kind {
+            Kind::Open => {
+                open.push(token);
+                if open.len() > MAX_EXPRESSION_DEPTH && !reported_depth {
+                    reported_depth = true;
+                    let (start, end) = index.span(token.start, token.end);
+                    let message = format!(
+                        "parentheses are nested more than {MAX_EXPRESSION_DEPTH} levels deep"
+                    );
+                    out.push(Diagnostic::spanned(Code::TooDeep, message, start, end));
+                }
+            }
+            Kind::Close if open.pop().is_none() => {
+                let (start, end) = index.span(token.start, token.end);
+                out.push(Diagnostic::spanned(
+                    Code::UnbalancedParentheses,
+                    "this `)` has no matching `(`",
+                    start,
+                    end,
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(outermost) = open.first() {
+        let (start, end) = index.span(outermost.start, outermost.end);
+        let message = match open.len() {
+            1 => "this `(` is never closed".to_owned(),
+            n => format!("this `(` is never closed ({n} parentheses are left open)"),
+        };
+        out.push(Diagnostic::spanned(
+            Code::UnbalancedParentheses,
+            message,
+            start,
+            end,
+        ));
+    }
+    out.len() == before
+}
+
+/// `unknown_condition` for each number that is not a condition id, and
+/// `syntax_error` for each word that is not an operator and each symbol.
+fn check_words_and_numbers(
+    tokens: &[Token<'_>],
+    known: &BTreeSet<u32>,
+    index: &Utf16Index,
+    out: &mut Vec<Diagnostic>,
+) {
+    for token in tokens {
+        let (start, end) = index.span(token.start, token.end);
+        let message = match token.kind {
+            Kind::Number => match token.text.parse::<u32>() {
+                Ok(id) if known.contains(&id) => continue,
+                Ok(0) => "there is no condition 0: conditions are numbered from 1".to_owned(),
+                Ok(id) => format!("there is no condition {id}"),
+                Err(_) => format!("there is no condition {}", token.text),
+            },
+            Kind::Word => format!(
+                "unknown word `{}`: only condition numbers, `and`, `or` and parentheses are allowed",
+                token.text
+            ),
+            Kind::Symbol => format!(
+                "unexpected `{}`: only condition numbers, `and`, `or` and parentheses are allowed",
+                token.text
+            ),
+            _ => continue,
+        };
+        let code = if token.kind == Kind::Number {
+            Code::UnknownCondition
+        } else {
+            Code::SyntaxError
+        };
+        out.push(Diagnostic::spanned(code, message, start, end));
+    }
+}
+
+/// The `syntax_error` for a failed structural parse: the token where the
+/// parser stopped (or the end), and what it expected there, in the user's
+/// words.
+fn syntax_error(
+    error: &pest::error::Error<Rule>,
+    tokens: &[Token<'_>],
+    input: &str,
+    index: &Utf16Index,
+) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+
+    let at = match error.location {
+        InputLocation::Pos(p) | InputLocation::Span((p, _)) => p,
+    };
+    let expected = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
+        ErrorVariant::CustomError { .. } => String::new(),
+    };
+    let token = tokens
+        .iter()
+        .find(|t| t.kind != Kind::Blanks && t.start <= at && at < t.end)
+        .or_else(|| {
+            tokens
+                .iter()
+                .find(|t| t.kind != Kind::Blanks && t.start >= at)
+        });
+    let (found, start, end) = match token {
+        Some(t) => (format!("unexpected `{}`", t.text), t.start, t.end),
+        None => (
+            "the expression ends too early".to_owned(),
+            input.len(),
+            input.len(),
+        ),
+    };
+    let empty_group = token.is_some_and(|t| t.kind == Kind::Close)
+        && input[..start].trim_end_matches([' ', '\t']).ends_with('(');
+    let message = if empty_group {
+        "empty parentheses: write a condition number or an expression inside".to_owned()
+    } else if expected.is_empty() {
+        found
+    } else {
+        format!("{found}: expected {expected}")
+    };
+    let (start, end) = index.span(start, end);
+    Diagnostic::spanned(Code::SyntaxError, message, start, end)
+}
+
+/// Names grammar rules in the admin's words: "a condition number or `(`".
+/// The names come in one fixed order, whatever order pest tried them in.
+fn describe_expected(rules: &[Rule]) -> String {
+    const ORDER: [&str; 6] = [
+        "a condition number",
+        "`(`",
+        "`)`",
+        "`and`",
+        "`or`",
+        "the end of the expression",
+    ];
+    let mut wanted = [false; ORDER.len()];
+    for rule in rules {
+        let names: &[usize] = match rule {
+            Rule::number => &[0],
+            Rule::open | Rule::group => &[1],
+            Rule::disjunction | Rule::conjunction => &[0, 1],
+            Rule::close => &[2],
+            Rule::and_op => &[3],
+            Rule::or_op => &[4],
+            Rule::EOI => &[5],
+            _ => &[],
+        };
+        names.iter().for_each(|&i| wanted[i] = true);
+    }
+    let names: Vec<&str> = ORDER
+        .iter()
+        .zip(wanted)
+        .filter(|(_, w)| *w)
+        .map(|(n, _)| *n)
+        .collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// `unused_condition` for each id the expression never mentions.
+fn unused_conditions(tokens: &[Token<'_>], ids: &[u32]) -> Vec<Diagnostic> {
+    let mentioned: BTreeSet<u32> = tokens
+        .iter()
+        .filter(|t| t.kind == Kind::Number)
+        .filter_map(|t| t.text.parse().ok())
+        .collect();
+    let mut seen = BTreeSet::new();
+    ids.iter()
+        .filter(|id| !mentioned.contains(id) && seen.insert(**id))
+        .map(|id| {
+            Diagnostic::spanned(
+                Code::UnusedCondition,
+                format!("condition {id} is not used in the expression"),
+                0,
+                0,
+            )
+        })
+        .collect()
+}
+
+/// Builds the tree of a `disjunction`, `conjunction`, `group` or `number`.
+fn build(pair: Pair<'_, Rule>) -> Expr {
+    let rule = pair.as_rule();
+    if rule == Rule::number {
+        // The lexical stage has checked every number against the ids.
+        return Expr::Condition(pair.as_str().parse().unwrap_or(0));
+    }
+    let mut operands: Vec<Expr> = pair
+        .into_inner()
+        .filter(|p| {
+            matches!(
+                p.as_rule(),
+                Rule::disjunction | Rule::conjunction | Rule::group | Rule::number
+            )
+        })
+        .map(build)
+        .collect();
+    match (rule, operands.len()) {
+        (_, 1) => operands.pop().unwrap_or(Expr::Condition(0)),
+        (Rule::disjunction, _) => Expr::Or(operands),
+        _ => Expr::And(operands),
+    }
+}
+
+/// Lengths here are bounded by [`MAX_EXPRESSION_CHARS`], so they fit.
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! The Inbox Tickets webhook rule engine.
+//!
+//! One crate decides validity and matching for every surface: natively in
+//! the server's tests and CLI, inside wasmtime in the server, and in the
+//! browser through wasm-bindgen. It does no I/O and keeps no global state,
+//! so the same input gives the same answer everywhere.
+//!
+//! The façade:
+//!
+//! * [`validate_expression`], [`parse_expression`], [`evaluate`]: logic
+//!   expressions such as `(1 or 2 or 3) and (4 and 5)`;
+//! * [`validate_webhook`], [`explain`], [`catalog`]: webhook definitions;
+//! * [`RuleSet`]: compiled webhooks that match events;
+//! * [`api`]: all of the above in their JSON shapes, for the shells.
+//!
+//! # Examples
+//!
+//! ```
+//! let report = inbox_rules::validate_expression("(1 or 2）and 3", &[1, 2, 3]);
+//! assert_eq!(report.errors[0].code.as_str(), "fullwidth_character");
+//! assert_eq!((report.errors[0].start, report.errors[0].end), (Some(7), Some(8)));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod api;
+mod catalog;
+mod condition;
+mod diagnostic;
+mod explain;
+mod expression;
+mod model;
+mod ruleset;
+mod webhook;
+
+use std::collections::BTreeMap;
+
+pub use catalog::{
+    CUSTOM_FIELD_PREFIX, Catalog, FieldInfo, Kind, Limits, MAX_CONDITION_ID, MAX_CONDITIONS,
+    MAX_LIST_ITEMS, MAX_PATTERN_CHARS, MAX_REGEX_BYTES, MAX_URL_CHARS, MAX_VALUE_CHARS, Operator,
+    OperatorInfo, PRIORITIES, STATUSES, ValueType, catalog,
+};
+pub use diagnostic::{Code, Diagnostic, Invalid, Report};
+pub use explain::{CheckOutcome, ConditionOutcome, Explanation, MatchOutcome};
+pub use expression::{Expr, MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH};
+pub use model::{
+    Change, Changes, Condition, EventType, IngestEvent, MatchMode, Message, Requester, Ticket,
+    Webhook,
+};
+pub use ruleset::{Rejected, RuleSet};
+
+/// Validates a logic expression against the webhook's condition ids and
+/// reports every problem found (see SPEC §3 for the codes and spans).
+///
+/// # Examples
+///
+/// ```
+/// let report = inbox_rules::validate_expression("1 or 4", &[1, 2, 3]);
+/// assert!(!report.valid);
+/// assert_eq!(report.errors[0].code.as_str(), "unknown_condition");
+/// assert_eq!((report.errors[0].start, report.errors[0].end), (Some(5), Some(6)));
+/// assert_eq!(report.warnings.len(), 2); // conditions 2 and 3 are unused
+/// ```
+pub fn validate_expression(expression: &str, ids: &[u32]) -> Report {
+    expression::validate(expression, ids)
+}
+
+/// Parses a valid logic expression into an [`Expr`] to evaluate many times.
+pub fn parse_expression(expression: &str, ids: &[u32]) -> Result<Expr, Report> {
+    expression::parse(expression, ids)
+}
+
+/// Evaluates a logic expression given whether each condition holds (a
+/// condition missing from `truth` does not). The expression may use the ids
+/// that are keys of `truth`.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// let truth = BTreeMap::from([(1, true), (2, false), (3, false)]);
+/// // `and` binds tighter than `or`: 1 or (2 and 3)
+/// assert_eq!(inbox_rules::evaluate("1 or 2 and 3", &truth), Ok(true));
+/// assert_eq!(inbox_rules::evaluate("(1 or 2) and 3", &truth), Ok(false));
+/// ```
+pub fn evaluate(expression: &str, truth: &BTreeMap<u32, bool>) -> Result<bool, Invalid> {
+    let ids: Vec<u32> = truth.keys().copied().collect();
+    let expr = parse_expression(expression, &ids).map_err(Invalid)?;
+    Ok(expr.eval(&mut |id| truth.get(&id).copied().unwrap_or(false)))
+}
+
+/// Validates a whole webhook: name, URL, events, subscription, conditions,
+/// match mode and expression. Diagnostics carry a `path` such as
+/// `conditions[2].value`, and expression diagnostics their spans.
+///
+/// # Examples
+///
+/// ```
+/// let webhook: inbox_rules::Webhook = serde_json::from_str(r#"{
+///     "name": "Refunds", "url": "https://crm.example/hook", "events": ["TicketCreated"],
+///     "conditions": [{"id": 1, "field": "subjekt", "operator": "is", "value": "x"}]
+/// }"#).unwrap();
+/// let report = inbox_rules::validate_webhook(&webhook);
+/// assert_eq!(report.errors[0].code.as_str(), "unknown_field");
+/// assert_eq!(report.errors[0].path.as_deref(), Some("conditions[0].field"));
+/// ```
+pub fn validate_webhook(webhook: &Webhook) -> Report {
+    match webhook::CompiledWebhook::compile(webhook) {
+        Ok((_, warnings)) => Report::new(Vec::new(), warnings),
+        Err(report) => report,
+    }
+}
+
+/// Whether `webhook` fires for `event`.
+pub fn matches(webhook: &Webhook, event: &IngestEvent) -> Result<bool, Invalid> {
+    let (compiled, _) = webhook::CompiledWebhook::compile(webhook).map_err(Invalid)?;
+    Ok(compiled.decide(&condition::EventView::new(event), &mut webhook::Quick))
+}
+
+/// Explains why `webhook` does or does not fire for `event`: each check in
+/// order, each condition with the value it saw, and the match mode's result.
+pub fn explain(webhook: &Webhook, event: &IngestEvent) -> Result<Explanation, Invalid> {
+    explain::explain(webhook, event).map_err(Invalid)
+}

@@ -1,0 +1,272 @@
+//! The data the engine reads: webhooks, their conditions, and ingest events,
+//! in the JSON shapes of the contract (camelCase keys).
+//!
+//! Webhooks are deserialised leniently (event types and the match mode are
+//! plain strings) so that a wrong value becomes a diagnostic with a path,
+//! `events[1]` or `match`, instead of a bare deserialisation error.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The ticket events the helpdesk emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EventType {
+    /// A ticket was created.
+    TicketCreated,
+    /// The customer replied.
+    TicketFromUserReply,
+    /// An agent replied.
+    TicketAgentReply,
+    /// The assignee changed.
+    TicketAssigneeChanged,
+    /// The status changed.
+    TicketStatusChanged,
+    /// The ticket was moved to the recycle bin.
+    TicketMovedToRecycleBin,
+}
+
+impl EventType {
+    /// Every event type, in the contract's order.
+    pub const ALL: [Self; 6] = [
+        Self::TicketCreated,
+        Self::TicketFromUserReply,
+        Self::TicketAgentReply,
+        Self::TicketAssigneeChanged,
+        Self::TicketStatusChanged,
+        Self::TicketMovedToRecycleBin,
+    ];
+
+    /// The name as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TicketCreated => "TicketCreated",
+            Self::TicketFromUserReply => "TicketFromUserReply",
+            Self::TicketAgentReply => "TicketAgentReply",
+            Self::TicketAssigneeChanged => "TicketAssigneeChanged",
+            Self::TicketStatusChanged => "TicketStatusChanged",
+            Self::TicketMovedToRecycleBin => "TicketMovedToRecycleBin",
+        }
+    }
+
+    /// The event type with this exact name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
+    /// Whether the delivered payload carries a `messageId`.
+    pub fn has_message(self) -> bool {
+        matches!(self, Self::TicketFromUserReply | Self::TicketAgentReply)
+    }
+
+    /// Position in [`Self::ALL`], for per-type tables.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How a webhook's conditions combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMode {
+    /// Every condition holds ("meet all").
+    All,
+    /// At least one condition holds ("meet any").
+    Any,
+    /// The logic expression holds.
+    Expression,
+}
+
+impl MatchMode {
+    /// The name as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Any => "any",
+            Self::Expression => "expression",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        [Self::All, Self::Any, Self::Expression]
+            .into_iter()
+            .find(|m| m.as_str() == name)
+    }
+}
+
+/// One numbered condition: `{"id": 1, "field": "subject", "operator":
+/// "contains", "value": "refund"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    /// The number the expression refers to, 1..=100, distinct in a webhook.
+    pub id: i64,
+    /// A field of the catalogue, e.g. `subject` or `customFields.plan`.
+    pub field: String,
+    /// An operator the field allows, e.g. `contains`.
+    pub operator: String,
+    /// The operand; its type depends on the operator (see the catalogue).
+    /// Absent for operators without one, such as `is_empty`.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub value: Value,
+}
+
+/// A webhook as the admin defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Stable identifier, e.g. `wh_…`; assigned by the server.
+    #[serde(default)]
+    pub id: String,
+    /// What the admin calls it.
+    #[serde(default)]
+    pub name: String,
+    /// A disabled webhook never fires.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Where deliveries are POSTed: an absolute http:// or https:// URL.
+    #[serde(default)]
+    pub url: String,
+    /// Event types it wants, by name.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Channels it listens to; with `accounts`, both empty means every one.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Channel accounts it listens to.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Numbered conditions; none means every event of its types fires.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// `all`, `any` or `expression`.
+    #[serde(rename = "match", default = "all_by_default")]
+    pub match_mode: String,
+    /// The logic expression, used when `match` is `expression`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+fn all_by_default() -> String {
+    MatchMode::All.as_str().to_owned()
+}
+
+/// The event the helpdesk sends to be matched (the "ingest event").
+/// Unknown keys are ignored, so the helpdesk can send more than the engine
+/// reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestEvent {
+    /// The company the event belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant_id: String,
+    /// The event type's name, e.g. `TicketCreated`.
+    pub event: String,
+    /// The ticket's UUID.
+    #[serde(default)]
+    pub ticket_id: String,
+    /// The message's UUID, for replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// When it happened (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<String>,
+    /// The ticket as it is after the event.
+    #[serde(default)]
+    pub ticket: Ticket,
+    /// The message, for replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+    /// What the event changed.
+    #[serde(default)]
+    pub changes: Changes,
+}
+
+/// The ticket fields conditions can test.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticket {
+    /// `email`, `whatsapp`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The channel account, e.g. `support@acme.example`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The ticket's subject line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// One of the ordered statuses (see the catalogue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// One of the ordered priorities (see the catalogue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// The agent it is assigned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<String>,
+    /// The team it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The customer who opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<Requester>,
+    /// Company-defined fields: text or numbers.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub custom_fields: serde_json::Map<String, Value>,
+}
+
+/// The customer behind a ticket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requester {
+    /// Their e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Their display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The message of a reply event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Who sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// What an event changed, field by field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changes {
+    /// A status change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Change>,
+    /// A priority change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Change>,
+    /// An assignee change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<Change>,
+    /// A team change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<Change>,
+}
+
+/// One field's change; `None` stands for "was empty" or "became empty".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The value before.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The value after.
+    #[serde(default)]
+    pub to: Option<String>,
+}

@@ -1,0 +1,224 @@
+//! A tenant's compiled webhooks, indexed for matching.
+//!
+//! Compile once, match many: webhooks are validated and compiled when they
+//! enter the set (expressions parsed, patterns compiled), and an index by
+//! event type, channel and account keeps each event's work to the webhooks
+//! that could fire for it.
+
+use std::collections::HashMap;
+
+use crate::condition::EventView;
+use crate::diagnostic::{Code, Diagnostic, Report};
+use crate::explain::{Explanation, explain_compiled};
+use crate::model::{EventType, IngestEvent, Webhook};
+use crate::webhook::{CompiledWebhook, Quick};
+
+/// Compiled webhooks, ready to match events.
+///
+/// # Examples
+///
+/// ```
+/// use inbox_rules::{IngestEvent, RuleSet, Webhook};
+///
+/// let webhook: Webhook = serde_json::from_str(r#"{
+///     "id": "wh_1", "name": "Refunds", "url": "https://crm.example/hook",
+///     "events": ["TicketCreated"],
+///     "conditions": [{"id": 1, "field": "subject", "operator": "contains", "value": "refund"}]
+/// }"#).unwrap();
+/// let mut rules = RuleSet::new();
+/// rules.insert(&webhook).unwrap();
+///
+/// let event: IngestEvent = serde_json::from_str(r#"{
+///     "event": "TicketCreated", "ticketId": "t1",
+///     "ticket": {"channel": "email", "subject": "Refund please"}
+/// }"#).unwrap();
+/// assert_eq!(rules.matches(&event), ["wh_1"]);
+/// ```
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    /// Webhooks by slot; `None` marks a free slot.
+    slots: Vec<Option<Entry>>,
+    /// Free slots, reused before the vector grows.
+    free: Vec<u32>,
+    /// Slot of each webhook id.
+    by_id: HashMap<String, u32>,
+    /// Per event type (indexed as `EventType::ALL`): enabled webhooks that
+    /// could fire for it.
+    index: [Bucket; 6],
+}
+
+#[derive(Debug)]
+struct Entry {
+    source: Webhook,
+    compiled: CompiledWebhook,
+}
+
+/// Enabled webhooks of one event type, by what they subscribe to.
+#[derive(Debug, Default)]
+struct Bucket {
+    /// Subscribed to every channel and account.
+    everywhere: Vec<u32>,
+    by_channel: HashMap<String, Vec<u32>>,
+    by_account: HashMap<String, Vec<u32>>,
+}
+
+/// A webhook [`RuleSet::from_webhooks`] refused, with why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// The webhook's id.
+    pub id: String,
+    /// Every problem found.
+    pub report: Report,
+}
+
+impl RuleSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A set of every valid webhook given, and the ones refused.
+    pub fn from_webhooks<'w>(
+        webhooks: impl IntoIterator<Item = &'w Webhook>,
+    ) -> (Self, Vec<Rejected>) {
+        let mut set = Self::new();
+        let rejected = webhooks
+            .into_iter()
+            .filter_map(|w| {
+                set.insert(w).err().map(|report| Rejected {
+                    id: w.id.clone(),
+                    report,
+                })
+            })
+            .collect();
+        (set, rejected)
+    }
+
+    /// How many webhooks the set holds, enabled or not.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether the set holds no webhook.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Adds a webhook, replacing the one with the same id. Returns its
+    /// warnings, or the report of why it was refused (the set unchanged).
+    pub fn insert(&mut self, webhook: &Webhook) -> Result<Vec<Diagnostic>, Report> {
+        if webhook.id.is_empty() {
+            let d = Diagnostic::at(
+                "id",
+                Code::InvalidValue,
+                "a webhook in a rule set needs an id",
+            );
+            return Err(Report::new(vec![d], Vec::new()));
+        }
+        let (compiled, warnings) = CompiledWebhook::compile(webhook)?;
+        self.remove(&webhook.id);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.index_entry(slot, &compiled, |list, slot| list.push(slot));
+        self.slots[slot as usize] = Some(Entry {
+            source: webhook.clone(),
+            compiled,
+        });
+        self.by_id.insert(webhook.id.clone(), slot);
+        Ok(warnings)
+    }
+
+    /// Removes the webhook with this id; whether it was there.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let Some(slot) = self.by_id.remove(id) else {
+            return false;
+        };
+        if let Some(entry) = self.slots[slot as usize].take() {
+            self.index_entry(slot, &entry.compiled, |list, slot| {
+                list.retain(|s| *s != slot)
+            });
+        }
+        self.free.push(slot);
+        true
+    }
+
+    /// Applies `edit` to every index list the webhook belongs in.
+    fn index_entry(
+        &mut self,
+        slot: u32,
+        webhook: &CompiledWebhook,
+        edit: impl Fn(&mut Vec<u32>, u32),
+    ) {
+        if !webhook.enabled {
+            return;
+        }
+        for event in webhook.event_types() {
+            let bucket = &mut self.index[event.index()];
+            if webhook.channels.is_empty() && webhook.accounts.is_empty() {
+                edit(&mut bucket.everywhere, slot);
+            }
+            for channel in &webhook.channels {
+                edit(bucket.by_channel.entry(channel.clone()).or_default(), slot);
+            }
+            for account in &webhook.accounts {
+                edit(bucket.by_account.entry(account.clone()).or_default(), slot);
+            }
+        }
+    }
+
+    /// The ids of the webhooks that fire for `event`, sorted.
+    pub fn matches(&self, event: &IngestEvent) -> Vec<&str> {
+        let view = EventView::new(event);
+        let mut fired: Vec<&str> = self
+            .candidates(&view)
+            .filter(|entry| entry.compiled.decide(&view, &mut Quick))
+            .map(|entry| entry.compiled.id.as_str())
+            .collect();
+        fired.sort_unstable();
+        fired.dedup();
+        fired
+    }
+
+    /// [`Self::matches`] for each event of a batch.
+    pub fn match_batch(&self, events: &[IngestEvent]) -> Vec<Vec<&str>> {
+        events.iter().map(|e| self.matches(e)).collect()
+    }
+
+    /// Explains the webhook with this id against `event`, or `None` when
+    /// the set has no such webhook.
+    pub fn explain(&self, id: &str, event: &IngestEvent) -> Option<Explanation> {
+        let entry = self.slots.get(*self.by_id.get(id)? as usize)?.as_ref()?;
+        Some(explain_compiled(&entry.source, &entry.compiled, event))
+    }
+
+    /// Webhooks that might fire for the event: subscribed to its type and
+    /// to its channel, its account, or everything. A webhook listed under
+    /// both its channel and its account comes twice; `matches` dedups.
+    fn candidates<'s>(&'s self, view: &EventView<'_>) -> impl Iterator<Item = &'s Entry> + 's {
+        let bucket = view.event_type.map(|e: EventType| &self.index[e.index()]);
+        let ticket = &view.event.ticket;
+        let lookup = |map: &'s HashMap<String, Vec<u32>>, key: &Option<String>| {
+            key.as_ref()
+                .and_then(|k| map.get(k))
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
+        let lists: [&'s [u32]; 3] = match bucket {
+            Some(b) => [
+                &b.everywhere,
+                lookup(&b.by_channel, &ticket.channel),
+                lookup(&b.by_account, &ticket.account_id),
+            ],
+            None => [&[], &[], &[]],
+        };
+        lists
+            .into_iter()
+            .flatten()
+            .filter_map(|slot| self.slots.get(*slot as usize)?.as_ref())
+    }
+}

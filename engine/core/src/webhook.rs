@@ -1,0 +1,343 @@
+//! Webhooks: validated and compiled once, then decided against events.
+//!
+//! [`CompiledWebhook::decide`] is the one evaluation behind both matching
+//! and explaining: a [`Probe`] watches it, and matching's probe lets it stop
+//! at the first failed check while the explainer's records every step.
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{MAX_CONDITIONS, MAX_URL_CHARS, MAX_VALUE_CHARS};
+use crate::condition::{CompiledCondition, EventView};
+use crate::diagnostic::{Code, Diagnostic, Report};
+use crate::expression::{self, Expr};
+use crate::model::{EventType, MatchMode, Webhook};
+
+/// A webhook ready to decide events.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledWebhook {
+    pub(crate) id: String,
+    pub(crate) enabled: bool,
+    /// Bit `i` set: subscribed to `EventType::ALL[i]`.
+    events: u8,
+    pub(crate) channels: Vec<String>,
+    pub(crate) accounts: Vec<String>,
+    pub(crate) conditions: Vec<CompiledCondition>,
+    pub(crate) mode: MatchMode,
+    /// For `expression` mode: the expression over indices into `conditions`.
+    expression: Option<Expr>,
+}
+
+/// One of the checks a webhook makes, in the order it makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    Enabled,
+    Event,
+    Subscription,
+    Conditions,
+}
+
+/// Watches a decision. `EXHAUSTIVE` probes see every check and condition,
+/// even after the answer is known.
+pub(crate) trait Probe {
+    const EXHAUSTIVE: bool;
+    fn check(&mut self, check: Check, passed: bool);
+    fn condition(&mut self, index: usize, holds: bool);
+}
+
+/// The probe of plain matching: records nothing, stops early.
+pub(crate) struct Quick;
+
+impl Probe for Quick {
+    const EXHAUSTIVE: bool = false;
+    fn check(&mut self, _: Check, _: bool) {}
+    fn condition(&mut self, _: usize, _: bool) {}
+}
+
+impl CompiledWebhook {
+    /// Validates `webhook` and compiles it, or returns the report of every
+    /// problem. The report's warnings are returned with the webhook.
+    pub(crate) fn compile(webhook: &Webhook) -> Result<(Self, Vec<Diagnostic>), Report> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+
+        if webhook.name.trim().is_empty() || webhook.name.chars().count() > 200 {
+            errors.push(Diagnostic::at(
+                "name",
+                Code::InvalidValue,
+                "give the webhook a name of 1 to 200 characters",
+            ));
+        }
+        if let Err(message) = check_url(&webhook.url) {
+            errors.push(Diagnostic::at("url", Code::InvalidUrl, message));
+        }
+
+        let mut events = 0u8;
+        if webhook.events.is_empty() {
+            errors.push(Diagnostic::at(
+                "events",
+                Code::InvalidValue,
+                "choose at least one event",
+            ));
+        }
+        for (i, name) in webhook.events.iter().enumerate() {
+            match EventType::parse(name) {
+                Some(e) => events |= 1 << e.index(),
+                None => errors.push(Diagnostic::at(
+                    format!("events[{i}]"),
+                    Code::UnknownEvent,
+                    format!(
+                        "there is no event `{name}`; events are: {}",
+                        EventType::ALL.map(EventType::as_str).join(", ")
+                    ),
+                )),
+            }
+        }
+        for (list, items) in [
+            ("channels", &webhook.channels),
+            ("accounts", &webhook.accounts),
+        ] {
+            for (i, item) in items.iter().enumerate() {
+                if item.is_empty() || item.chars().count() > MAX_VALUE_CHARS {
+                    errors.push(Diagnostic::at(
+                        format!("{list}[{i}]"),
+                        Code::InvalidValue,
+                        format!("each entry needs 1 to {MAX_VALUE_CHARS} characters"),
+                    ));
+                }
+            }
+        }
+
+        if webhook.conditions.len() > MAX_CONDITIONS {
+            errors.push(Diagnostic::at(
+                "conditions",
+                Code::TooManyConditions,
+                format!(
+                    "a webhook has at most {MAX_CONDITIONS} conditions; this one has {}",
+                    webhook.conditions.len()
+                ),
+            ));
+        }
+        let mut conditions = Vec::with_capacity(webhook.conditions.len());
+        let mut first_index: BTreeMap<i64, usize> = BTreeMap::new();
+        for (i, condition) in webhook.conditions.iter().enumerate() {
+            if let Some(first) = first_index.insert(condition.id, i) {
+                first_index.insert(condition.id, first);
+                let mut d = Diagnostic::at(
+                    format!("conditions[{i}].id"),
+                    Code::DuplicateId,
+                    format!(
+                        "condition {} is defined twice (also conditions[{first}])",
+                        condition.id
+                    ),
+                );
+                if let Ok(id) = u32::try_from(condition.id) {
+                    d = d.for_condition(id);
+                }
+                errors.push(d);
+            }
+            match CompiledCondition::compile(condition, i) {
+                Ok(c) => conditions.push(c),
+                Err(found) => errors.extend(found),
+            }
+        }
+
+        let mode = MatchMode::parse(&webhook.match_mode);
+        if mode.is_none() {
+            errors.push(Diagnostic::at(
+                "match",
+                Code::InvalidValue,
+                format!(
+                    "`{}` is not a match mode; use `all`, `any` or `expression`",
+                    webhook.match_mode
+                ),
+            ));
+        }
+        let mut expression = None;
+        if mode == Some(MatchMode::Expression) {
+            let ids: Vec<u32> = webhook
+                .conditions
+                .iter()
+                .filter_map(|c| u32::try_from(c.id).ok())
+                .collect();
+            let text = webhook.expression.as_deref().unwrap_or("");
+            let (report, parsed) = expression::analyse(text, &ids);
+            let at_expression = |mut d: Diagnostic| {
+                d.path = Some("expression".to_owned());
+                d
+            };
+            errors.extend(report.errors.into_iter().map(at_expression));
+            warnings.extend(report.warnings.into_iter().map(at_expression));
+            expression = parsed;
+        }
+
+        if !errors.is_empty() {
+            return Err(Report::new(errors, warnings));
+        }
+        // Conditions are addressed by position from here on.
+        let position = |id: u32| {
+            let at = conditions
+                .iter()
+                .position(|c: &CompiledCondition| c.id == id);
+            u32::try_from(at.unwrap_or(0)).unwrap_or(0)
+        };
+        let expression = expression.map(|e| e.map_ids(&position));
+        let compiled = Self {
+            id: webhook.id.clone(),
+            enabled: webhook.enabled,
+            events,
+            channels: webhook.channels.clone(),
+            accounts: webhook.accounts.clone(),
+            conditions,
+            mode: mode.unwrap_or(MatchMode::All),
+            expression,
+        };
+        Ok((compiled, warnings))
+    }
+
+    pub(crate) fn wants(&self, event: EventType) -> bool {
+        self.events & (1 << event.index()) != 0
+    }
+
+    pub(crate) fn event_types(&self) -> impl Iterator<Item = EventType> + '_ {
+        EventType::ALL.into_iter().filter(|e| self.wants(*e))
+    }
+
+    /// Whether the ticket's channel or account is subscribed to.
+    pub(crate) fn subscribed(&self, view: &EventView<'_>) -> bool {
+        let ticket = &view.event.ticket;
+        let listed = |list: &[String], value: &Option<String>| {
+            value.as_ref().is_some_and(|v| list.contains(v))
+        };
+        (self.channels.is_empty() && self.accounts.is_empty())
+            || listed(&self.channels, &ticket.channel)
+            || listed(&self.accounts, &ticket.account_id)
+    }
+
+    /// Decides whether the webhook fires for the event; the probe sees each
+    /// step. This is the only place the rules of SPEC §5 are written down.
+    pub(crate) fn decide<P: Probe>(&self, view: &EventView<'_>, probe: &mut P) -> bool {
+        let mut fires = true;
+        let mut step = |check: Check, passed: bool, probe: &mut P| {
+            probe.check(check, passed);
+            fires &= passed;
+            fires || P::EXHAUSTIVE
+        };
+        let checks = [
+            (Check::Enabled, self.enabled),
+            (Check::Event, view.event_type.is_some_and(|e| self.wants(e))),
+            (Check::Subscription, self.subscribed(view)),
+        ];
+        for (check, passed) in checks {
+            if !step(check, passed, probe) {
+                return false;
+            }
+        }
+        let held = self.conditions_hold(view, probe);
+        step(Check::Conditions, held, probe);
+        fires
+    }
+
+    fn conditions_hold<P: Probe>(&self, view: &EventView<'_>, probe: &mut P) -> bool {
+        let mut seen: Vec<Option<bool>> = vec![None; self.conditions.len()];
+        let mut holds = |index: usize| -> bool {
+            let slot = &mut seen[index];
+            *slot.get_or_insert_with(|| {
+                let result = self.conditions[index].holds(view);
+                probe.condition(index, result);
+                result
+            })
+        };
+        let result = match (self.mode, &self.expression) {
+            _ if self.conditions.is_empty() => true,
+            (MatchMode::Expression, Some(expr)) => expr.eval(&mut |i| holds(i as usize)),
+            (MatchMode::Any, _) => (0..self.conditions.len()).any(&mut holds),
+            _ => (0..self.conditions.len()).all(&mut holds),
+        };
+        if P::EXHAUSTIVE {
+            (0..self.conditions.len()).for_each(|i| {
+                holds(i);
+            });
+        }
+        result
+    }
+}
+
+/// Checks that `url` is an absolute http(s) URL with a host, within the
+/// length limit. Whether its host may be reached is the server's call (its
+/// SSRF guard), not the engine's.
+fn check_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Err("give the URL deliveries are sent to, e.g. https://crm.example/hooks".into());
+    }
+    if url.chars().count() > MAX_URL_CHARS {
+        return Err(format!("the URL is longer than {MAX_URL_CHARS} characters"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the URL contains spaces or control characters".into());
+    }
+    let rest = match url.split_once("://") {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest
+        }
+        _ => return Err("the URL must start with http:// or https://".into()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':')),
+            None => return Err("the URL's IPv6 address lacks its closing `]`".into()),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
+    if !host_ok {
+        return Err("the URL has no valid host name".into());
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("`{port}` is not a port number (1 to 65535)"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn urls_need_http_and_a_host() {
+        for ok in [
+            "https://crm.example/hooks/cloudcx",
+            "http://127.0.0.1:8080/x?y=1#z",
+            "HTTPS://[::1]:443/",
+            "https://user:pw@host.example",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "ftp://x.example",
+            "https://",
+            "https:///path",
+            "https://host:0/",
+            "https://host:99999/",
+            "https://ho st/",
+            "https://[::1/",
+            "crm.example/hooks",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+        assert!(check_url(&format!("https://h.example/{}", "a".repeat(2048))).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! The work behind each command-line command.
+
+pub mod rules;
