@@ -182,13 +182,12 @@ fn report_fullwidth(expression: &str) -> (String, Vec<Diagnostic>) {
         let width = to_u32(c.len_utf16());
         match halfwidth(c) {
             Some(ascii) => {
-                let shown = if ascii == ' ' {
-                    "a half-width space".to_owned()
-                } else {
-                    format!("`{ascii}`")
+                let shown = match ascii {
+                    ' ' => "a half-width space".to_owned(),
+                    _ => format!("the half-width `{ascii}`"),
                 };
                 let message = format!(
-                    "full-width `{c}` (U+{:04X}): use the half-width {shown} instead",
+                    "full-width `{c}` (U+{:04X}): use {shown} instead",
                     u32::from(c)
                 );
                 errors.push(Diagnostic::spanned(
