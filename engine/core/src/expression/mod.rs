@@ -347,15 +347,15 @@ fn check_words_and_numbers(
                 Ok(id) if known.contains(&id) => continue,
                 Ok(0) => "there is no condition 0: conditions are numbered from 1".to_owned(),
                 Ok(id) => format!("there is no condition {id}"),
-                Err(_) => format!("there is no condition {}", token.text),
+                Err(_) => format!("there is no condition {}", quote(token.text)),
             },
             Kind::Word => format!(
-                "unknown word `{}`: only condition numbers, `and`, `or` and parentheses are allowed",
-                token.text
+                "unknown word {}: only condition numbers, `and`, `or` and parentheses are allowed",
+                quote(token.text)
             ),
             Kind::Symbol => format!(
-                "unexpected `{}`: only condition numbers, `and`, `or` and parentheses are allowed",
-                token.text
+                "unexpected {}: only condition numbers, `and`, `or` and parentheses are allowed",
+                quote(token.text)
             ),
             _ => continue,
         };
@@ -395,7 +395,7 @@ fn syntax_error(
                 .find(|t| t.kind != Kind::Blanks && t.start >= at)
         });
     let (found, start, end) = match token {
-        Some(t) => (format!("unexpected `{}`", t.text), t.start, t.end),
+        Some(t) => (format!("unexpected {}", quote(t.text)), t.start, t.end),
         None => (
             "the expression ends too early".to_owned(),
             input.len(),
@@ -462,7 +462,7 @@ fn unused_conditions(tokens: &[Token<'_>], ids: &[u32]) -> Vec<Diagnostic> {
         .collect();
     let mut seen = BTreeSet::new();
     ids.iter()
-        .filter(|id| !mentioned.contains(id) && seen.insert(**id))
+        .filter(|&&id| id != 0 && !mentioned.contains(&id) && seen.insert(id))
         .map(|id| {
             Diagnostic::spanned(
                 Code::UnusedCondition,
@@ -497,6 +497,32 @@ fn build(pair: Pair<'_, Rule>) -> Expr {
         _ => Expr::And(operands),
     }
 }
+
+/// A token's text for a message: in backticks, cut after
+/// [`QUOTE_CHARS`] characters, with invisible characters (controls, line
+/// breaks, zero-width and other non-space blanks) named by code point.
+fn quote(text: &str) -> String {
+    let mut quoted = String::from("`");
+    for (i, c) in text.chars().enumerate() {
+        if i == QUOTE_CHARS {
+            quoted.push('…');
+            break;
+        }
+        let invisible = c.is_control()
+            || (c.is_whitespace() && c != ' ')
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}');
+        if invisible {
+            quoted.push_str(&format!("U+{:04X}", u32::from(c)));
+        } else {
+            quoted.push(c);
+        }
+    }
+    quoted.push('`');
+    quoted
+}
+
+/// How many characters of a token a message quotes.
+const QUOTE_CHARS: usize = 24;
 
 /// Lengths here are bounded by [`MAX_EXPRESSION_CHARS`], so they fit.
 fn to_u32(n: usize) -> u32 {
