@@ -54,14 +54,25 @@ fn every_fixture_answers_exactly_as_recorded() {
     let mut failures = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for path in corpus() {
-        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_owned();
         let mut cases = read(&path);
         for case in &mut cases {
-            assert!(names.insert(case.name.clone()), "duplicate case name {:?}", case.name);
+            assert!(
+                names.insert(case.name.clone()),
+                "duplicate case name {:?}",
+                case.name
+            );
             let actual = inbox_rules::api::run(&case.op, &case.input)
                 .unwrap_or_else(|e| panic!("{file}: {}: {e}", case.name));
             let actual_text = serde_json::to_string(&actual).expect("serialisable");
-            let expected_text = case.expect.as_ref().map(|e| serde_json::to_string(e).expect("serialisable"));
+            let expected_text = case
+                .expect
+                .as_ref()
+                .map(|e| serde_json::to_string(e).expect("serialisable"));
             match (update.as_deref(), &expected_text) {
                 (Some("all"), _) | (Some("missing"), None) => case.expect = Some(actual),
                 (_, Some(expected)) if *expected == actual_text => {}
@@ -84,15 +95,26 @@ fn every_fixture_answers_exactly_as_recorded() {
         failures.is_empty(),
         "{} fixture(s) differ:\n{}",
         failures.len(),
-        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
 #[test]
 fn the_corpus_covers_what_it_promises() {
     let count = |file: &str, ops: &[&str]| {
-        let path = corpus().into_iter().find(|p| p.ends_with(file)).expect(file);
-        read(&path).iter().filter(|c| ops.contains(&c.op.as_str())).count()
+        let path = corpus()
+            .into_iter()
+            .find(|p| p.ends_with(file))
+            .expect(file);
+        read(&path)
+            .iter()
+            .filter(|c| ops.contains(&c.op.as_str()))
+            .count()
     };
     assert!(count("expressions.jsonl", &["check", "eval"]) >= 200);
     assert!(count("conditions.jsonl", &["condition", "validate"]) >= 100);
@@ -104,11 +126,28 @@ fn the_corpus_covers_what_it_promises() {
         .map(|p| std::fs::read_to_string(p).expect("readable"))
         .collect();
     for code in [
-        "empty_expression", "fullwidth_character", "missing_space", "unbalanced_parentheses",
-        "unknown_condition", "syntax_error", "too_long", "too_deep", "unused_condition",
-        "unknown_field", "operator_not_allowed", "invalid_value", "invalid_regex",
-        "duplicate_id", "invalid_id", "too_many_conditions", "invalid_url", "unknown_event",
+        "empty_expression",
+        "fullwidth_character",
+        "missing_space",
+        "unbalanced_parentheses",
+        "unknown_condition",
+        "syntax_error",
+        "too_long",
+        "too_deep",
+        "unused_condition",
+        "unknown_field",
+        "operator_not_allowed",
+        "invalid_value",
+        "invalid_regex",
+        "duplicate_id",
+        "invalid_id",
+        "too_many_conditions",
+        "invalid_url",
+        "unknown_event",
     ] {
-        assert!(all.contains(&format!("\"code\":\"{code}\"")), "no fixture answers with {code}");
+        assert!(
+            all.contains(&format!("\"code\":\"{code}\"")),
+            "no fixture answers with {code}"
+        );
     }
 }

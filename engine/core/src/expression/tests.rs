@@ -9,7 +9,13 @@ fn errors(expression: &str, ids: &[u32]) -> Vec<(&'static str, u32, u32)> {
     validate(expression, ids)
         .errors
         .iter()
-        .map(|d| (d.code.as_str(), d.start.unwrap_or(u32::MAX), d.end.unwrap_or(u32::MAX)))
+        .map(|d| {
+            (
+                d.code.as_str(),
+                d.start.unwrap_or(u32::MAX),
+                d.end.unwrap_or(u32::MAX),
+            )
+        })
         .collect()
 }
 
@@ -36,11 +42,20 @@ fn each_code_has_its_span() {
     let cases: &[(&str, &[(&str, u32, u32)])] = &[
         ("", &[("empty_expression", 0, 0)]),
         (" \t ", &[("empty_expression", 0, 0)]),
-        ("(1 or 2）and 3", &[("fullwidth_character", 7, 8), ("missing_space", 8, 11)]),
+        (
+            "(1 or 2）and 3",
+            &[("fullwidth_character", 7, 8), ("missing_space", 8, 11)],
+        ),
         ("（1 or 2) and 3", &[("fullwidth_character", 0, 1)]),
         ("1\u{3000}or 2", &[("fullwidth_character", 1, 2)]),
-        ("１ or ２", &[("fullwidth_character", 0, 1), ("fullwidth_character", 5, 6)]),
-        ("1 ＯＲ 2", &[("fullwidth_character", 2, 3), ("fullwidth_character", 3, 4)]),
+        (
+            "１ or ２",
+            &[("fullwidth_character", 0, 1), ("fullwidth_character", 5, 6)],
+        ),
+        (
+            "1 ＯＲ 2",
+            &[("fullwidth_character", 2, 3), ("fullwidth_character", 3, 4)],
+        ),
         ("1or 2", &[("missing_space", 1, 3)]),
         ("1 or2", &[("missing_space", 2, 4)]),
         ("(1 or 2)and 3", &[("missing_space", 8, 11)]),
@@ -48,11 +63,23 @@ fn each_code_has_its_span() {
         ("(1 or 2", &[("unbalanced_parentheses", 0, 1)]),
         ("((1 or 2)", &[("unbalanced_parentheses", 0, 1)]),
         ("1 or 2)", &[("unbalanced_parentheses", 6, 7)]),
-        (")1(", &[("unbalanced_parentheses", 0, 1), ("unbalanced_parentheses", 2, 3)]),
+        (
+            ")1(",
+            &[
+                ("unbalanced_parentheses", 0, 1),
+                ("unbalanced_parentheses", 2, 3),
+            ],
+        ),
         ("1 or 6", &[("unknown_condition", 5, 6)]),
         ("0 and 1", &[("unknown_condition", 0, 1)]),
-        ("6 or 7", &[("unknown_condition", 0, 1), ("unknown_condition", 5, 6)]),
-        ("99999999999999999999999 or 1", &[("unknown_condition", 0, 23)]),
+        (
+            "6 or 7",
+            &[("unknown_condition", 0, 1), ("unknown_condition", 5, 6)],
+        ),
+        (
+            "99999999999999999999999 or 1",
+            &[("unknown_condition", 0, 23)],
+        ),
         ("1 2", &[("syntax_error", 2, 3)]),
         ("1 or", &[("syntax_error", 4, 4)]),
         ("1 or ", &[("syntax_error", 5, 5)]),
@@ -64,7 +91,10 @@ fn each_code_has_its_span() {
         ("1 || 2", &[("syntax_error", 2, 4)]),
         ("1 xor 2", &[("syntax_error", 2, 5)]),
         ("1 andor 2", &[("syntax_error", 2, 7)]),
-        ("1 or not 2 and x", &[("syntax_error", 5, 8), ("syntax_error", 15, 16)]),
+        (
+            "1 or not 2 and x",
+            &[("syntax_error", 5, 8), ("syntax_error", 15, 16)],
+        ),
     ];
     for (expression, want) in cases {
         assert_eq!(errors(expression, IDS), want.to_vec(), "{expression:?}");
@@ -75,17 +105,37 @@ fn each_code_has_its_span() {
 fn spans_are_utf16_code_units() {
     // 😀 is two UTF-16 units, 中 and é one each.
     assert_eq!(errors("😀 1", IDS), [("syntax_error", 0, 2)]);
-    assert_eq!(errors("中 1 or 9", IDS), [("syntax_error", 0, 1), ("unknown_condition", 7, 8)]);
-    assert_eq!(errors("é or 1or 2", IDS), [("syntax_error", 0, 1), ("missing_space", 6, 8)]);
-    assert_eq!(errors("😀😀 (1 or 2", IDS), [("syntax_error", 0, 4), ("unbalanced_parentheses", 5, 6)]);
+    assert_eq!(
+        errors("中 1 or 9", IDS),
+        [("syntax_error", 0, 1), ("unknown_condition", 7, 8)]
+    );
+    assert_eq!(
+        errors("é or 1or 2", IDS),
+        [("syntax_error", 0, 1), ("missing_space", 6, 8)]
+    );
+    assert_eq!(
+        errors("😀😀 (1 or 2", IDS),
+        [("syntax_error", 0, 4), ("unbalanced_parentheses", 5, 6)]
+    );
 }
 
 #[test]
 fn fullwidth_comes_before_every_structural_problem() {
     let report = validate("1or 2 （", IDS);
     let codes: Vec<&str> = report.errors.iter().map(|d| d.code.as_str()).collect();
-    assert_eq!(codes, ["fullwidth_character", "missing_space", "unbalanced_parentheses"]);
-    assert!(report.errors[0].message.contains("`(`"), "{}", report.errors[0].message);
+    assert_eq!(
+        codes,
+        [
+            "fullwidth_character",
+            "missing_space",
+            "unbalanced_parentheses"
+        ]
+    );
+    assert!(
+        report.errors[0].message.contains("`(`"),
+        "{}",
+        report.errors[0].message
+    );
 }
 
 #[test]
@@ -108,7 +158,10 @@ fn length_limit_is_checked_first_and_alone() {
 fn depth_limit_points_at_the_first_parenthesis_past_it() {
     let nested = |depth: usize| format!("{}1{}", "(".repeat(depth), ")".repeat(depth));
     assert!(validate(&nested(MAX_EXPRESSION_DEPTH), IDS).valid);
-    assert_eq!(errors(&nested(MAX_EXPRESSION_DEPTH + 1), IDS), [("too_deep", 32, 33)]);
+    assert_eq!(
+        errors(&nested(MAX_EXPRESSION_DEPTH + 1), IDS),
+        [("too_deep", 32, 33)]
+    );
 }
 
 #[test]
@@ -136,7 +189,12 @@ fn unused_conditions_are_warnings() {
             "condition 4 is not used in the expression"
         ]
     );
-    assert!(report.warnings.iter().all(|d| d.code == Code::UnusedCondition));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .all(|d| d.code == Code::UnusedCondition)
+    );
 }
 
 #[test]
@@ -144,9 +202,18 @@ fn precedence_is_parentheses_then_and_then_or() {
     let ids = [1, 2, 3];
     let parsed = |e: &str| parse(e, &ids).expect(e);
     use Expr::{And, Condition as C, Or};
-    assert_eq!(parsed("1 or 2 and 3"), Or(vec![C(1), And(vec![C(2), C(3)])]));
-    assert_eq!(parsed("1 and 2 or 3"), Or(vec![And(vec![C(1), C(2)]), C(3)]));
-    assert_eq!(parsed("(1 or 2) and 3"), And(vec![Or(vec![C(1), C(2)]), C(3)]));
+    assert_eq!(
+        parsed("1 or 2 and 3"),
+        Or(vec![C(1), And(vec![C(2), C(3)])])
+    );
+    assert_eq!(
+        parsed("1 and 2 or 3"),
+        Or(vec![And(vec![C(1), C(2)]), C(3)])
+    );
+    assert_eq!(
+        parsed("(1 or 2) and 3"),
+        And(vec![Or(vec![C(1), C(2)]), C(3)])
+    );
     assert_eq!(parsed("1 or 2 or 3"), Or(vec![C(1), C(2), C(3)]));
     assert_eq!(parsed("((2))"), C(2));
 }
@@ -167,7 +234,14 @@ fn messages_speak_the_users_words() {
     for e in ["1 2", "1 or", "()", "or 1", "(1 or 2 3)"] {
         let report = validate(e, IDS);
         for d in &report.errors {
-            for rule in ["disjunction", "conjunction", "_operand", "and_op", "or_op", "EOI"] {
+            for rule in [
+                "disjunction",
+                "conjunction",
+                "_operand",
+                "and_op",
+                "or_op",
+                "EOI",
+            ] {
                 assert!(!d.message.contains(rule), "{e:?}: {}", d.message);
             }
         }
