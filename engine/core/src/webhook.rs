@@ -303,10 +303,10 @@ fn check_url(url: &str) -> Result<(), String> {
     if !host_ok {
         return Err("the URL has no valid host name".into());
     }
-    if let Some(port) = port {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("`{port}` is not a port number (1 to 65535)"));
-        }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p != 0)
+    {
+        return Err(format!("`{port}` is not a port number (1 to 65535)"));
     }
     Ok(())
 }

@@ -115,7 +115,7 @@ fn render(tree: &Tree, style: &mut impl Iterator<Item = u8>, parent_is_and: bool
             let parts: Vec<String> = items.iter().map(|t| render(t, style, is_and)).collect();
             let joined = parts.join(&format!("{blank}{keyword}{blank}"));
             let needs = !is_and && parent_is_and;
-            let extra = style.next().unwrap_or(0) % 5 == 0;
+            let extra = style.next().unwrap_or(0).is_multiple_of(5);
             if needs || extra {
                 format!("({joined})")
             } else {

@@ -95,7 +95,22 @@ impl Expr {
 
 /// Validates `expression` against the webhook's condition ids.
 pub(crate) fn validate(expression: &str, ids: &[u32]) -> Report {
-    analyse(expression, ids).0
+    // Validation needs no tree: the fast path only checks the parse.
+    let mentioned = structural_parse(expression).and_then(|root| {
+        let mut mentioned = Vec::new();
+        for pair in root.into_inner().flatten() {
+            match pair.as_rule() {
+                Rule::and_op | Rule::or_op if !spaced(&pair, expression.as_bytes()) => return None,
+                Rule::number => mentioned.push(known_id(&pair, ids)?),
+                _ => {}
+            }
+        }
+        Some(mentioned)
+    });
+    match mentioned {
+        Some(mentioned) => Report::new(Vec::new(), unused_conditions(&mentioned, ids)),
+        None => diagnose(expression, ids).0,
+    }
 }
 
 /// Parses a valid expression. Returns the validation report as the error
@@ -108,7 +123,66 @@ pub(crate) fn parse(expression: &str, ids: &[u32]) -> Result<Expr, Report> {
 }
 
 /// Validates and, when valid, parses: one pass for both answers.
+///
+/// Valid input, the common case while an admin types and whenever the
+/// server matches, takes a fast path of one structural parse; anything else
+/// gets the full diagnosis. Both give the same answer (a property test holds
+/// them to it); the fast path only skips work.
 pub(crate) fn analyse(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
+    match parse_valid(expression, ids) {
+        Some(expr) => {
+            let warnings = unused_conditions(&expr.condition_ids(), ids);
+            (Report::new(Vec::new(), warnings), Some(expr))
+        }
+        None => diagnose(expression, ids),
+    }
+}
+
+/// The fast path: the expression if it is valid, `None` to say "diagnose".
+fn parse_valid(expression: &str, ids: &[u32]) -> Option<Expr> {
+    let root = structural_parse(expression)?;
+    build(root.into_inner().next()?, expression.as_bytes(), ids)
+}
+
+/// The `expression` rule's parse of input that may be valid, or `None`.
+///
+/// Every valid expression is ASCII (digits, letters of `and`/`or`,
+/// parentheses, blanks), so non-ASCII input, full-width characters
+/// included, is refused at once. The nesting depth is checked before
+/// parsing so that the parser's recursion stays bounded.
+fn structural_parse(expression: &str) -> Option<Pair<'_, Rule>> {
+    if !expression.is_ascii() || expression.len() > MAX_EXPRESSION_CHARS {
+        return None;
+    }
+    let mut depth = 0usize;
+    for &b in expression.as_bytes() {
+        match b {
+            b'(' if depth == MAX_EXPRESSION_DEPTH => return None,
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Grammar::parse(Rule::expression, expression).ok()?.next()
+}
+
+/// Whether an operator has a blank right before and right after it.
+fn spaced(operator: &Pair<'_, Rule>, input: &[u8]) -> bool {
+    let blank = |at: Option<&u8>| matches!(at, Some(b' ' | b'\t'));
+    let span = operator.as_span();
+    let before = span.start().checked_sub(1).and_then(|i| input.get(i));
+    blank(before) && blank(input.get(span.end()))
+}
+
+/// The condition id a `number` names, if it is one of `ids`.
+fn known_id(number: &Pair<'_, Rule>, ids: &[u32]) -> Option<u32> {
+    let id: u32 = number.as_str().parse().ok()?;
+    (id != 0 && ids.contains(&id)).then_some(id)
+}
+
+/// The full diagnosis: every problem that can be found (see the module
+/// docs for the stages), and the expression when there is none.
+fn diagnose(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
     let chars = expression.chars().count();
     if chars > MAX_EXPRESSION_CHARS {
         let end = to_u32(expression.encode_utf16().count());
@@ -145,7 +219,7 @@ pub(crate) fn analyse(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
         match Grammar::parse(Rule::expression, &normalized) {
             Ok(mut pairs) => {
                 let root = pairs.next().and_then(|p| p.into_inner().next());
-                expr = root.map(build);
+                expr = root.and_then(|root| build(root, normalized.as_bytes(), ids));
             }
             Err(error) => {
                 let diagnostic = syntax_error(&error, &tokens, &normalized, &index);
@@ -161,7 +235,12 @@ pub(crate) fn analyse(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
 
     lexical.sort_by_key(|d| (d.start, d.end, d.code));
     errors.extend(lexical);
-    let warnings = unused_conditions(&tokens, ids);
+    let mentioned: Vec<u32> = tokens
+        .iter()
+        .filter(|t| t.kind == Kind::Number)
+        .filter_map(|t| t.text.parse().ok())
+        .collect();
+    let warnings = unused_conditions(&mentioned, ids);
     let report = Report::new(errors, warnings);
     let expr = if report.valid { expr } else { None };
     (report, expr)
@@ -453,48 +532,42 @@ fn describe_expected(rules: &[Rule]) -> String {
     }
 }
 
-/// `unused_condition` for each id the expression never mentions.
-fn unused_conditions(tokens: &[Token<'_>], ids: &[u32]) -> Vec<Diagnostic> {
-    let mentioned: BTreeSet<u32> = tokens
-        .iter()
-        .filter(|t| t.kind == Kind::Number)
-        .filter_map(|t| t.text.parse().ok())
-        .collect();
+/// `unused_condition` for each id the expression never mentions, once each,
+/// in the order of `ids`.
+fn unused_conditions(mentioned: &[u32], ids: &[u32]) -> Vec<Diagnostic> {
+    let mut mentioned = mentioned.to_vec();
+    mentioned.sort_unstable();
     let mut seen = BTreeSet::new();
     ids.iter()
-        .filter(|&&id| id != 0 && !mentioned.contains(&id) && seen.insert(id))
+        .filter(|&&id| id != 0 && mentioned.binary_search(&id).is_err() && seen.insert(id))
         .map(|id| {
-            Diagnostic::spanned(
-                Code::UnusedCondition,
-                format!("condition {id} is not used in the expression"),
-                0,
-                0,
-            )
+            let message = format!("condition {id} is not used in the expression");
+            Diagnostic::spanned(Code::UnusedCondition, message, 0, 0)
         })
         .collect()
 }
 
-/// Builds the tree of a `disjunction`, `conjunction`, `group` or `number`.
-fn build(pair: Pair<'_, Rule>) -> Expr {
+/// Builds the tree of a `disjunction`, `conjunction`, `group` or `number`,
+/// checking on the way what the structural grammar leaves to others: a
+/// blank on each side of every operator, and every number a condition id.
+/// `None` when a check fails.
+fn build(pair: Pair<'_, Rule>, input: &[u8], ids: &[u32]) -> Option<Expr> {
     let rule = pair.as_rule();
     if rule == Rule::number {
-        // The lexical stage has checked every number against the ids.
-        return Expr::Condition(pair.as_str().parse().unwrap_or(0));
+        return known_id(&pair, ids).map(Expr::Condition);
     }
-    let mut operands: Vec<Expr> = pair
-        .into_inner()
-        .filter(|p| {
-            matches!(
-                p.as_rule(),
-                Rule::disjunction | Rule::conjunction | Rule::group | Rule::number
-            )
-        })
-        .map(build)
-        .collect();
+    let mut operands = Vec::new();
+    for inner in pair.into_inner() {
+        match inner.as_rule() {
+            Rule::and_op | Rule::or_op if !spaced(&inner, input) => return None,
+            Rule::and_op | Rule::or_op | Rule::open | Rule::close => {}
+            _ => operands.push(build(inner, input, ids)?),
+        }
+    }
     match (rule, operands.len()) {
-        (_, 1) => operands.pop().unwrap_or(Expr::Condition(0)),
-        (Rule::disjunction, _) => Expr::Or(operands),
-        _ => Expr::And(operands),
+        (_, 1) => operands.pop(),
+        (Rule::disjunction, _) => Some(Expr::Or(operands)),
+        _ => Some(Expr::And(operands)),
     }
 }
 

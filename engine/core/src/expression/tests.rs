@@ -21,6 +21,9 @@ fn errors(expression: &str, ids: &[u32]) -> Vec<(&'static str, u32, u32)> {
 
 const IDS: &[u32] = &[1, 2, 3, 4, 5];
 
+/// An expression and the `(code, start, end)` of each error it must get.
+type Case = (&'static str, &'static [(&'static str, u32, u32)]);
+
 #[test]
 fn valid_expressions_have_no_errors() {
     for e in [
@@ -39,7 +42,7 @@ fn valid_expressions_have_no_errors() {
 
 #[test]
 fn each_code_has_its_span() {
-    let cases: &[(&str, &[(&str, u32, u32)])] = &[
+    let cases: &[Case] = &[
         ("", &[("empty_expression", 0, 0)]),
         (" \t ", &[("empty_expression", 0, 0)]),
         (
@@ -244,6 +247,31 @@ fn messages_speak_the_users_words() {
             ] {
                 assert!(!d.message.contains(rule), "{e:?}: {}", d.message);
             }
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// The fast path only skips work: whatever it accepts, the full
+    /// diagnosis accepts with the same warnings and tree, and whatever it
+    /// sends on, the diagnosis finds a problem in (else the fast path missed
+    /// a valid expression, which would still be answered right, but slowly).
+    #[test]
+    fn fast_path_agrees_with_the_full_diagnosis(
+        expression in "[ \t()0-9]{0,3}([ \t()]{0,3}(1|2|3|9|0|and|or|AND|Or|x|\\(|\\)|（)[ \t()]{0,3}){0,8}",
+        ids in proptest::collection::vec(0u32..5, 0..4),
+    ) {
+        let (slow, slow_expr) = diagnose(&expression, &ids);
+        proptest::prop_assert_eq!(&validate(&expression, &ids), &slow);
+        proptest::prop_assert_eq!(&analyse(&expression, &ids).0, &slow);
+        match parse_valid(&expression, &ids) {
+            Some(expr) => {
+                proptest::prop_assert!(slow.valid, "{expression:?}: {:?}", slow.errors);
+                proptest::prop_assert_eq!(Some(expr), slow_expr);
+            }
+            None => proptest::prop_assert!(!slow.valid, "fast path refused valid {expression:?}"),
         }
     }
 }

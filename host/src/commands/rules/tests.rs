@@ -2,7 +2,6 @@ use std::io::Cursor;
 
 use clap::Parser as _;
 
-use super::*;
 use crate::cli::Cli;
 
 /// Runs `inbox-webhooks <args>` with `stdin`; returns (exit status, stdout).
