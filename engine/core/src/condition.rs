@@ -53,7 +53,8 @@ enum Test {
     Rank(Ordering, bool, usize),
     Number(Ordering, bool, f64),
     NumberIs(f64, bool),
-    Contains(String, bool),
+    /// A substring search, compiled once (lowercased needle).
+    Contains(memchr::memmem::Finder<'static>, bool),
     StartsWith(String),
     EndsWith(String),
     Matches(regex_lite::Regex),
@@ -135,35 +136,38 @@ impl CompiledCondition {
 
     /// Whether the condition holds for the event.
     pub(crate) fn holds(&self, event: &EventView<'_>) -> bool {
-        if let Some(change) = self.change_test() {
-            return change(event.change(self.field));
-        }
-        let value = event.read(self.field, &self.key);
+        let change = || event.change(self.field);
+        let value = || event.read(self.field, &self.key);
+        let ordered = |cmp: Option<Ordering>, ordering: Ordering, or_equal: bool| {
+            cmp.is_some_and(|cmp| cmp == ordering || (or_equal && cmp == Ordering::Equal))
+        };
         match &self.test {
-            Test::Empty(want) => value.is_empty() == *want,
+            Test::Changed => change().is_some_and(|c| c.from != c.to),
+            Test::ChangedTo(v) => change().is_some_and(|c| c.to.as_deref() == Some(v.as_str())),
+            Test::ChangedFrom(v) => change().is_some_and(|c| c.from.as_deref() == Some(v.as_str())),
+            Test::Empty(want) => value().is_empty() == *want,
             Test::OneOf(values, want) => {
+                let value = value();
                 let text = value.comparable(self.field);
                 values.iter().any(|v| *v == *text) == *want
             }
-            Test::Rank(ordering, or_equal, bound) => {
-                let values = self.field.values();
-                value
-                    .text()
-                    .and_then(|t| values.iter().position(|v| *v == t))
-                    .is_some_and(|rank| {
-                        let cmp = rank.cmp(bound);
-                        cmp == *ordering || (*or_equal && cmp == Ordering::Equal)
-                    })
+            Test::Rank(ordering, or_equal, bound) => ordered(
+                event.rank(self.field).map(|r| r.cmp(bound)),
+                *ordering,
+                *or_equal,
+            ),
+            Test::Number(ordering, or_equal, bound) => ordered(
+                value().number().and_then(|n| n.partial_cmp(bound)),
+                *ordering,
+                *or_equal,
+            ),
+            Test::NumberIs(bound, want) => (value().number() == Some(*bound)) == *want,
+            Test::Contains(needle, want) => {
+                needle.find(value().lowercase().as_bytes()).is_some() == *want
             }
-            Test::Number(ordering, or_equal, bound) => value.number().is_some_and(|n| {
-                n.partial_cmp(bound)
-                    .is_some_and(|cmp| cmp == *ordering || (*or_equal && cmp == Ordering::Equal))
-            }),
-            Test::NumberIs(bound, want) => (value.number() == Some(*bound)) == *want,
-            Test::Contains(needle, want) => value.lowercase().contains(needle.as_str()) == *want,
-            Test::StartsWith(prefix) => value.lowercase().starts_with(prefix.as_str()),
-            Test::EndsWith(suffix) => value.lowercase().ends_with(suffix.as_str()),
-            Test::Matches(regex) => regex.is_match(&value.lowercase()),
+            Test::StartsWith(prefix) => value().lowercase().starts_with(prefix.as_str()),
+            Test::EndsWith(suffix) => value().lowercase().ends_with(suffix.as_str()),
+            Test::Matches(regex) => regex.is_match(&value().lowercase()),
             Test::Tags(how, wanted) => {
                 let tags = event.tags();
                 let has = |t: &String| tags.contains(t);
@@ -173,28 +177,20 @@ impl CompiledCondition {
                     TagTest::None => !wanted.iter().any(has),
                 }
             }
-            Test::Changed | Test::ChangedTo(_) | Test::ChangedFrom(_) => false,
         }
     }
 
-    fn change_test(&self) -> Option<impl Fn(Option<&Change>) -> bool + '_> {
-        let test = match &self.test {
-            Test::Changed | Test::ChangedTo(_) | Test::ChangedFrom(_) => &self.test,
-            _ => return None,
-        };
-        Some(move |change: Option<&Change>| {
-            let Some(change) = change else { return false };
-            match test {
-                Test::ChangedTo(v) => change.to.as_deref() == Some(v.as_str()),
-                Test::ChangedFrom(v) => change.from.as_deref() == Some(v.as_str()),
-                _ => change.from != change.to,
-            }
-        })
+    /// Whether the condition looks at the event's `changes`.
+    fn is_change(&self) -> bool {
+        matches!(
+            self.test,
+            Test::Changed | Test::ChangedTo(_) | Test::ChangedFrom(_)
+        )
     }
 
     /// The value the condition looked at, for explanations.
     pub(crate) fn observed(&self, event: &EventView<'_>) -> Value {
-        if self.change_test().is_some() {
+        if self.is_change() {
             return match event.change(self.field) {
                 Some(change) => json!({ "from": change.from, "to": change.to }),
                 None => Value::Null,
@@ -251,8 +247,8 @@ fn build_test(
                 Operator::Lte => Test::Rank(Ordering::Less, true, enum_rank(s)?),
                 Operator::Gt => Test::Rank(Ordering::Greater, false, enum_rank(s)?),
                 Operator::Gte => Test::Rank(Ordering::Greater, true, enum_rank(s)?),
-                Operator::Contains => Test::Contains(lower(s), true),
-                Operator::NotContains => Test::Contains(lower(s), false),
+                Operator::Contains => Test::Contains(finder(&lower(s)), true),
+                Operator::NotContains => Test::Contains(finder(&lower(s)), false),
                 Operator::StartsWith => Test::StartsWith(lower(s)),
                 Operator::EndsWith => Test::EndsWith(lower(s)),
                 Operator::Matches => Test::Matches(compile_pattern(s)?),
@@ -291,6 +287,10 @@ fn build_test(
             }
         }
     })
+}
+
+fn finder(needle: &str) -> memchr::memmem::Finder<'static> {
+    memchr::memmem::Finder::new(needle.as_bytes()).into_owned()
 }
 
 fn expect_string(value: &Value, op: Operator) -> Result<&str, (Code, String)> {
@@ -393,6 +393,8 @@ pub(crate) struct EventView<'a> {
     pub(crate) event_type: Option<EventType>,
     lowered: [OnceCell<String>; 5],
     tags: OnceCell<Vec<String>>,
+    /// Positions of the ticket's status and priority in their orders.
+    ranks: [OnceCell<Option<usize>>; 2],
 }
 
 impl<'a> EventView<'a> {
@@ -402,6 +404,7 @@ impl<'a> EventView<'a> {
             event_type: EventType::parse(&event.event),
             lowered: Default::default(),
             tags: OnceCell::new(),
+            ranks: Default::default(),
         }
     }
 
@@ -433,6 +436,20 @@ impl<'a> EventView<'a> {
                 _ => Read::Missing,
             },
         }
+    }
+
+    /// The position of an enum field's value in its order, computed once;
+    /// `None` when missing or outside the order.
+    fn rank(&self, field: Field) -> Option<usize> {
+        let (slot, value) = match field {
+            Field::Status => (0, &self.event.ticket.status),
+            Field::Priority => (1, &self.event.ticket.priority),
+            _ => return None,
+        };
+        *self.ranks[slot].get_or_init(|| {
+            let value = value.as_deref()?;
+            field.values().iter().position(|v| *v == value)
+        })
     }
 
     /// The ticket's tags, lowercased once.
@@ -475,13 +492,6 @@ impl Read<'_> {
             Self::Text(s, _) => s.is_empty(),
             Self::Number(_) => false,
             Self::Tags(tags) => tags.is_empty(),
-        }
-    }
-
-    fn text(&self) -> Option<&str> {
-        match self {
-            Self::Text(s, _) => Some(s),
-            _ => None,
         }
     }
 

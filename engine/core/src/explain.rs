@@ -87,8 +87,12 @@ impl Probe for Recorder {
 
     fn condition(&mut self, index: usize, holds: bool) {
         if let Some(slot) = self.conditions.get_mut(index) {
-            *slot = Some(holds);
+            slot.get_or_insert(holds);
         }
+    }
+
+    fn seen(&self, index: usize) -> bool {
+        self.conditions.get(index).is_some_and(Option::is_some)
     }
 }
 

@@ -222,3 +222,101 @@ impl RuleSet {
             .filter_map(|slot| self.slots.get(*slot as usize)?.as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn hook(id: &str, extra: serde_json::Value) -> Webhook {
+        let mut value = json!({
+            "id": id, "name": id, "url": "https://crm.example/hook",
+            "events": ["TicketCreated"], "channels": ["email"],
+        });
+        if let (Some(base), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(value).expect("webhook shape")
+    }
+
+    fn event(channel: &str, account: &str) -> IngestEvent {
+        serde_json::from_value(json!({
+            "event": "TicketCreated", "ticketId": "t",
+            "ticket": {"channel": channel, "accountId": account},
+        }))
+        .expect("event shape")
+    }
+
+    #[test]
+    fn insert_replaces_the_webhook_with_the_same_id() {
+        let mut rules = RuleSet::new();
+        rules.insert(&hook("wh_1", json!({}))).expect("valid");
+        assert_eq!(rules.matches(&event("email", "a")), ["wh_1"]);
+        rules
+            .insert(&hook("wh_1", json!({"channels": ["chat"]})))
+            .expect("valid");
+        assert_eq!(rules.len(), 1);
+        assert!(rules.matches(&event("email", "a")).is_empty());
+        assert_eq!(rules.matches(&event("chat", "a")), ["wh_1"]);
+    }
+
+    #[test]
+    fn a_refused_webhook_leaves_the_set_unchanged() {
+        let mut rules = RuleSet::new();
+        rules.insert(&hook("wh_1", json!({}))).expect("valid");
+        let refused = rules.insert(&hook("wh_1", json!({"events": ["Nope"]})));
+        assert!(refused.is_err());
+        assert_eq!(rules.matches(&event("email", "a")), ["wh_1"]);
+        assert!(
+            rules.insert(&hook("", json!({}))).is_err(),
+            "an id is required"
+        );
+    }
+
+    #[test]
+    fn disabling_and_enabling_takes_effect_at_once() {
+        let mut rules = RuleSet::new();
+        rules
+            .insert(&hook("wh_1", json!({"enabled": false})))
+            .expect("valid");
+        assert!(rules.matches(&event("email", "a")).is_empty());
+        assert!(
+            rules
+                .explain("wh_1", &event("email", "a"))
+                .is_some_and(|e| !e.fires)
+        );
+        rules
+            .insert(&hook("wh_1", json!({"enabled": true})))
+            .expect("valid");
+        assert_eq!(rules.matches(&event("email", "a")), ["wh_1"]);
+    }
+
+    #[test]
+    fn removed_slots_are_reused_without_stale_index_entries() {
+        let mut rules = RuleSet::new();
+        rules.insert(&hook("wh_1", json!({}))).expect("valid");
+        rules
+            .insert(&hook("wh_2", json!({"accounts": ["a"]})))
+            .expect("valid");
+        assert!(rules.remove("wh_1"));
+        assert!(!rules.remove("wh_1"));
+        rules
+            .insert(&hook("wh_3", json!({"channels": ["chat"]})))
+            .expect("valid");
+        assert_eq!(rules.matches(&event("email", "a")), ["wh_2"]);
+        assert_eq!(rules.matches(&event("chat", "b")), ["wh_3"]);
+        assert!(rules.explain("wh_1", &event("email", "a")).is_none());
+    }
+
+    #[test]
+    fn a_webhook_listed_by_channel_and_account_fires_once() {
+        let mut rules = RuleSet::new();
+        rules
+            .insert(&hook("wh_1", json!({"accounts": ["a"]})))
+            .expect("valid");
+        assert_eq!(rules.matches(&event("email", "a")), ["wh_1"]);
+        let batch = rules.match_batch(&[event("email", "a"), event("sms", "z")]);
+        assert_eq!(batch, vec![vec!["wh_1"], vec![]]);
+    }
+}

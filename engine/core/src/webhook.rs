@@ -42,6 +42,10 @@ pub(crate) trait Probe {
     const EXHAUSTIVE: bool;
     fn check(&mut self, check: Check, passed: bool);
     fn condition(&mut self, index: usize, holds: bool);
+    /// Whether the probe has seen condition `index` already.
+    fn seen(&self, _index: usize) -> bool {
+        false
+    }
 }
 
 /// The probe of plain matching: records nothing, stops early.
@@ -238,25 +242,26 @@ impl CompiledWebhook {
     }
 
     fn conditions_hold<P: Probe>(&self, view: &EventView<'_>, probe: &mut P) -> bool {
-        let mut seen: Vec<Option<bool>> = vec![None; self.conditions.len()];
         let mut holds = |index: usize| -> bool {
-            let slot = &mut seen[index];
-            *slot.get_or_insert_with(|| {
-                let result = self.conditions[index].holds(view);
-                probe.condition(index, result);
-                result
-            })
+            let result = self.conditions[index].holds(view);
+            probe.condition(index, result);
+            result
         };
+        let count = self.conditions.len();
         let result = match (self.mode, &self.expression) {
-            _ if self.conditions.is_empty() => true,
+            _ if count == 0 => true,
             (MatchMode::Expression, Some(expr)) => expr.eval(&mut |i| holds(i as usize)),
-            (MatchMode::Any, _) => (0..self.conditions.len()).any(&mut holds),
-            _ => (0..self.conditions.len()).all(&mut holds),
+            (MatchMode::Any, _) => (0..count).any(&mut holds),
+            _ => (0..count).all(&mut holds),
         };
         if P::EXHAUSTIVE {
-            (0..self.conditions.len()).for_each(|i| {
-                holds(i);
-            });
+            // Evaluate what the short-circuit skipped, for the record.
+            for i in 0..count {
+                if !probe.seen(i) {
+                    let result = self.conditions[i].holds(view);
+                    probe.condition(i, result);
+                }
+            }
         }
         result
     }
