@@ -54,7 +54,7 @@ enum Test {
     Number(Ordering, bool, f64),
     NumberIs(f64, bool),
     /// A substring search, compiled once (lowercased needle).
-    Contains(memchr::memmem::Finder<'static>, bool),
+    Contains(Box<memchr::memmem::Finder<'static>>, bool),
     StartsWith(String),
     EndsWith(String),
     Matches(regex_lite::Regex),
@@ -289,8 +289,8 @@ fn build_test(
     })
 }
 
-fn finder(needle: &str) -> memchr::memmem::Finder<'static> {
-    memchr::memmem::Finder::new(needle.as_bytes()).into_owned()
+fn finder(needle: &str) -> Box<memchr::memmem::Finder<'static>> {
+    Box::new(memchr::memmem::Finder::new(needle.as_bytes()).into_owned())
 }
 
 fn expect_string(value: &Value, op: Operator) -> Result<&str, (Code, String)> {
