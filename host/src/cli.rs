@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The Inbox Tickets webhook server and its tools.
 #[derive(Debug, Parser)]
@@ -20,8 +20,29 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Work with the rule engine: validate, evaluate, match, explain.
+    Rules(RulesArgs),
+}
+
+/// `inbox-webhooks rules [--engine …] …`
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Which build of the engine answers: the WebAssembly guest run in
+    /// wasmtime (what the server runs), or the same core linked natively.
+    /// Both give byte-identical answers.
+    #[arg(long, value_enum, default_value_t = EngineKind::Wasm, global = true)]
+    pub engine: EngineKind,
+    /// The command.
     #[command(subcommand)]
-    Rules(RulesCommand),
+    pub command: RulesCommand,
+}
+
+/// A build of the rule engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// The guest component in wasmtime.
+    Wasm,
+    /// The core, linked into this binary.
+    Native,
 }
 
 /// `inbox-webhooks rules …`

@@ -6,12 +6,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod rules;
 
 use std::io::{BufRead, Write};
 
 /// Runs a parsed command line; returns the process exit status.
 pub fn run(cli: &cli::Cli, stdin: &mut dyn BufRead, stdout: &mut dyn Write) -> anyhow::Result<u8> {
     match &cli.command {
-        cli::Command::Rules(command) => Ok(commands::rules::run(command, stdin, stdout)?.code()),
+        cli::Command::Rules(args) => Ok(commands::rules::run(args, stdin, stdout)?.code()),
     }
 }

@@ -217,6 +217,25 @@ pub fn run(op: &str, input: &Value) -> Result<Value, RunError> {
     Ok(output)
 }
 
+/// Reads JSON text as `T`, or says in one line why it is not a `what`.
+/// Every surface uses this, so a malformed argument gets the same message
+/// everywhere.
+///
+/// # Examples
+///
+/// ```
+/// let err = inbox_rules::api::decode::<inbox_rules::IngestEvent>("event", "{}").unwrap_err();
+/// assert!(err.starts_with("invalid event: missing field `event`"), "{err}");
+/// ```
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, String> {
+    serde_json::from_str(json).map_err(|e| format!("invalid {what}: {e}"))
+}
+
+/// Serialises an answer: the one serialisation every surface prints.
+pub fn encode(answer: &impl Serialize) -> String {
+    serde_json::to_string(answer).unwrap_or_else(|_| "null".to_owned())
+}
+
 /// Every output type here is plain data whose serialisation cannot fail.
 fn to_value(output: impl Serialize) -> Value {
     serde_json::to_value(output).unwrap_or(Value::Null)

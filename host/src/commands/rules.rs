@@ -16,13 +16,16 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use inbox_rules::api::{self, CheckRequest, EvalRequest};
-use inbox_rules::{Diagnostic, Explanation, IngestEvent, Report, RuleSet, Webhook};
+use inbox_rules::api::{decode, encode};
+use inbox_rules::{Diagnostic, Explanation, IngestEvent, Report, Webhook};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use unicode_width::UnicodeWidthChar;
 
-use crate::cli::{CheckArgs, ExplainArgs, MatchArgs, RulesCommand, ValidateArgs};
+use crate::cli::{
+    CheckArgs, EngineKind, ExplainArgs, MatchArgs, RulesArgs, RulesCommand, ValidateArgs,
+};
+use crate::rules::{self, Limits, Runtime, Session};
 
 /// How a command ended, as a process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +34,7 @@ pub enum Outcome {
     Ok,
     /// Read fine, but something is invalid.
     Invalid,
-    /// Some input could not be read.
+    /// Some input could not be read (or the engine failed on it).
     BadInput,
 }
 
@@ -54,49 +57,86 @@ impl Outcome {
     }
 }
 
-/// Runs a `rules` subcommand.
-pub fn run(
-    command: &RulesCommand,
-    stdin: &mut dyn BufRead,
-    out: &mut dyn Write,
-) -> Result<Outcome> {
-    match command {
-        RulesCommand::Check(args) if args.jsonl => {
-            jsonl(stdin, out, |request: CheckRequest| api::check(&request))
+/// The engine a command talks to. Both kinds take and give the same JSON
+/// text; the native one calls `inbox_rules::api` directly, the wasm one
+/// the guest's exports, which call the same functions.
+enum Engine {
+    Native,
+    Wasm(Box<Session>),
+}
+
+/// An answer, or why the input could not be answered.
+type Answer = std::result::Result<String, String>;
+
+impl Engine {
+    fn open(kind: EngineKind) -> Result<Self> {
+        Ok(match kind {
+            EngineKind::Native => Self::Native,
+            EngineKind::Wasm => Self::Wasm(Box::new(Session::new(runtime()?))),
+        })
+    }
+
+    /// Runs the JSON operation `op` on `input` (JSON text).
+    fn call(&mut self, op: &str, input: &str) -> Answer {
+        match self {
+            Self::Native => {
+                let input: Value = decode("input", input)?;
+                inbox_rules::api::run(op, &input)
+                    .map(|output| encode(&output))
+                    .map_err(|e| e.to_string())
+            }
+            Self::Wasm(session) => session.call(op, input).map_err(|e| e.to_string()),
         }
-        RulesCommand::Check(args) => check_human(args, out),
-        RulesCommand::Eval(_) => jsonl(stdin, out, |request: EvalRequest| api::eval(&request)),
-        RulesCommand::Validate(args) => validate(args, out),
-        RulesCommand::Match(args) => match_events(args, stdin, out),
-        RulesCommand::Explain(args) => explain(args, out),
-        RulesCommand::Catalog => {
-            print_json(out, &inbox_rules::catalog())?;
+    }
+}
+
+fn runtime() -> Result<std::sync::Arc<Runtime>> {
+    Runtime::new(Limits::default(), Runtime::default_cache_dir())
+        .map_err(|e| anyhow::anyhow!("starting the rule engine: {e:#}"))
+}
+
+/// Runs a `rules` subcommand.
+pub fn run(args: &RulesArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> Result<Outcome> {
+    if let RulesCommand::Match(matching) = &args.command {
+        return match_events(args.engine, matching, stdin, out);
+    }
+    let mut engine = Engine::open(args.engine)?;
+    match &args.command {
+        RulesCommand::Check(check) if check.jsonl => {
+            jsonl(stdin, out, |line| engine.call("check", line))
+        }
+        RulesCommand::Check(check) => check_human(&mut engine, check, out),
+        RulesCommand::Eval(_) => jsonl(stdin, out, |line| engine.call("eval", line)),
+        RulesCommand::Validate(validate) => validate_file(&mut engine, validate, out),
+        RulesCommand::Explain(explain) => explain_files(&mut engine, explain, out),
+        RulesCommand::Catalog | RulesCommand::Match(_) => {
+            let catalog = engine.call("catalog", "null").map_err(anyhow::Error::msg)?;
+            print_json(out, &parse_answer::<Value>(&catalog)?)?;
             Ok(Outcome::Ok)
         }
     }
 }
 
-/// Answers one JSON line at a time with `answer`.
-fn jsonl<Q, A>(
+/// Answers one JSON line at a time with `answer`; a line it cannot answer
+/// gets an error line in its place.
+fn jsonl(
     input: &mut dyn BufRead,
     out: &mut dyn Write,
-    answer: impl Fn(Q) -> A,
-) -> Result<Outcome>
-where
-    Q: serde::de::DeserializeOwned,
-    A: Serialize,
-{
+    mut answer: impl FnMut(&str) -> Answer,
+) -> Result<Outcome> {
     let mut outcome = Outcome::Ok;
     for (number, line) in input.lines().enumerate() {
         let line = line.context("reading standard input")?;
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Q>(&line) {
-            Ok(request) => serde_json::to_writer(&mut *out, &answer(request))?,
-            Err(error) => {
+        match answer(&line) {
+            Ok(json) => out.write_all(json.as_bytes())?,
+            Err(message) => {
                 outcome = Outcome::BadInput;
-                serde_json::to_writer(&mut *out, &bad_line(number + 1, &error))?;
+                let error =
+                    json!({"error": "invalid_input", "line": number + 1, "message": message});
+                serde_json::to_writer(&mut *out, &error)?;
             }
         }
         out.write_all(b"\n")?;
@@ -104,13 +144,15 @@ where
     Ok(outcome)
 }
 
-fn bad_line(line: usize, error: &serde_json::Error) -> serde_json::Value {
-    json!({"error": "invalid_input", "line": line, "message": error.to_string()})
+fn parse_answer<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+    serde_json::from_str(json).context("reading the engine's answer")
 }
 
-fn check_human(args: &CheckArgs, out: &mut dyn Write) -> Result<Outcome> {
+fn check_human(engine: &mut Engine, args: &CheckArgs, out: &mut dyn Write) -> Result<Outcome> {
     let expression = args.expression.as_deref().unwrap_or_default();
-    let report = inbox_rules::validate_expression(expression, &args.ids);
+    let request = json!({"expression": expression, "ids": args.ids}).to_string();
+    let answer = engine.call("check", &request).map_err(anyhow::Error::msg)?;
+    let report: Report = parse_answer(&answer)?;
     out.write_all(render_report(expression, &report).as_bytes())?;
     Ok(if report.valid {
         Outcome::Ok
@@ -173,31 +215,83 @@ fn carets(expression: &str, diagnostic: &Diagnostic) -> String {
     line
 }
 
-fn validate(args: &ValidateArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let webhook: Webhook = match read_json(&args.webhook)? {
+fn validate_file(engine: &mut Engine, args: &ValidateArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let webhook: Value = match read_json(&args.webhook)? {
         Ok(webhook) => webhook,
         Err(message) => return bad_file(out, &message),
     };
-    let report = inbox_rules::validate_webhook(&webhook);
-    print_json(out, &report)?;
-    Ok(if report.valid {
-        Outcome::Ok
-    } else {
-        Outcome::Invalid
-    })
+    match engine.call("validate", &webhook.to_string()) {
+        Ok(answer) => {
+            let report: Report = parse_answer(&answer)?;
+            print_json(out, &report)?;
+            Ok(if report.valid {
+                Outcome::Ok
+            } else {
+                Outcome::Invalid
+            })
+        }
+        Err(message) => bad_file(out, &message),
+    }
 }
 
-fn match_events(args: &MatchArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> Result<Outcome> {
-    let webhooks: Vec<Webhook> = match read_json(&args.webhooks)? {
+/// A rule set of either engine.
+enum Rules {
+    Native(Box<inbox_rules::RuleSet>),
+    Wasm(Box<rules::RuleSet>),
+}
+
+impl Rules {
+    /// Adds a webhook (JSON); `Err` with the report (JSON) or a message.
+    fn insert(&mut self, webhook: &str) -> Answer {
+        match self {
+            Self::Native(set) => {
+                let webhook: Webhook = decode("webhook", webhook)?;
+                set.insert(&webhook)
+                    .map(|w| encode(&w))
+                    .map_err(|report| encode(&report))
+            }
+            Self::Wasm(set) => set.insert(webhook).map_err(|refused| match refused {
+                rules::Refused::Invalid(report) => report,
+                rules::Refused::Engine(e) => e.to_string(),
+            }),
+        }
+    }
+
+    /// The ids of the webhooks that fire for an event (JSON).
+    fn matches(&mut self, event: &str) -> std::result::Result<Vec<String>, String> {
+        match self {
+            Self::Native(set) => {
+                let event: IngestEvent = decode("event", event)?;
+                Ok(set.matches(&event).into_iter().map(str::to_owned).collect())
+            }
+            Self::Wasm(set) => set.matches(event).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn match_events(
+    kind: EngineKind,
+    args: &MatchArgs,
+    stdin: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let webhooks: Vec<Value> = match read_json(&args.webhooks)? {
         Ok(webhooks) => webhooks,
         Err(message) => return bad_file(out, &message),
     };
-    let (rules, rejected) = RuleSet::from_webhooks(&webhooks);
+    let mut rules = match kind {
+        EngineKind::Native => Rules::Native(Box::default()),
+        EngineKind::Wasm => Rules::Wasm(Box::new(rules::RuleSet::new(runtime()?))),
+    };
     let mut outcome = Outcome::Ok;
-    for refused in &rejected {
-        outcome = Outcome::Invalid;
-        let line = json!({"error": "invalid_webhook", "id": refused.id, "report": refused.report});
-        eprintln!("{line}");
+    for webhook in &webhooks {
+        if let Err(why) = rules.insert(&webhook.to_string()) {
+            outcome = Outcome::Invalid;
+            let report: Value = serde_json::from_str(&why).unwrap_or(Value::String(why));
+            let line =
+                json!({"error": "invalid_webhook", "id": webhook.get("id"), "report": report});
+            eprintln!("{line}");
+        }
     }
     let mut file;
     let events: &mut dyn BufRead = if args.events.as_os_str() == "-" {
@@ -208,26 +302,36 @@ fn match_events(args: &MatchArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) 
         file = std::io::BufReader::new(opened);
         &mut file
     };
-    let answered = jsonl(events, out, |event: IngestEvent| rules.matches(&event))?;
+    let answered = jsonl(events, out, |line| {
+        rules.matches(line).map(|ids| encode(&ids))
+    })?;
     Ok(outcome.worst(answered))
 }
 
-fn explain(args: &ExplainArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let webhook: Webhook = match read_json(&args.webhook)? {
+fn explain_files(engine: &mut Engine, args: &ExplainArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let webhook: Value = match read_json(&args.webhook)? {
         Ok(webhook) => webhook,
         Err(message) => return bad_file(out, &message),
     };
-    let event: IngestEvent = match read_json(&args.event)? {
+    let event: Value = match read_json(&args.event)? {
         Ok(event) => event,
         Err(message) => return bad_file(out, &message),
     };
-    match inbox_rules::explain(&webhook, &event) {
-        Ok(explanation) if args.json => print_json(out, &explanation)?,
-        Ok(explanation) => out.write_all(render_explanation(&explanation).as_bytes())?,
-        Err(invalid) => {
-            print_json(out, &invalid.0)?;
-            return Ok(Outcome::Invalid);
-        }
+    let request = json!({"webhook": webhook, "event": event}).to_string();
+    let answer = match engine.call("explain", &request) {
+        Ok(answer) => answer,
+        Err(message) => return bad_file(out, &message),
+    };
+    let answer: Value = parse_answer(&answer)?;
+    if answer.get("fires").is_none() {
+        print_json(out, &answer)?;
+        return Ok(Outcome::Invalid);
+    }
+    if args.json {
+        print_json(out, &answer)?;
+    } else {
+        let explanation: Explanation = serde_json::from_value(answer)?;
+        out.write_all(render_explanation(&explanation).as_bytes())?;
     }
     Ok(Outcome::Ok)
 }

@@ -1,0 +1,484 @@
+//! The rule engine, run inside wasmtime.
+//!
+//! The server never links the engine natively: it runs the guest component
+//! built from `engine/guest` (embedded in this binary by `build.rs`), so its
+//! answers are the browser's answers, byte for byte, and a bad rule traps in
+//! a sandbox instead of taking the process down.
+//!
+//! - [`Runtime`]: the wasmtime engine, the compiled component and the linker,
+//!   built once per process. Compiled code is cached on disk (wasmtime's
+//!   cache, keyed by the wasmtime version, its settings and the component's
+//!   hash), so a process after the first starts without compiling.
+//! - [`Session`]: one store and instance for one-shot calls (validate,
+//!   evaluate, explain, the JSON operations).
+//! - [`RuleSet`]: a tenant's compiled webhooks living inside one instance
+//!   across calls; matching an event is one guest call and re-parses nothing.
+//!
+//! Every call is bounded: an epoch deadline (a ticker thread advances the
+//! epoch) and a memory limit per store. A trap or an exhausted budget becomes
+//! an [`Error`] for that call; the store is then thrown away, and the next
+//! call gets a fresh instance (a rule set re-inserts its webhooks first).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+wasmtime::component::bindgen!({
+    world: "inbox-rules",
+    path: "../engine/wit",
+});
+
+use exports::cloudcx::inbox_rules::engine::Refusal;
+
+/// The guest component, built by `build.rs`.
+static GUEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inbox_rules_guest.wasm"));
+
+/// How often the epoch advances: the granularity of call deadlines.
+const TICK: Duration = Duration::from_millis(5);
+
+/// What bounds each guest call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The most linear memory one instance may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// The longest one call may run before it is interrupted.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    /// 256 MiB and 2 s: far above what any valid input needs (a tenant's
+    /// 10,000 webhooks take a few MiB; a batch of 1,000 events a few ms),
+    /// so only runaway input meets them.
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            deadline: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a guest call gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The call ran past its deadline and was interrupted.
+    #[error("the rule engine ran out of time ({0:?} per call)")]
+    Timeout(Duration),
+    /// The call needed more memory than the limit allows.
+    #[error("the rule engine ran out of memory ({0} bytes per instance)")]
+    OutOfMemory(usize),
+    /// The guest trapped (a bug in the engine, never the input's fault).
+    #[error("the rule engine failed: {0}")]
+    Trap(String),
+    /// The argument was not of the shape the operation takes.
+    #[error("{0}")]
+    Input(String),
+}
+
+/// The engine, component and linker: built once per process.
+pub struct Runtime {
+    engine: Engine,
+    pre: InboxRulesPre<GuestState>,
+    limits: Limits,
+    /// Dropping it stops the epoch ticker.
+    _ticker: mpsc::Sender<()>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of one store: WASI for the guest's standard library, and the
+/// memory limiter.
+struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth past the limit, and remembers that it did so that
+/// the resulting trap is reported as what it is.
+struct Limiter {
+    max: usize,
+    refused: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl Runtime {
+    /// Compiles the guest (or loads it from `cache_dir`, when given) and
+    /// prepares its instantiation.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> wasmtime::Result<Arc<Self>> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(Cache::new(cache)?));
+        }
+        let engine = Engine::new(&config)?;
+        let component = Component::new(&engine, GUEST)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let pre = InboxRulesPre::new(linker.instantiate_pre(&component)?)?;
+
+        let (stop, stopped) = mpsc::channel::<()>();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("rules-epoch".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(Arc::new(Self {
+            engine,
+            pre,
+            limits,
+            _ticker: stop,
+        }))
+    }
+
+    /// The default cache directory: `$INBOX_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/inbox-webhooks`, else `~/.cache/inbox-webhooks`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        var("INBOX_CACHE_DIR")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("inbox-webhooks")))
+            .or_else(|| var("HOME").map(|d| d.join(".cache").join("inbox-webhooks")))
+    }
+
+    /// A fresh store with this runtime's limits, and the guest in it.
+    fn instantiate(&self) -> wasmtime::Result<(Store<GuestState>, InboxRules)> {
+        let state = GuestState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                max: self.limits.memory_bytes,
+                refused: false,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(self.deadline_ticks());
+        let bindings = self.pre.instantiate(&mut store)?;
+        Ok((store, bindings))
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = self.limits.deadline.as_nanos() / TICK.as_nanos();
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Turns a failed call into an [`Error`], naming the budget it exhausted.
+    fn classify(&self, store: &Store<GuestState>, error: &wasmtime::Error) -> Error {
+        if store.data().limiter.refused {
+            Error::OutOfMemory(self.limits.memory_bytes)
+        } else if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            Error::Timeout(self.limits.deadline)
+        } else {
+            Error::Trap(format!("{error:#}"))
+        }
+    }
+}
+
+/// A live instance: its store and bindings.
+struct Live {
+    store: Store<GuestState>,
+    bindings: InboxRules,
+}
+
+/// One-shot calls to the engine, on an instance kept between calls and
+/// replaced after a failed one.
+#[derive(Debug)]
+pub struct Session {
+    runtime: Arc<Runtime>,
+    live: Option<Live>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Live")
+    }
+}
+
+impl Session {
+    /// A session on `runtime`; the instance is made on the first call.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            live: None,
+        }
+    }
+
+    /// Runs `call` on the live instance (made when there is none) with a
+    /// fresh deadline. On failure the instance is dropped.
+    fn with<R>(
+        &mut self,
+        call: impl FnOnce(&mut Store<GuestState>, &InboxRules) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let live = match self.live.take() {
+            Some(live) => live,
+            None => {
+                let (store, bindings) = self
+                    .runtime
+                    .instantiate()
+                    .map_err(|e| Error::Trap(format!("instantiating the guest: {e:#}")))?;
+                Live { store, bindings }
+            }
+        };
+        let Live {
+            mut store,
+            bindings,
+        } = live;
+        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        match call(&mut store, &bindings) {
+            Ok(answer) => {
+                self.live = Some(Live { store, bindings });
+                Ok(answer)
+            }
+            Err(error) => Err(self.runtime.classify(&store, &error)),
+        }
+    }
+
+    /// Validates an expression; the report as JSON.
+    pub fn validate_expression(&mut self, expression: &str, ids: &[u32]) -> Result<String, Error> {
+        self.with(|store, b| {
+            b.cloudcx_inbox_rules_engine()
+                .call_validate_expression(store, expression, ids)
+        })
+    }
+
+    /// Validates a webhook (JSON); the report as JSON.
+    pub fn validate_webhook(&mut self, webhook: &str) -> Result<String, Error> {
+        self.with(|store, b| {
+            b.cloudcx_inbox_rules_engine()
+                .call_validate_webhook(store, webhook)
+        })?
+        .map_err(Error::Input)
+    }
+
+    /// Evaluates `{"expression", "ids"?, "truth"}`; the answer as JSON.
+    pub fn evaluate(&mut self, request: &str) -> Result<String, Error> {
+        self.with(|store, b| b.cloudcx_inbox_rules_engine().call_evaluate(store, request))?
+            .map_err(Error::Input)
+    }
+
+    /// Explains a webhook against an event; the answer as JSON.
+    pub fn explain(&mut self, webhook: &str, event: &str) -> Result<String, Error> {
+        self.with(|store, b| {
+            b.cloudcx_inbox_rules_engine()
+                .call_explain(store, webhook, event)
+        })?
+        .map_err(Error::Input)
+    }
+
+    /// The catalogue as JSON.
+    pub fn catalog(&mut self) -> Result<String, Error> {
+        self.with(|store, b| b.cloudcx_inbox_rules_engine().call_catalog(store))
+    }
+
+    /// Runs an operation of the engine's JSON API (`inbox_rules::api::run`).
+    pub fn call(&mut self, op: &str, input: &str) -> Result<String, Error> {
+        self.with(|store, b| b.cloudcx_inbox_rules_engine().call_call(store, op, input))?
+            .map_err(Error::Input)
+    }
+}
+
+/// Why a rule set refused a webhook.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The webhook is invalid; the engine's report, as JSON.
+    #[error("invalid webhook: {0}")]
+    Invalid(String),
+    /// The call itself failed.
+    #[error(transparent)]
+    Engine(#[from] Error),
+}
+
+/// A tenant's compiled webhooks, living inside one guest instance.
+///
+/// The host keeps each webhook's JSON too, the way to rebuild the guest's
+/// set on a fresh instance after a failed call.
+#[derive(Debug)]
+pub struct RuleSet {
+    runtime: Arc<Runtime>,
+    live: Option<(Live, ResourceAny)>,
+    /// Every webhook the set holds, by id, as inserted.
+    webhooks: std::collections::BTreeMap<String, String>,
+}
+
+impl RuleSet {
+    /// An empty set on `runtime`.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            live: None,
+            webhooks: Default::default(),
+        }
+    }
+
+    /// How many webhooks the set holds.
+    pub fn len(&self) -> usize {
+        self.webhooks.len()
+    }
+
+    /// Whether the set holds no webhook.
+    pub fn is_empty(&self) -> bool {
+        self.webhooks.is_empty()
+    }
+
+    /// Runs `call` against the guest's set, rebuilding instance and set
+    /// first when there is none. On failure the instance is dropped.
+    fn with<R>(
+        &mut self,
+        call: impl FnOnce(&mut Store<GuestState>, &InboxRules, ResourceAny) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let (
+            Live {
+                mut store,
+                bindings,
+            },
+            set,
+        ) = match self.live.take() {
+            Some(live) => live,
+            None => self.rebuild()?,
+        };
+        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        match call(&mut store, &bindings, set) {
+            Ok(answer) => {
+                self.live = Some((Live { store, bindings }, set));
+                Ok(answer)
+            }
+            Err(error) => Err(self.runtime.classify(&store, &error)),
+        }
+    }
+
+    /// A fresh instance holding every webhook of the set.
+    fn rebuild(&self) -> Result<(Live, ResourceAny), Error> {
+        let runtime = &self.runtime;
+        let (mut store, bindings) = runtime
+            .instantiate()
+            .map_err(|e| Error::Trap(format!("instantiating the guest: {e:#}")))?;
+        let api = bindings.cloudcx_inbox_rules_engine().rule_set();
+        let set = api
+            .call_constructor(&mut store)
+            .map_err(|e| runtime.classify(&store, &e))?;
+        for webhook in self.webhooks.values() {
+            store.set_epoch_deadline(runtime.deadline_ticks());
+            // Every webhook here was accepted once; the same engine accepts
+            // it again.
+            api.call_insert(&mut store, set, webhook)
+                .map_err(|e| runtime.classify(&store, &e))?
+                .map_err(|_| Error::Trap("a webhook accepted before was refused".into()))?;
+        }
+        Ok((Live { store, bindings }, set))
+    }
+
+    /// Adds a webhook (JSON), replacing the one with the same id; returns
+    /// its warnings (a JSON list of diagnostics).
+    pub fn insert(&mut self, webhook: &str) -> Result<String, Refused> {
+        let answer = self.with(|store, b, set| {
+            b.cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_insert(store, set, webhook)
+        })?;
+        match answer {
+            Ok(warnings) => {
+                /// The guest accepted the webhook, so it is JSON with an id.
+                #[derive(serde::Deserialize)]
+                struct Id {
+                    id: String,
+                }
+                let Id { id } = serde_json::from_str(webhook)
+                    .map_err(|e| Error::Trap(format!("an accepted webhook has no id: {e}")))?;
+                self.webhooks.insert(id, webhook.to_owned());
+                Ok(warnings)
+            }
+            Err(Refusal::Invalid(report)) => Err(Refused::Invalid(report)),
+            Err(Refusal::Malformed(message)) => Err(Refused::Engine(Error::Input(message))),
+        }
+    }
+
+    /// Removes the webhook with this id; whether it was there.
+    pub fn remove(&mut self, id: &str) -> Result<bool, Error> {
+        let removed = self.with(|store, b, set| {
+            b.cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_remove(store, set, id)
+        })?;
+        self.webhooks.remove(id);
+        Ok(removed)
+    }
+
+    /// The sorted ids of the webhooks that fire for one event (JSON).
+    pub fn matches(&mut self, event: &str) -> Result<Vec<String>, Error> {
+        self.with(|store, b, set| {
+            b.cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_match_event(store, set, event)
+        })?
+        .map_err(Error::Input)
+    }
+
+    /// [`Self::matches`] for each event of a JSON array, in one call.
+    pub fn match_batch(&mut self, events: &str) -> Result<Vec<Vec<String>>, Error> {
+        self.with(|store, b, set| {
+            b.cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_match_batch(store, set, events)
+        })?
+        .map_err(Error::Input)
+    }
+
+    /// Explains the webhook with this id against an event (JSON).
+    pub fn explain(&mut self, id: &str, event: &str) -> Result<Option<String>, Error> {
+        self.with(|store, b, set| {
+            b.cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_explain(store, set, id, event)
+        })?
+        .map_err(Error::Input)
+    }
+}
