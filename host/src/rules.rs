@@ -189,34 +189,43 @@ impl Runtime {
             .or_else(|| var("HOME").map(|d| d.join(".cache").join("inbox-webhooks")))
     }
 
-    /// A fresh store with this runtime's limits, and the guest in it.
-    fn instantiate(&self) -> wasmtime::Result<(Store<GuestState>, InboxRules)> {
+    /// The limits sessions and rule sets get unless given others.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A fresh store with `limits`, and the guest in it.
+    fn instantiate(&self, limits: &Limits) -> Result<Live, Error> {
         let state = GuestState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limiter: Limiter {
-                max: self.limits.memory_bytes,
+                max: limits.memory_bytes,
                 refused: false,
             },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.deadline_ticks());
-        let bindings = self.pre.instantiate(&mut store)?;
-        Ok((store, bindings))
+        store.set_epoch_deadline(limits.deadline_ticks());
+        match self.pre.instantiate(&mut store) {
+            Ok(bindings) => Ok(Live { store, bindings }),
+            Err(error) => Err(limits.classify(&store, &error)),
+        }
     }
+}
 
+impl Limits {
     fn deadline_ticks(&self) -> u64 {
-        let ticks = self.limits.deadline.as_nanos() / TICK.as_nanos();
+        let ticks = self.deadline.as_nanos() / TICK.as_nanos();
         u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
     }
 
     /// Turns a failed call into an [`Error`], naming the budget it exhausted.
     fn classify(&self, store: &Store<GuestState>, error: &wasmtime::Error) -> Error {
         if store.data().limiter.refused {
-            Error::OutOfMemory(self.limits.memory_bytes)
+            Error::OutOfMemory(self.memory_bytes)
         } else if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            Error::Timeout(self.limits.deadline)
+            Error::Timeout(self.deadline)
         } else {
             Error::Trap(format!("{error:#}"))
         }
@@ -234,6 +243,7 @@ struct Live {
 #[derive(Debug)]
 pub struct Session {
     runtime: Arc<Runtime>,
+    limits: Limits,
     live: Option<Live>,
 }
 
@@ -244,10 +254,18 @@ impl std::fmt::Debug for Live {
 }
 
 impl Session {
-    /// A session on `runtime`; the instance is made on the first call.
+    /// A session on `runtime` with its limits; the instance is made on the
+    /// first call.
     pub fn new(runtime: Arc<Runtime>) -> Self {
+        let limits = runtime.limits.clone();
+        Self::with_limits(runtime, limits)
+    }
+
+    /// A session with limits of its own.
+    pub fn with_limits(runtime: Arc<Runtime>, limits: Limits) -> Self {
         Self {
             runtime,
+            limits,
             live: None,
         }
     }
@@ -258,27 +276,20 @@ impl Session {
         &mut self,
         call: impl FnOnce(&mut Store<GuestState>, &InboxRules) -> wasmtime::Result<R>,
     ) -> Result<R, Error> {
-        let live = match self.live.take() {
-            Some(live) => live,
-            None => {
-                let (store, bindings) = self
-                    .runtime
-                    .instantiate()
-                    .map_err(|e| Error::Trap(format!("instantiating the guest: {e:#}")))?;
-                Live { store, bindings }
-            }
-        };
         let Live {
             mut store,
             bindings,
-        } = live;
-        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        } = match self.live.take() {
+            Some(live) => live,
+            None => self.runtime.instantiate(&self.limits)?,
+        };
+        store.set_epoch_deadline(self.limits.deadline_ticks());
         match call(&mut store, &bindings) {
             Ok(answer) => {
                 self.live = Some(Live { store, bindings });
                 Ok(answer)
             }
-            Err(error) => Err(self.runtime.classify(&store, &error)),
+            Err(error) => Err(self.limits.classify(&store, &error)),
         }
     }
 
@@ -344,16 +355,24 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct RuleSet {
     runtime: Arc<Runtime>,
+    limits: Limits,
     live: Option<(Live, ResourceAny)>,
     /// Every webhook the set holds, by id, as inserted.
     webhooks: std::collections::BTreeMap<String, String>,
 }
 
 impl RuleSet {
-    /// An empty set on `runtime`.
+    /// An empty set on `runtime`, with its limits.
     pub fn new(runtime: Arc<Runtime>) -> Self {
+        let limits = runtime.limits.clone();
+        Self::with_limits(runtime, limits)
+    }
+
+    /// An empty set with limits of its own.
+    pub fn with_limits(runtime: Arc<Runtime>, limits: Limits) -> Self {
         Self {
             runtime,
+            limits,
             live: None,
             webhooks: Default::default(),
         }
@@ -385,32 +404,33 @@ impl RuleSet {
             Some(live) => live,
             None => self.rebuild()?,
         };
-        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        store.set_epoch_deadline(self.limits.deadline_ticks());
         match call(&mut store, &bindings, set) {
             Ok(answer) => {
                 self.live = Some((Live { store, bindings }, set));
                 Ok(answer)
             }
-            Err(error) => Err(self.runtime.classify(&store, &error)),
+            Err(error) => Err(self.limits.classify(&store, &error)),
         }
     }
 
     /// A fresh instance holding every webhook of the set.
     fn rebuild(&self) -> Result<(Live, ResourceAny), Error> {
-        let runtime = &self.runtime;
-        let (mut store, bindings) = runtime
-            .instantiate()
-            .map_err(|e| Error::Trap(format!("instantiating the guest: {e:#}")))?;
+        let limits = &self.limits;
+        let Live {
+            mut store,
+            bindings,
+        } = self.runtime.instantiate(limits)?;
         let api = bindings.cloudcx_inbox_rules_engine().rule_set();
         let set = api
             .call_constructor(&mut store)
-            .map_err(|e| runtime.classify(&store, &e))?;
+            .map_err(|e| limits.classify(&store, &e))?;
         for webhook in self.webhooks.values() {
-            store.set_epoch_deadline(runtime.deadline_ticks());
+            store.set_epoch_deadline(limits.deadline_ticks());
             // Every webhook here was accepted once; the same engine accepts
             // it again.
             api.call_insert(&mut store, set, webhook)
-                .map_err(|e| runtime.classify(&store, &e))?
+                .map_err(|e| limits.classify(&store, &e))?
                 .map_err(|_| Error::Trap("a webhook accepted before was refused".into()))?;
         }
         Ok((Live { store, bindings }, set))

@@ -4,34 +4,9 @@
 //! answer the corpus records.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
-
-/// `(input, expected output)` of each corpus case with operation `op`.
-fn corpus(op: &str) -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("fixtures directory")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    let mut cases = Vec::new();
-    for path in files {
-        for line in std::fs::read_to_string(&path)
-            .expect("fixture file")
-            .lines()
-        {
-            let case: Value = serde_json::from_str(line).expect("fixture line");
-            if case["op"] == op {
-                cases.push((case["input"].to_string(), case["expect"].to_string()));
-            }
-        }
-    }
-    cases
-}
+use crate::common::corpus;
 
 /// Runs the binary with `args`, feeding `stdin`; returns (status, stdout).
 fn run(args: &[&str], stdin: &str) -> (i32, String) {
@@ -55,7 +30,11 @@ fn run(args: &[&str], stdin: &str) -> (i32, String) {
 }
 
 fn assert_corpus_through(op: &str, args: &[&str]) {
-    let cases = corpus(op);
+    let cases: Vec<(String, String)> = corpus()
+        .into_iter()
+        .filter(|case| case.op == op)
+        .map(|case| (case.input.to_string(), case.expect.to_string()))
+        .collect();
     assert!(cases.len() > 50, "{op}: {} cases", cases.len());
     let stdin: String = cases
         .iter()
@@ -71,13 +50,33 @@ fn assert_corpus_through(op: &str, args: &[&str]) {
 }
 
 #[test]
-fn check_jsonl_answers_the_corpus_byte_for_byte() {
-    assert_corpus_through("check", &["rules", "check", "--jsonl"]);
+fn check_jsonl_answers_the_corpus_byte_for_byte_with_either_engine() {
+    for engine in ["wasm", "native"] {
+        assert_corpus_through("check", &["rules", "--engine", engine, "check", "--jsonl"]);
+    }
 }
 
 #[test]
-fn eval_jsonl_answers_the_corpus_byte_for_byte() {
-    assert_corpus_through("eval", &["rules", "eval", "--jsonl"]);
+fn eval_jsonl_answers_the_corpus_byte_for_byte_with_either_engine() {
+    for engine in ["wasm", "native"] {
+        assert_corpus_through("eval", &["rules", "--engine", engine, "eval", "--jsonl"]);
+    }
+}
+
+#[test]
+fn both_engines_print_identical_output_for_bad_lines_too() {
+    let input = concat!(
+        "{\"expression\": \"1 or\", \"ids\": [1]}\n",
+        "not json\n",
+        "{\"expression\": 5}\n",
+        "{\"expression\": \"1\", \"ids\": [1], \"extra\": true}\n",
+        "{\"expression\": \"(1 or 2）and 3\", \"ids\": [1, 2, 3]}\n",
+    );
+    let wasm = run(&["rules", "--engine", "wasm", "check", "--jsonl"], input);
+    let native = run(&["rules", "--engine", "native", "check", "--jsonl"], input);
+    assert_eq!(wasm, native);
+    assert_eq!(wasm.0, 2);
+    assert_eq!(wasm.1.lines().count(), 5);
 }
 
 #[test]
