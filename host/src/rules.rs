@@ -151,7 +151,8 @@ impl Runtime {
         if let Some(dir) = cache_dir {
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
-            config.cache(Some(Cache::new(cache)?));
+            // A cache that cannot be set up only costs start-up time.
+            config.cache(Cache::new(cache).ok());
         }
         let engine = Engine::new(&config)?;
         let component = Component::new(&engine, GUEST)?;
@@ -253,6 +254,22 @@ impl std::fmt::Debug for Live {
     }
 }
 
+impl Live {
+    /// Runs `call` with a fresh deadline. A failed call consumes the
+    /// instance: whatever state it was in is not to be trusted.
+    fn run<R>(
+        mut self,
+        limits: &Limits,
+        call: impl FnOnce(&mut Store<GuestState>, &InboxRules) -> wasmtime::Result<R>,
+    ) -> Result<(Self, R), Error> {
+        self.store.set_epoch_deadline(limits.deadline_ticks());
+        match call(&mut self.store, &self.bindings) {
+            Ok(answer) => Ok((self, answer)),
+            Err(error) => Err(limits.classify(&self.store, &error)),
+        }
+    }
+}
+
 impl Session {
     /// A session on `runtime` with its limits; the instance is made on the
     /// first call.
@@ -270,27 +287,18 @@ impl Session {
         }
     }
 
-    /// Runs `call` on the live instance (made when there is none) with a
-    /// fresh deadline. On failure the instance is dropped.
+    /// Runs `call` on the live instance, made when there is none.
     fn with<R>(
         &mut self,
         call: impl FnOnce(&mut Store<GuestState>, &InboxRules) -> wasmtime::Result<R>,
     ) -> Result<R, Error> {
-        let Live {
-            mut store,
-            bindings,
-        } = match self.live.take() {
+        let live = match self.live.take() {
             Some(live) => live,
             None => self.runtime.instantiate(&self.limits)?,
         };
-        store.set_epoch_deadline(self.limits.deadline_ticks());
-        match call(&mut store, &bindings) {
-            Ok(answer) => {
-                self.live = Some(Live { store, bindings });
-                Ok(answer)
-            }
-            Err(error) => Err(self.limits.classify(&store, &error)),
-        }
+        let (live, answer) = live.run(&self.limits, call)?;
+        self.live = Some(live);
+        Ok(answer)
     }
 
     /// Validates an expression; the report as JSON.
@@ -389,51 +397,43 @@ impl RuleSet {
     }
 
     /// Runs `call` against the guest's set, rebuilding instance and set
-    /// first when there is none. On failure the instance is dropped.
+    /// first when there is none.
     fn with<R>(
         &mut self,
         call: impl FnOnce(&mut Store<GuestState>, &InboxRules, ResourceAny) -> wasmtime::Result<R>,
     ) -> Result<R, Error> {
-        let (
-            Live {
-                mut store,
-                bindings,
-            },
-            set,
-        ) = match self.live.take() {
+        let (live, set) = match self.live.take() {
             Some(live) => live,
             None => self.rebuild()?,
         };
-        store.set_epoch_deadline(self.limits.deadline_ticks());
-        match call(&mut store, &bindings, set) {
-            Ok(answer) => {
-                self.live = Some((Live { store, bindings }, set));
-                Ok(answer)
-            }
-            Err(error) => Err(self.limits.classify(&store, &error)),
-        }
+        let (live, answer) =
+            live.run(&self.limits, |store, bindings| call(store, bindings, set))?;
+        self.live = Some((live, set));
+        Ok(answer)
     }
 
     /// A fresh instance holding every webhook of the set.
     fn rebuild(&self) -> Result<(Live, ResourceAny), Error> {
-        let limits = &self.limits;
-        let Live {
-            mut store,
-            bindings,
-        } = self.runtime.instantiate(limits)?;
-        let api = bindings.cloudcx_inbox_rules_engine().rule_set();
-        let set = api
-            .call_constructor(&mut store)
-            .map_err(|e| limits.classify(&store, &e))?;
+        let live = self.runtime.instantiate(&self.limits)?;
+        let (mut live, set) = live.run(&self.limits, |store, bindings| {
+            bindings
+                .cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_constructor(store)
+        })?;
         for webhook in self.webhooks.values() {
-            store.set_epoch_deadline(limits.deadline_ticks());
+            let (next, accepted) = live.run(&self.limits, |store, bindings| {
+                bindings
+                    .cloudcx_inbox_rules_engine()
+                    .rule_set()
+                    .call_insert(store, set, webhook)
+            })?;
             // Every webhook here was accepted once; the same engine accepts
             // it again.
-            api.call_insert(&mut store, set, webhook)
-                .map_err(|e| limits.classify(&store, &e))?
-                .map_err(|_| Error::Trap("a webhook accepted before was refused".into()))?;
+            accepted.map_err(|_| Error::Trap("a webhook accepted before was refused".into()))?;
+            live = next;
         }
-        Ok((Live { store, bindings }, set))
+        Ok((live, set))
     }
 
     /// Adds a webhook (JSON), replacing the one with the same id; returns
