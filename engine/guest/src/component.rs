@@ -1,0 +1,105 @@
+//! The exports of `engine/wit/inbox-rules.wit`, implemented over `inbox-rules`.
+
+use std::cell::RefCell;
+
+use inbox_rules::{IngestEvent, Webhook};
+
+wit_bindgen::generate!({
+    world: "inbox-rules",
+    path: "../wit",
+});
+
+use exports::cloudcx::inbox_rules::engine::{Guest, GuestRuleSet, Refusal};
+
+/// JSON text in one of the contract's shapes.
+type Json = String;
+
+/// The component's exports.
+struct Component;
+
+use inbox_rules::api::{decode as from_json, encode as to_json};
+
+impl Guest for Component {
+    type RuleSet = RuleSet;
+
+    fn validate_expression(expression: String, ids: Vec<u32>) -> Json {
+        to_json(&inbox_rules::validate_expression(&expression, &ids))
+    }
+
+    fn validate_webhook(webhook: Json) -> Result<Json, String> {
+        let webhook: Webhook = from_json("webhook", &webhook)?;
+        Ok(to_json(&inbox_rules::validate_webhook(&webhook)))
+    }
+
+    fn evaluate(request: Json) -> Result<Json, String> {
+        let request: inbox_rules::api::EvalRequest = from_json("evaluate request", &request)?;
+        Ok(to_json(&inbox_rules::api::eval(&request)))
+    }
+
+    fn explain(webhook: Json, event: Json) -> Result<Json, String> {
+        let request = inbox_rules::api::ExplainRequest {
+            webhook: from_json::<Webhook>("webhook", &webhook)?,
+            event: from_json::<IngestEvent>("event", &event)?,
+        };
+        Ok(to_json(&inbox_rules::api::explain(&request)))
+    }
+
+    fn catalog() -> Json {
+        to_json(&inbox_rules::catalog())
+    }
+
+    fn call(op: String, input: Json) -> Result<Json, String> {
+        let input: serde_json::Value = from_json("input", &input)?;
+        inbox_rules::api::run(&op, &input)
+            .map(|output| to_json(&output))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The `rule-set` resource: the engine's `RuleSet`, mutable behind `&self`
+/// as the component model hands resources out.
+struct RuleSet(RefCell<inbox_rules::RuleSet>);
+
+impl GuestRuleSet for RuleSet {
+    fn new() -> Self {
+        Self(RefCell::new(inbox_rules::RuleSet::new()))
+    }
+
+    fn insert(&self, webhook: Json) -> Result<Json, Refusal> {
+        let webhook: Webhook = from_json("webhook", &webhook).map_err(Refusal::Malformed)?;
+        match self.0.borrow_mut().insert(&webhook) {
+            Ok(warnings) => Ok(to_json(&warnings)),
+            Err(report) => Err(Refusal::Invalid(to_json(&report))),
+        }
+    }
+
+    fn remove(&self, id: String) -> bool {
+        self.0.borrow_mut().remove(&id)
+    }
+
+    fn len(&self) -> u32 {
+        u32::try_from(self.0.borrow().len()).unwrap_or(u32::MAX)
+    }
+
+    fn match_event(&self, event: Json) -> Result<Vec<String>, String> {
+        let event: IngestEvent = from_json("event", &event)?;
+        Ok(owned(self.0.borrow().matches(&event)))
+    }
+
+    fn match_batch(&self, events: Json) -> Result<Vec<Vec<String>>, String> {
+        let events: Vec<IngestEvent> = from_json("events", &events)?;
+        let rules = self.0.borrow();
+        Ok(events.iter().map(|e| owned(rules.matches(e))).collect())
+    }
+
+    fn explain(&self, id: String, event: Json) -> Result<Option<Json>, String> {
+        let event: IngestEvent = from_json("event", &event)?;
+        Ok(self.0.borrow().explain(&id, &event).map(|e| to_json(&e)))
+    }
+}
+
+fn owned(ids: Vec<&str>) -> Vec<String> {
+    ids.into_iter().map(str::to_owned).collect()
+}
+
+export!(Component);
