@@ -461,15 +461,21 @@ impl RuleSet {
         }
     }
 
-    /// Removes the webhook with this id; whether it was there.
-    pub fn remove(&mut self, id: &str) -> Result<bool, Error> {
-        let removed = self.with(|store, b, set| {
-            b.cloudcx_inbox_rules_engine()
-                .rule_set()
-                .call_remove(store, set, id)
-        })?;
-        self.webhooks.remove(id);
-        Ok(removed)
+    /// Removes the webhook with this id; whether it was there. Removal
+    /// cannot fail: should the guest call fail, the instance is dropped and
+    /// the next call rebuilds the set without the webhook.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let known = self.webhooks.remove(id).is_some();
+        if known && self.live.is_some() {
+            let removed = self.with(|store, b, set| {
+                b.cloudcx_inbox_rules_engine()
+                    .rule_set()
+                    .call_remove(store, set, id)
+            });
+            // A failed call has dropped the instance; nothing else to undo.
+            drop(removed);
+        }
+        known
     }
 
     /// The sorted ids of the webhooks that fire for one event (JSON).
