@@ -33,7 +33,10 @@ fn read<T: DeserializeOwned>(what: &str, value: &JsValue) -> Result<T, JsValue> 
         .ok()
         .and_then(|text| text.as_string())
         .ok_or_else(|| type_error(format!("invalid {what}: not representable as JSON")))?;
-    decode(what, &text).map_err(type_error)
+    // Through `Value`, as `run` goes: one deserializer per type in the
+    // package instead of two keeps the wasm small.
+    let value: serde_json::Value = decode(what, &text).map_err(type_error)?;
+    T::deserialize(&value).map_err(|e| type_error(format!("invalid {what}: {e}")))
 }
 
 /// A string argument, or a `TypeError`.
@@ -91,11 +94,15 @@ pub fn validate_webhook(
 pub fn evaluate(
     #[wasm_bindgen(unchecked_param_type = "string")] expression: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Record<string, boolean>")] truth: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "number[] | undefined")] ids: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "number[]")] ids: JsValue,
 ) -> Result<JsValue, JsValue> {
     let request = api::EvalRequest {
         expression: read_string("expression", &expression)?,
-        ids: if ids.is_undefined() || ids.is_null() { None } else { Some(read("ids", &ids)?) },
+        ids: if ids.is_undefined() || ids.is_null() {
+            None
+        } else {
+            Some(read("ids", &ids)?)
+        },
         truth: read("truth", &truth)?,
     };
     Ok(answer(&api::eval(&request)))
@@ -246,7 +253,10 @@ impl RuleSet {
         #[wasm_bindgen(unchecked_param_type = "IngestEvent")] event: JsValue,
     ) -> Result<JsValue, JsValue> {
         let event: IngestEvent = read("event", &event)?;
-        Ok(self.0.explain(id, &event).map_or(JsValue::UNDEFINED, |e| answer(&e)))
+        Ok(self
+            .0
+            .explain(id, &event)
+            .map_or(JsValue::UNDEFINED, |e| answer(&e)))
     }
 
     /// How many webhooks the set holds.
