@@ -50,9 +50,7 @@ impl Guest for Component {
 
     fn call(op: String, input: Json) -> Result<Json, String> {
         let input: serde_json::Value = from_json("input", &input)?;
-        inbox_rules::api::run(&op, &input)
-            .map(|output| to_json(&output))
-            .map_err(|e| e.to_string())
+        inbox_rules::api::run(&op, &input).map_err(|e| e.to_string())
     }
 }
 

@@ -189,9 +189,8 @@ pub fn run(
 ) -> Result<JsValue, JsValue> {
     let op = read_string("operation", &op)?;
     let input: serde_json::Value = read("input", &input)?;
-    api::run(&op, &input)
-        .map(|output| answer(&output))
-        .map_err(|e| type_error(e.to_string()))
+    let output = api::run(&op, &input).map_err(|e| type_error(e.to_string()))?;
+    Ok(js_sys::JSON::parse(&output).unwrap_or(JsValue::NULL))
 }
 
 /// Compiled webhooks, ready to match events: compile once, match many.

@@ -81,9 +81,7 @@ impl Engine {
         match self {
             Self::Native => {
                 let input: Value = decode("input", input)?;
-                inbox_rules::api::run(op, &input)
-                    .map(|output| encode(&output))
-                    .map_err(|e| e.to_string())
+                inbox_rules::api::run(op, &input).map_err(|e| e.to_string())
             }
             Self::Wasm(session) => session.call(op, input).map_err(|e| e.to_string()),
         }

@@ -25,7 +25,7 @@ fn runtime() -> Arc<Runtime> {
 }
 
 fn native(op: &str, input: &Value) -> String {
-    encode(&inbox_rules::api::run(op, input).expect("valid operation"))
+    inbox_rules::api::run(op, input).expect("valid operation")
 }
 
 #[test]
