@@ -120,6 +120,34 @@ fn the_corpus_covers_what_it_promises() {
     assert!(count("conditions.jsonl", &["condition", "validate"]) >= 100);
     assert!(count("matching.jsonl", &["match", "explain"]) >= 50);
 
+    // Every field × operator of the catalogue is evaluated by some case.
+    let conditions = corpus()
+        .into_iter()
+        .find(|p| p.ends_with("conditions.jsonl"))
+        .expect("file");
+    let tested: std::collections::BTreeSet<(String, String)> = read(&conditions)
+        .iter()
+        .filter(|c| c.op == "condition")
+        .map(|c| {
+            let field = c.input["condition"]["field"].as_str().unwrap_or_default();
+            let field = if field.starts_with(inbox_rules::CUSTOM_FIELD_PREFIX) {
+                "customFields.<key>"
+            } else {
+                field
+            };
+            let operator = c.input["condition"]["operator"]
+                .as_str()
+                .unwrap_or_default();
+            (field.to_owned(), operator.to_owned())
+        })
+        .collect();
+    for field in inbox_rules::catalog().fields {
+        for op in field.operators {
+            let pair = (field.field.to_owned(), op.operator.as_str().to_owned());
+            assert!(tested.contains(&pair), "no condition case for {pair:?}");
+        }
+    }
+
     // Every diagnostic code appears in some recorded answer.
     let all: String = corpus()
         .iter()
