@@ -16,7 +16,8 @@
 //!   matching: write non-ASCII letters of a pattern in lower case;
 //! * a custom field holding a number compares numerically with `lt`, `lte`,
 //!   `gt`, `gte` and with a number given to `is`/`is_not`; a string holding a
-//!   number counts as that number; otherwise its text is compared. Booleans
+//!   number in JSON's syntax (`40`, `7.5`, `-1e3`; blanks around it are
+//!   ignored) counts as that number; otherwise its text is compared. Booleans
 //!   read as `true`/`false`; `null`, objects and arrays read as empty;
 //! * `changed`, `changed_to` and `changed_from` look at the event's
 //!   `changes` and are false when the event carries no such change.
@@ -53,8 +54,8 @@ enum Test {
     Rank(Ordering, bool, usize),
     Number(Ordering, bool, f64),
     NumberIs(f64, bool),
-    /// A substring search, compiled once (lowercased needle).
-    Contains(Box<memchr::memmem::Finder<'static>>, bool),
+    /// A substring search (lowercased needle).
+    Contains(Needle, bool),
     StartsWith(String),
     EndsWith(String),
     Matches(regex_lite::Regex),
@@ -162,9 +163,7 @@ impl CompiledCondition {
                 *or_equal,
             ),
             Test::NumberIs(bound, want) => (value().number() == Some(*bound)) == *want,
-            Test::Contains(needle, want) => {
-                needle.find(value().lowercase().as_bytes()).is_some() == *want
-            }
+            Test::Contains(needle, want) => needle.found_in(&value().lowercase()) == *want,
             Test::StartsWith(prefix) => value().lowercase().starts_with(prefix.as_str()),
             Test::EndsWith(suffix) => value().lowercase().ends_with(suffix.as_str()),
             Test::Matches(regex) => regex.is_match(&value().lowercase()),
@@ -247,8 +246,8 @@ fn build_test(
                 Operator::Lte => Test::Rank(Ordering::Less, true, enum_rank(s)?),
                 Operator::Gt => Test::Rank(Ordering::Greater, false, enum_rank(s)?),
                 Operator::Gte => Test::Rank(Ordering::Greater, true, enum_rank(s)?),
-                Operator::Contains => Test::Contains(finder(&lower(s)), true),
-                Operator::NotContains => Test::Contains(finder(&lower(s)), false),
+                Operator::Contains => Test::Contains(Needle::new(&lower(s)), true),
+                Operator::NotContains => Test::Contains(Needle::new(&lower(s)), false),
                 Operator::StartsWith => Test::StartsWith(lower(s)),
                 Operator::EndsWith => Test::EndsWith(lower(s)),
                 Operator::Matches => Test::Matches(compile_pattern(s)?),
@@ -289,8 +288,34 @@ fn build_test(
     })
 }
 
-fn finder(needle: &str) -> Box<memchr::memmem::Finder<'static>> {
-    Box::new(memchr::memmem::Finder::new(needle.as_bytes()).into_owned())
+/// A substring to search for. With the `memchr` feature (on for the server
+/// and the CLI) the searcher is built once per condition, which pays when
+/// thousands of webhooks test one event; without it (the npm package, where
+/// size matters more) the standard library searches.
+#[derive(Debug, Clone)]
+struct Needle {
+    #[cfg(feature = "memchr")]
+    finder: Box<memchr::memmem::Finder<'static>>,
+    #[cfg(not(feature = "memchr"))]
+    text: String,
+}
+
+impl Needle {
+    fn new(text: &str) -> Self {
+        Self {
+            #[cfg(feature = "memchr")]
+            finder: Box::new(memchr::memmem::Finder::new(text.as_bytes()).into_owned()),
+            #[cfg(not(feature = "memchr"))]
+            text: text.to_owned(),
+        }
+    }
+
+    fn found_in(&self, haystack: &str) -> bool {
+        #[cfg(feature = "memchr")]
+        return self.finder.find(haystack.as_bytes()).is_some();
+        #[cfg(not(feature = "memchr"))]
+        return haystack.contains(self.text.as_str());
+    }
 }
 
 fn expect_string(value: &Value, op: Operator) -> Result<&str, (Code, String)> {
@@ -498,7 +523,11 @@ impl Read<'_> {
     fn number(&self) -> Option<f64> {
         match self {
             Self::Number(n) => n.as_f64(),
-            Self::Text(s, _) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+            // JSON's number syntax, read by the JSON reader the engine
+            // already carries (so no second float parser in the wasm).
+            Self::Text(s, _) => serde_json::from_str::<f64>(s.trim())
+                .ok()
+                .filter(|n| n.is_finite()),
             _ => None,
         }
     }

@@ -23,8 +23,6 @@
 //! Full-width diagnostics come first; the rest follow in the order of their
 //! spans. Warnings (`unused_condition`) never make an expression invalid.
 
-use std::collections::BTreeSet;
-
 use pest::Parser as _;
 use pest::iterators::Pair;
 
@@ -208,7 +206,7 @@ fn diagnose(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
 
     let index = Utf16Index::new(&normalized);
     let tokens = tokenize(&normalized);
-    let known: BTreeSet<u32> = ids.iter().copied().filter(|&id| id != 0).collect();
+    let known = IdSet::new(ids.iter().copied().filter(|&id| id != 0));
     let mut lexical = Vec::new();
     let structure_sound = check_spacing(&tokens, &index, &mut lexical)
         & check_parentheses(&tokens, &index, &mut lexical);
@@ -233,7 +231,8 @@ fn diagnose(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
         }
     }
 
-    lexical.sort_by_key(|d| (d.start, d.end, d.code));
+    // Unstable is enough: no two diagnostics share a span and a code.
+    lexical.sort_unstable_by_key(|d| (d.start, d.end, d.code));
     errors.extend(lexical);
     let mentioned: Vec<u32> = tokens
         .iter()
@@ -415,7 +414,7 @@ fn check_parentheses(tokens: &[Token<'_>], index: &Utf16Index, out: &mut Vec<Dia
 /// `syntax_error` for each word that is not an operator and each symbol.
 fn check_words_and_numbers(
     tokens: &[Token<'_>],
-    known: &BTreeSet<u32>,
+    known: &IdSet,
     index: &Utf16Index,
     out: &mut Vec<Diagnostic>,
 ) {
@@ -423,7 +422,7 @@ fn check_words_and_numbers(
         let (start, end) = index.span(token.start, token.end);
         let message = match token.kind {
             Kind::Number => match token.text.parse::<u32>() {
-                Ok(id) if known.contains(&id) => continue,
+                Ok(id) if known.contains(id) => continue,
                 Ok(0) => "there is no condition 0: conditions are numbered from 1".to_owned(),
                 Ok(id) => format!("there is no condition {id}"),
                 Err(_) => format!("there is no condition {}", quote(token.text)),
@@ -535,16 +534,43 @@ fn describe_expected(rules: &[Rule]) -> String {
 /// `unused_condition` for each id the expression never mentions, once each,
 /// in the order of `ids`.
 fn unused_conditions(mentioned: &[u32], ids: &[u32]) -> Vec<Diagnostic> {
-    let mut mentioned = mentioned.to_vec();
-    mentioned.sort_unstable();
-    let mut seen = BTreeSet::new();
-    ids.iter()
-        .filter(|&&id| id != 0 && mentioned.binary_search(&id).is_err() && seen.insert(id))
-        .map(|id| {
+    let mentioned = IdSet::new(mentioned.iter().copied());
+    let distinct = IdSet::new(ids.iter().copied());
+    let mut warned = vec![false; distinct.0.len()];
+    let mut out = Vec::new();
+    for &id in ids {
+        let Some(at) = distinct.position(id) else {
+            continue;
+        };
+        if id != 0 && !mentioned.contains(id) && !warned[at] {
+            warned[at] = true;
             let message = format!("condition {id} is not used in the expression");
-            Diagnostic::spanned(Code::UnusedCondition, message, 0, 0)
-        })
-        .collect()
+            out.push(Diagnostic::spanned(Code::UnusedCondition, message, 0, 0));
+        }
+    }
+    out
+}
+
+/// Condition ids as a sorted, deduplicated list: a set with O(log n)
+/// look-ups and no tree (it keeps the browser package small).
+#[derive(Debug)]
+struct IdSet(Vec<u32>);
+
+impl IdSet {
+    fn new(ids: impl Iterator<Item = u32>) -> Self {
+        let mut ids: Vec<u32> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Self(ids)
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.0.binary_search(&id).is_ok()
+    }
+
+    fn position(&self, id: u32) -> Option<usize> {
+        self.0.binary_search(&id).ok()
+    }
 }
 
 /// Builds the tree of a `disjunction`, `conjunction`, `group` or `number`,
