@@ -9,6 +9,12 @@
 //!
 //! A rule problem is never thrown: it is answered as a report. Arguments of
 //! the wrong type are thrown as a `TypeError` saying what was expected.
+//!
+//! JSON text rather than `serde-wasm-bindgen` on purpose: the package then
+//! reads input with the very decoder every other surface uses (same
+//! answers, same messages for malformed input), no JavaScript object
+//! conversion can reorder keys or change numbers, and the wasm carries one
+//! deserializer per type instead of two.
 
 use inbox_rules::api::{self, decode, encode};
 use inbox_rules::{Condition, IngestEvent, Webhook};
@@ -182,10 +188,10 @@ pub fn field_catalog() -> JsValue {
 /// ```js
 /// run("check", { expression: "1 or 2", ids: [1, 2] }) // { valid: true, errors: [], warnings: [] }
 /// ```
-#[wasm_bindgen]
+#[wasm_bindgen(unchecked_return_type = "unknown")]
 pub fn run(
     #[wasm_bindgen(unchecked_param_type = "string")] op: JsValue,
-    input: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "unknown")] input: JsValue,
 ) -> Result<JsValue, JsValue> {
     let op = read_string("operation", &op)?;
     let input: serde_json::Value = read("input", &input)?;
