@@ -11,3 +11,8 @@
 
 #[cfg(target_arch = "wasm32")]
 mod component;
+
+/// The guest is single-threaded wasm, which this allocator is built for.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
