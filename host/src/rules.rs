@@ -190,11 +190,6 @@ impl Runtime {
             .or_else(|| var("HOME").map(|d| d.join(".cache").join("inbox-webhooks")))
     }
 
-    /// The limits sessions and rule sets get unless given others.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// A fresh store with `limits`, and the guest in it.
     fn instantiate(&self, limits: &Limits) -> Result<Live, Error> {
         let state = GuestState {

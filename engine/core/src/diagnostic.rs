@@ -162,15 +162,6 @@ impl Report {
             warnings,
         }
     }
-
-    /// Turns a report into `Err` when it has errors.
-    pub fn into_result(self) -> Result<Self, Invalid> {
-        if self.valid {
-            Ok(self)
-        } else {
-            Err(Invalid(self))
-        }
-    }
 }
 
 /// An input the engine refused, with the report that says why.

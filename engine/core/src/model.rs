@@ -53,11 +53,6 @@ impl EventType {
         Self::ALL.into_iter().find(|e| e.as_str() == name)
     }
 
-    /// Whether the delivered payload carries a `messageId`.
-    pub fn has_message(self) -> bool {
-        matches!(self, Self::TicketFromUserReply | Self::TicketAgentReply)
-    }
-
     /// Position in [`Self::ALL`], for per-type tables.
     pub(crate) fn index(self) -> usize {
         self as usize
