@@ -19,8 +19,139 @@ pub struct Cli {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server: the API (and the control panel) on `--bind`.
+    Serve(ServeArgs),
+    /// Create and list tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Create, list and revoke a tenant's API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Work with the rule engine: validate, evaluate, match, explain.
     Rules(RulesArgs),
+}
+
+/// Where the configuration and the database are; every command that opens
+/// the database takes these. Each flag overrides its `INBOX_*` variable,
+/// which overrides the configuration file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// A TOML configuration file (or `INBOX_CONFIG`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the server keeps its files (`INBOX_DATA_DIR`; `./data`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The database (`INBOX_DATABASE_URL`; a SQLite file in the data dir).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// `inbox-webhooks serve`
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (`INBOX_BIND`; `127.0.0.1:8080`).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Configuration and database.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `inbox-webhooks tenant …`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its admin API key and ingest key, once.
+    Create(TenantCreateArgs),
+    /// List the tenants.
+    List(ListArgs),
+}
+
+/// Arguments of `tenant create`.
+#[derive(Debug, Args)]
+pub struct TenantCreateArgs {
+    /// What the tenant is called, e.g. "Acme Support".
+    pub name: String,
+    /// Its id (the ingest events' `tenantId`): lower-case letters, digits
+    /// and dashes. By default made from the name: "Acme Support" → `acme-support`.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Print `{"tenantId", "apiKey", "ingestKey"}` instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration and database.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Arguments of list commands.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration and database.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `inbox-webhooks key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a new key for a tenant and print it, once.
+    Create(KeyCreateArgs),
+    /// List a tenant's keys (never the keys themselves).
+    List(KeyListArgs),
+    /// Revoke a key: it stops working at once.
+    Revoke(KeyRevokeArgs),
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// The admin API.
+    Admin,
+    /// Only event ingestion.
+    Ingest,
+}
+
+/// Arguments of `key create`.
+#[derive(Debug, Args)]
+pub struct KeyCreateArgs {
+    /// The tenant's id.
+    pub tenant: String,
+    /// What the key may do.
+    #[arg(long, value_enum, default_value_t = KindArg::Admin)]
+    pub kind: KindArg,
+    /// Print `{"keyId", "key", "kind", "tenantId"}` instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration and database.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Arguments of `key list`.
+#[derive(Debug, Args)]
+pub struct KeyListArgs {
+    /// The tenant's id.
+    pub tenant: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration and database.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Arguments of `key revoke`.
+#[derive(Debug, Args)]
+pub struct KeyRevokeArgs {
+    /// The key's id, `key_…`, as `key list` shows it.
+    pub key_id: String,
+    /// Configuration and database.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `inbox-webhooks rules [--engine …] …`

@@ -503,3 +503,46 @@ impl RuleSet {
         .map_err(Error::Input)
     }
 }
+
+/// Sessions shared by async tasks. A call takes an idle session (or makes
+/// one), runs on tokio's blocking threads so that a slow call never stalls
+/// the request loop, and puts the session back.
+#[derive(Debug)]
+pub struct Pool {
+    runtime: Arc<Runtime>,
+    idle: std::sync::Mutex<Vec<Session>>,
+}
+
+impl Pool {
+    /// An empty pool on `runtime`; sessions are made as calls need them.
+    pub fn new(runtime: Arc<Runtime>) -> Arc<Self> {
+        Arc::new(Self {
+            runtime,
+            idle: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Runs `call` on a session.
+    pub async fn run<R: Send + 'static>(
+        self: &Arc<Self>,
+        call: impl FnOnce(&mut Session) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        let pool = Arc::clone(self);
+        let work = tokio::task::spawn_blocking(move || {
+            let taken = pool.lock().pop();
+            let mut session = taken.unwrap_or_else(|| Session::new(Arc::clone(&pool.runtime)));
+            let answer = call(&mut session);
+            pool.lock().push(session);
+            answer
+        });
+        work.await
+            .map_err(|e| Error::Trap(format!("engine task failed: {e}")))?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Session>> {
+        // A panic while holding the lock left the list itself intact.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,3 +1,4 @@
 //! The work behind each command-line command.
 
+pub mod admin;
 pub mod rules;

@@ -1,0 +1,124 @@
+//! Extractors that turn a request into trusted values, answering every
+//! refusal in the API's one error shape: the caller ([`Admin`]), a JSON body
+//! ([`JsonBody`]) and query parameters ([`QueryParams`]).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::error::AppError;
+use crate::keys::{self, KeyKind};
+use crate::store::Caller;
+
+/// The caller of the admin API: a valid, unrevoked admin key, within its
+/// rate limit. Its tenant is recorded on the request's log span.
+#[derive(Debug)]
+pub struct Admin(pub Caller);
+
+impl Admin {
+    /// The caller's tenant.
+    pub fn tenant(&self) -> &str {
+        &self.0.tenant_id
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let caller = authenticate(parts, state, KeyKind::Admin).await?;
+        Ok(Self(caller))
+    }
+}
+
+/// Finds the caller of a `kind` key, checks its rate limit, and records its
+/// tenant on the log span. Never logs the key.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    kind: KeyKind,
+) -> Result<Caller, AppError> {
+    let presented = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .ok_or_else(AppError::unauthorized)?;
+    let caller = state
+        .store
+        .caller(&keys::digest(presented))
+        .await?
+        .filter(|caller| caller.kind == kind)
+        .ok_or_else(AppError::unauthorized)?;
+    tracing::Span::current().record("tenant", caller.tenant_id.as_str());
+    state.limiter.check(&caller.key_id)?;
+    Ok(caller)
+}
+
+/// A JSON body: `Content-Type: application/json` (415 otherwise), at most
+/// the body limit (413), well-formed (400 naming the line and column), of
+/// the expected shape (422).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|essence| essence.trim().to_ascii_lowercase())
+            .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
+        if !is_json {
+            return Err(AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON, with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the body is over the limit of {} bytes", super::BODY_LIMIT),
+                ),
+                _ => AppError::bad_request("unreadable_body", "the body could not be read"),
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| match error.classify() {
+                serde_json::error::Category::Data => {
+                    AppError::unprocessable("invalid_body", error.to_string())
+                }
+                _ => AppError::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {error}"),
+                ),
+            })
+    }
+}
+
+/// Query parameters; a bad one answers 400.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(params)| Self(params))
+            .map_err(|rejection| AppError::bad_request("invalid_query", rejection.body_text()))
+    }
+}

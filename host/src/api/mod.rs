@@ -1,0 +1,200 @@
+//! The HTTP API: one module per resource, each exposing its routes, merged
+//! here with the layers every request goes through (request id, logs,
+//! metrics, body limit) and the generated OpenAPI document.
+//!
+//! Every route is registered through `utoipa_axum::routes!`, which registers
+//! the handler and documents it in one step: a route cannot be served
+//! without being in `/openapi.json`.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::AppError;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::rules::Pool;
+use crate::store::Store;
+use crate::webhooks::Webhooks;
+
+pub mod extract;
+mod rules;
+mod system;
+mod webhooks;
+
+/// The largest request body accepted: 1 MiB.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The rule engine, in wasmtime.
+    pub engine: Arc<Pool>,
+    /// Webhook writes, validated by the engine.
+    pub webhooks: Arc<Webhooks>,
+    /// Per-key request limits.
+    pub limiter: Arc<RateLimit>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The engine's field catalogue, JSON, read once at start.
+    pub catalog: Arc<str>,
+}
+
+/// Requests per key: a token bucket per API key.
+#[derive(Debug)]
+pub struct RateLimit(DefaultKeyedRateLimiter<String>);
+
+impl RateLimit {
+    /// `per_second` on average, `burst` at once.
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        Self(DefaultKeyedRateLimiter::keyed(
+            Quota::per_second(per_second).allow_burst(burst),
+        ))
+    }
+
+    /// Takes one request from `key`'s bucket, or says how long to wait.
+    pub fn check(&self, key: &str) -> Result<(), AppError> {
+        self.0.check_key(&key.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            AppError::rate_limited(wait.as_secs() + 1)
+        })
+    }
+}
+
+/// The OpenAPI document's frame; the routes fill in its paths.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Inbox Tickets Webhooks",
+        description = "Register webhooks for helpdesk ticket events; the server signs and delivers them."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "webhooks", description = "A tenant's webhooks"),
+        (name = "rules", description = "The rule engine: validation and the field catalogue"),
+        (name = "system", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `Authorization: Bearer <key>` scheme the routes refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route with its documentation, before the state is attached.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(webhooks::routes())
+        .merge(rules::routes())
+        .merge(system::routes())
+}
+
+/// The whole application: routes, fallbacks and layers, with `state`.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = routes().split_for_parts();
+    let openapi: Arc<str> = openapi.to_json().unwrap_or_default().into();
+    let x_request_id = HeaderName::from_static("x-request-id");
+    router
+        .fallback(|| async { AppError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(axum::Extension(system::OpenApiJson(openapi)))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    let id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        id,
+                        method = %request.method(),
+                        route,
+                        tenant = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    |response: &Response, latency: std::time::Duration, _: &tracing::Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            latency_ms = latency.as_secs_f64() * 1e3,
+                            "answered"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, UlidRequestId))
+        .with_state(state)
+}
+
+/// Request ids: a ULID unless the client sent an `x-request-id`.
+#[derive(Debug, Clone, Copy)]
+struct UlidRequestId;
+
+impl MakeRequestId for UlidRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = ulid::Ulid::new().to_string();
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Counts every answered request by route and status.
+async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let labels = RequestLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    state
+        .metrics
+        .request(labels, started.elapsed().as_secs_f64());
+    response
+}

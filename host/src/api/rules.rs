@@ -1,0 +1,100 @@
+//! `/v1/rules/validate` and `/v1/catalog`: the rule engine, asked directly.
+//! Answers are the engine's JSON text, passed through untouched, so they are
+//! byte for byte what the browser and the npm package answer.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::extract::{Admin, JsonBody};
+use crate::error::{AppError, ErrorBody};
+use crate::webhooks::writable;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(validate))
+        .routes(routes!(catalog))
+}
+
+/// What to validate: an expression with the condition ids it may use, or a
+/// whole webhook under `webhook`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, reason = "documentation of the body; the engine reads it")]
+pub(super) struct ValidateInput {
+    /// A logic expression, e.g. `(1 or 2) and 3`.
+    expression: Option<String>,
+    /// The condition ids the expression may use.
+    ids: Option<Vec<u32>>,
+    /// A webhook definition, as `POST /v1/webhooks` takes it.
+    #[schema(value_type = Option<Object>)]
+    webhook: Option<Value>,
+}
+
+/// The engine's report.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, reason = "documentation of the engine's answer")]
+pub(super) struct Report {
+    /// `true` exactly when `errors` is empty.
+    valid: bool,
+    /// Each problem: `code`, `message`, and where (`path`, `conditionId`,
+    /// `start`/`end` in UTF-16 code units of the expression).
+    #[schema(value_type = Vec<Object>)]
+    errors: Value,
+    /// Advice that does not make the input invalid.
+    #[schema(value_type = Vec<Object>)]
+    warnings: Value,
+}
+
+fn json(text: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], text)
+}
+
+/// Validate an expression or a webhook without storing anything. An
+/// invalid input is a successful validation: 200 with `valid: false`.
+#[utoipa::path(post, path = "/v1/rules/validate", tag = "rules",
+    request_body = ValidateInput,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The engine's report", body = Report),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "Not an expression or webhook", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn validate(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(mut body): JsonBody<Map<String, Value>>,
+) -> Result<impl IntoResponse, AppError> {
+    let (op, input) = match body.remove("webhook") {
+        Some(Value::Object(webhook)) => {
+            // The same keys as `POST /v1/webhooks` takes, and the same
+            // refusal of others; what the engine reads is the body as sent.
+            writable(webhook.clone())?;
+            ("validate", Value::Object(webhook))
+        }
+        Some(_) => {
+            return Err(AppError::unprocessable(
+                "invalid_body",
+                "`webhook` must be an object",
+            ));
+        }
+        None => ("check", Value::Object(body)),
+    };
+    let input = input.to_string();
+    let report = state.engine.run(move |s| s.call(op, &input)).await?;
+    Ok(json(report))
+}
+
+/// The fields conditions can test, the operators each allows and the value
+/// each operator takes.
+#[utoipa::path(get, path = "/v1/catalog", tag = "rules",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The engine's catalogue", body = Object),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn catalog(State(state): State<AppState>, _admin: Admin) -> impl IntoResponse {
+    json(state.catalog.to_string())
+}

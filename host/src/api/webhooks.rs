@@ -1,0 +1,375 @@
+//! `/v1/webhooks`: a tenant's webhooks. Handlers are thin: authenticate,
+//! read the body, call [`crate::webhooks::Webhooks`], shape the answer.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::extract::{Admin, JsonBody, QueryParams};
+use crate::error::{AppError, ErrorBody};
+use crate::store::{Millis, WebhookRecord};
+use crate::webhooks::Written;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, replace, patch, delete))
+        .routes(routes!(enable))
+        .routes(routes!(disable))
+        .routes(routes!(rotate_secret))
+}
+
+/// A webhook as a client writes it. Every key is optional on `PATCH`; on
+/// `POST` and `PUT` a key left out takes its default. The engine validates
+/// the whole definition; `id`, `createdAt` and `updatedAt` may be sent back
+/// as read and are ignored, any other key is refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code, reason = "documentation of the body; the engine reads it")]
+pub(super) struct WebhookInput {
+    /// What the admin calls it.
+    #[schema(example = "Refunds to CRM")]
+    name: String,
+    /// A disabled webhook never fires. Default `true`.
+    enabled: Option<bool>,
+    /// An absolute http:// or https:// URL.
+    #[schema(example = "https://crm.example/hooks/cloudcx")]
+    url: String,
+    /// Event types, e.g. `TicketCreated`.
+    events: Vec<String>,
+    /// Channels it listens to; with `accounts` empty too, every channel.
+    channels: Option<Vec<String>>,
+    /// Channel accounts it listens to.
+    accounts: Option<Vec<String>>,
+    /// Numbered conditions (see `GET /v1/catalog`).
+    conditions: Option<Vec<ConditionView>>,
+    /// `all` (default), `any` or `expression`.
+    #[serde(rename = "match")]
+    match_mode: Option<String>,
+    /// The logic expression when `match` is `expression`, e.g. `(1 or 2) and 3`.
+    expression: Option<String>,
+}
+
+/// A condition: `{"id": 1, "field": "subject", "operator": "contains",
+/// "value": "refund"}`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub(super) struct ConditionView {
+    /// The number the expression refers to.
+    id: i64,
+    /// A field of the catalogue.
+    field: String,
+    /// An operator the field allows.
+    operator: String,
+    /// The operand, when the operator takes one.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[schema(value_type = Object)]
+    value: Value,
+}
+
+/// A stored webhook.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WebhookView {
+    /// `wh_…`, assigned by the server.
+    id: String,
+    name: String,
+    enabled: bool,
+    url: String,
+    events: Vec<String>,
+    channels: Vec<String>,
+    accounts: Vec<String>,
+    conditions: Vec<ConditionView>,
+    #[serde(rename = "match")]
+    match_mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expression: Option<String>,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339.
+    updated_at: String,
+}
+
+/// A webhook just written, with the engine's warnings (valid, but worth a
+/// look, such as a condition the expression never uses).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WrittenView {
+    #[serde(flatten)]
+    webhook: WebhookView,
+    /// The engine's warnings.
+    #[schema(value_type = Vec<Object>)]
+    warnings: Value,
+}
+
+/// A webhook just created: its signing secret is shown here and never again.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CreatedView {
+    #[serde(flatten)]
+    written: WrittenView,
+    /// `whsec_…`: verify deliveries with it (Standard Webhooks).
+    secret: String,
+}
+
+/// A page of webhooks.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WebhookPage {
+    data: Vec<WebhookView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// A new secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RotatedSecret {
+    /// The new `whsec_…`, shown only here.
+    secret: String,
+    /// Until when (RFC 3339) the previous secret keeps signing alongside.
+    previous_expires_at: String,
+}
+
+/// Paging through webhooks.
+#[derive(Debug, Deserialize)]
+pub(super) struct ListParams {
+    /// Webhooks per page, 1 to 100 (default 50).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub(super) fn rfc3339(at: Millis) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn view(record: &WebhookRecord) -> Result<WebhookView, AppError> {
+    let webhook: inbox_rules::Webhook =
+        serde_json::from_str(&record.definition).map_err(|e| AppError::internal(&e))?;
+    Ok(WebhookView {
+        id: record.id.clone(),
+        name: webhook.name,
+        enabled: webhook.enabled,
+        url: webhook.url,
+        events: webhook.events,
+        channels: webhook.channels,
+        accounts: webhook.accounts,
+        conditions: webhook
+            .conditions
+            .into_iter()
+            .map(|c| ConditionView {
+                id: c.id,
+                field: c.field,
+                operator: c.operator,
+                value: c.value,
+            })
+            .collect(),
+        match_mode: webhook.match_mode,
+        expression: webhook.expression,
+        created_at: rfc3339(record.created_at),
+        updated_at: rfc3339(record.updated_at),
+    })
+}
+
+fn written(written: Written) -> Result<Json<WrittenView>, AppError> {
+    Ok(Json(WrittenView {
+        webhook: view(&written.record)?,
+        warnings: written.warnings,
+    }))
+}
+
+/// Create a webhook.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
+    request_body = WebhookInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; the only answer that shows the secret", body = CreatedView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, description = "Invalid: the engine's diagnostics", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<impl IntoResponse, AppError> {
+    let (done, secret) = state.webhooks.create(admin.tenant(), body).await?;
+    let location = format!("/v1/webhooks/{}", done.record.id);
+    let Json(written) = written(done)?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(CreatedView { written, secret }),
+    ))
+}
+
+/// List webhooks, oldest first.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", 
+    params(
+        ("limit" = Option<u32>, Query, description = "Webhooks per page, 1 to 100 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<WebhookPage>, AppError> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "`limit` must be between 1 and 100",
+        ));
+    }
+    // One more than asked tells whether there is a next page.
+    let mut records = state
+        .store
+        .webhooks(admin.tenant(), params.cursor.as_deref(), limit + 1)
+        .await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next_cursor = more.then(|| records.last().map(|r| r.id.clone())).flatten();
+    let data = records.iter().map(view).collect::<Result<_, _>>()?;
+    Ok(Json(WebhookPage { data, next_cursor }))
+}
+
+/// Get a webhook.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh_…`")),
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn get(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, AppError> {
+    Ok(Json(view(&state.webhooks.get(admin.tenant(), &id).await?)?))
+}
+
+/// Replace a webhook's definition.
+#[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh_…`")),
+    request_body = WebhookInput,
+    security(("bearer" = [])),
+    responses((status = 200, body = WrittenView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn replace(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<Json<WrittenView>, AppError> {
+    written(state.webhooks.replace(admin.tenant(), &id, body).await?)
+}
+
+/// Change some of a webhook's keys (JSON merge patch, RFC 7396).
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh_…`")),
+    request_body(content = WebhookInput, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 200, body = WrittenView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn patch(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<Json<WrittenView>, AppError> {
+    written(state.webhooks.patch(admin.tenant(), &id, body).await?)
+}
+
+/// Delete a webhook and its secrets.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh_…`")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn delete(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    state.webhooks.delete(admin.tenant(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_enabled(
+    state: &AppState,
+    admin: &Admin,
+    id: &str,
+    enabled: bool,
+) -> Result<Json<WrittenView>, AppError> {
+    let mut patch = Map::new();
+    patch.insert("enabled".to_owned(), Value::Bool(enabled));
+    written(state.webhooks.patch(admin.tenant(), id, patch).await?)
+}
+
+/// Enable a webhook.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh_…`")),
+    security(("bearer" = [])),
+    responses((status = 200, body = WrittenView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn enable(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<WrittenView>, AppError> {
+    set_enabled(&state, &admin, &id, true).await
+}
+
+/// Disable a webhook: it stops firing at once.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh_…`")),
+    security(("bearer" = [])),
+    responses((status = 200, body = WrittenView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn disable(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<WrittenView>, AppError> {
+    set_enabled(&state, &admin, &id, false).await
+}
+
+/// Give a webhook a new signing secret. The previous one keeps signing
+/// alongside for the configured overlap (`secret_overlap`, 24 h by default).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh_…`")),
+    security(("bearer" = [])),
+    responses((status = 200, body = RotatedSecret), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<RotatedSecret>, AppError> {
+    let (secret, until) = state.webhooks.rotate_secret(admin.tenant(), &id).await?;
+    Ok(Json(RotatedSecret {
+        secret,
+        previous_expires_at: rfc3339(until),
+    }))
+}

@@ -1,0 +1,194 @@
+//! The server's configuration: compiled-in defaults, then an optional TOML
+//! file, then `INBOX_*` environment variables, then command-line flags; each
+//! later source overrides the earlier ones, setting by setting.
+//!
+//! The setting names are stable (other tools use them): `bind` is the TOML key
+//! `bind`, the variable `INBOX_BIND` and the flag `--bind`, and so on for every
+//! field of [`Config`]. A value that does not parse, or parses but makes no
+//! sense, stops start-up with an error that names the setting and where the
+//! value came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the server reads at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP server listens. Loopback by default: exposing the
+    /// server is a decision, not an accident.
+    pub bind: SocketAddr,
+    /// Where the server keeps its files: the SQLite database by default.
+    pub data_dir: PathBuf,
+    /// The database. Empty means `sqlite://<data_dir>/inbox.db`, created on
+    /// first start.
+    pub database_url: String,
+    /// How long a rotated-out webhook secret keeps signing alongside the new
+    /// one, so receivers can switch without dropping a message. `24h`.
+    #[serde(with = "duration")]
+    pub secret_overlap: Duration,
+    /// Requests per second one admin API key may make on average…
+    pub rate_limit_per_second: u32,
+    /// …and in a burst. A client past it gets 429 with `Retry-After`.
+    pub rate_limit_burst: u32,
+    /// The `tracing` filter for the logs, as `RUST_LOG` takes it.
+    pub log: String,
+    /// Log lines as JSON objects (for collectors) instead of text.
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            secret_overlap: Duration::from_secs(24 * 60 * 60),
+            // Generous for a control panel and scripts; a runaway loop
+            // still cannot monopolise the store.
+            rate_limit_per_second: 50,
+            rate_limit_burst: 100,
+            log: "info".to_owned(),
+            log_json: false,
+        }
+    }
+}
+
+/// The settings given on the command line; each overrides every other
+/// source. Flags not given are `None` and leave the setting alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--bind`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// `--data-dir`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration from every source. `file` is the `--config`
+    /// flag; without it, `INBOX_CONFIG` names the file, and without that
+    /// there is none.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("INBOX_CONFIG").map(PathBuf::from));
+        if let Some(file) = &file {
+            if !file.is_file() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Self = figment
+            .merge(Env::prefixed("INBOX_").only(&Self::SETTINGS))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|error| anyhow::anyhow!(describe(error)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
+    pub const SETTINGS: [&'static str; 8] = [
+        "bind",
+        "data_dir",
+        "database_url",
+        "secret_overlap",
+        "rate_limit_per_second",
+        "rate_limit_burst",
+        "log",
+        "log_json",
+    ];
+
+    /// The database URL, with the default filled in.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("inbox.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Checks what parsing cannot.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.rate_limit_per_second == 0 {
+            bail!("invalid rate_limit_per_second (INBOX_RATE_LIMIT_PER_SECOND): must be at least 1");
+        }
+        if self.rate_limit_burst == 0 {
+            bail!("invalid rate_limit_burst (INBOX_RATE_LIMIT_BURST): must be at least 1");
+        }
+        let url = self.database_url();
+        if !url.starts_with("sqlite:") {
+            bail!(
+                "invalid database_url (INBOX_DATABASE_URL): only sqlite: URLs are supported by this build"
+            );
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .with_context(|| format!("invalid log (INBOX_LOG): {:?}", self.log))?;
+        Ok(())
+    }
+}
+
+/// Turns figment's error into one line per problem that names the setting
+/// (as its TOML key and its variable) and the source of the bad value.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let from = error
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(figment::Source::File(path)) => {
+                        format!(" from {} {}", m.name, path.display())
+                    }
+                    _ => format!(" from {}", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("invalid configuration{from}: {}", error.kind)
+            } else {
+                format!(
+                    "invalid {key} (INBOX_{}){from}: {}",
+                    key.to_uppercase(),
+                    error.kind
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Durations as people write them: `24h`, `90s`, `1h 30m`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    /// Writes `d` as `humantime` does.
+    pub fn serialize<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_duration(*d))
+    }
+
+    /// Reads a duration such as `24h`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e})")))
+    }
+}
+
+#[cfg(test)]
+mod tests;

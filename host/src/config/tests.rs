@@ -1,0 +1,108 @@
+//! Precedence and error messages of the configuration, in figment's jail
+//! (a temporary directory and environment per test).
+#![allow(clippy::result_large_err, reason = "figment's jail returns figment's error")]
+
+use std::path::Path;
+
+use figment::Jail;
+
+use super::{Config, Overrides};
+
+#[test]
+fn defaults_hold_without_any_source() {
+    Jail::expect_with(|_| {
+        let config = Config::load(None, &Overrides::default()).expect("defaults");
+        assert_eq!(config, Config::default());
+        assert_eq!(config.database_url(), "sqlite://./data/inbox.db");
+        Ok(())
+    });
+}
+
+#[test]
+fn file_then_environment_then_flags() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "inbox.toml",
+            r#"
+                bind = "127.0.0.1:9000"
+                data_dir = "/srv/inbox"
+                secret_overlap = "1h"
+                rate_limit_burst = 7
+            "#,
+        )?;
+        jail.set_env("INBOX_BIND", "127.0.0.1:9001");
+        jail.set_env("INBOX_DATA_DIR", "/var/inbox");
+        let flags = Overrides {
+            data_dir: Some("/flag/dir".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(Path::new("inbox.toml")), &flags).expect("config");
+        assert_eq!(config.bind.port(), 9001, "environment beats the file");
+        assert_eq!(config.data_dir, Path::new("/flag/dir"), "flags beat the environment");
+        assert_eq!(config.secret_overlap.as_secs(), 3600, "the file beats the defaults");
+        assert_eq!(config.rate_limit_burst, 7);
+        assert_eq!(config.rate_limit_per_second, 50, "untouched settings keep their default");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_value_names_the_setting_and_its_source() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INBOX_BIND", "not-an-address");
+        let error = Config::load(None, &Overrides::default()).expect_err("bad bind");
+        let text = error.to_string();
+        assert!(text.contains("invalid bind (INBOX_BIND)"), "{text}");
+        assert!(text.contains("environment variable"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_duration_in_the_file_names_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("inbox.toml", "secret_overlap = \"soon\"")?;
+        let error = Config::load(Some(Path::new("inbox.toml")), &Overrides::default())
+            .expect_err("bad duration");
+        let text = error.to_string();
+        assert!(text.contains("invalid secret_overlap"), "{text}");
+        assert!(text.contains("\"soon\" is not a duration"), "{text}");
+        assert!(text.contains("inbox.toml"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_refused() {
+    Jail::expect_with(|jail| {
+        jail.create_file("inbox.toml", "bnd = \"127.0.0.1:1\"")?;
+        let error = Config::load(Some(Path::new("inbox.toml")), &Overrides::default())
+            .expect_err("typo");
+        assert!(error.to_string().contains("bnd"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_silent_default() {
+    Jail::expect_with(|_| {
+        let error = Config::load(Some(Path::new("nope.toml")), &Overrides::default())
+            .expect_err("missing file");
+        assert!(error.to_string().contains("nope.toml"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
+fn sense_checks_name_the_setting() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INBOX_RATE_LIMIT_PER_SECOND", "0");
+        let error = Config::load(None, &Overrides::default()).expect_err("zero rate");
+        assert!(error.to_string().contains("rate_limit_per_second"), "{error}");
+        jail.set_env("INBOX_RATE_LIMIT_PER_SECOND", "5");
+        jail.set_env("INBOX_DATABASE_URL", "mysql://db");
+        let error = Config::load(None, &Overrides::default()).expect_err("mysql");
+        assert!(error.to_string().contains("INBOX_DATABASE_URL"), "{error}");
+        Ok(())
+    });
+}

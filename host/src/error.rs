@@ -1,0 +1,166 @@
+//! The one error type of the HTTP API, and its one JSON shape:
+//! `{"error": code, "message": …}`, plus the engine's `diagnostics` and
+//! `warnings` when a webhook is invalid.
+//!
+//! Subsystem errors convert into it with `From`. Internal failures (the
+//! database, the engine trapping) are logged here, with their details, and
+//! answered with a generic 500: SQL, file paths, keys and secrets never reach
+//! a client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::rules;
+use crate::store::StoreError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    /// Boxed: errors travel in every handler's `Result`, keep it small.
+    body: Box<ErrorBody>,
+    retry_after: Option<u64>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code, e.g. `invalid_webhook`.
+    #[schema(example = "not_found")]
+    pub error: &'static str,
+    /// A sentence for a person.
+    pub message: String,
+    /// The engine's errors, exactly as every surface reports them (only for
+    /// `invalid_webhook`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub diagnostics: Option<Value>,
+    /// The engine's warnings, alongside `diagnostics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub warnings: Option<Value>,
+}
+
+impl AppError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: Box::new(ErrorBody {
+                error: code,
+                message: message.into(),
+                diagnostics: None,
+                warnings: None,
+            }),
+            retry_after: None,
+        }
+    }
+
+    /// 404 for anything that does not exist *for this caller*: another
+    /// tenant's webhook answers exactly like one that never existed.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+    }
+
+    /// 401: no key, a malformed one, a revoked one or one of the wrong kind.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a valid API key as `Authorization: Bearer <key>`",
+        )
+    }
+
+    /// 400 for a request that cannot be read.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 422 for a request that was read but cannot be accepted.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 422 `invalid_webhook` with the engine's report.
+    pub fn invalid_webhook(message: impl Into<String>, errors: Value, warnings: Value) -> Self {
+        let mut error = Self::unprocessable("invalid_webhook", message);
+        error.body.diagnostics = Some(errors);
+        error.body.warnings = Some(warnings);
+        error
+    }
+
+    /// 429 with the seconds to wait.
+    pub fn rate_limited(wait_seconds: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests with this key; retry in {wait_seconds} s"),
+        );
+        error.retry_after = Some(wait_seconds);
+        error
+    }
+
+    /// 500 for a failure that is not the caller's; `detail` goes to the log
+    /// only.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on our side; the request may be retried",
+        )
+    }
+
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} does not exist"),
+            ),
+            StoreError::Conflict(what) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists"),
+            ),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<rules::Error> for AppError {
+    fn from(error: rules::Error) -> Self {
+        match error {
+            // Only runaway input meets the engine's budgets; the body limit
+            // keeps that rare, and it is the input's doing.
+            rules::Error::Timeout(_) | rules::Error::OutOfMemory(_) => Self::unprocessable(
+                "too_complex",
+                format!("the input is too large or complex to check: {error}"),
+            ),
+            rules::Error::Input(message) => Self::unprocessable("invalid_body", message),
+            rules::Error::Trap(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,190 @@
+//! Starting and stopping the server. `inbox-webhooks serve` calls [`run`];
+//! tests call [`Server::start`] on port 0 and drive the same code.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, RateLimit};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rules::{Limits, Pool, Runtime};
+use crate::store::{SqliteStore, Store};
+use crate::webhooks::Webhooks;
+
+/// The wasmtime runtime, built once per process: compiling (or loading) the
+/// guest is the slow part, and every server in the process can share it.
+fn runtime() -> anyhow::Result<Arc<Runtime>> {
+    static SHARED: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(runtime) = shared.as_ref() {
+        return Ok(Arc::clone(runtime));
+    }
+    let runtime = Runtime::new(Limits::default(), Runtime::default_cache_dir())
+        .map_err(|e| anyhow::anyhow!("starting the rule engine: {e:#}"))?;
+    *shared = Some(Arc::clone(&runtime));
+    Ok(runtime)
+}
+
+/// Opens the store `config` names, creating the data directory for the
+/// default SQLite file.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+    }
+    SqliteStore::open(&config.database_url())
+        .await
+        .context("opening the database")
+}
+
+/// Everything the API needs, opened and ready.
+pub async fn state(config: &Config) -> anyhow::Result<AppState> {
+    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
+    let engine = Pool::new(runtime()?);
+    let catalog = engine
+        .run(|s| s.catalog())
+        .await
+        .context("reading the engine's catalogue")?;
+    let limit = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    Ok(AppState {
+        webhooks: Arc::new(Webhooks::new(
+            Arc::clone(&store),
+            Arc::clone(&engine),
+            config.secret_overlap,
+        )),
+        store,
+        engine,
+        limiter: Arc::new(RateLimit::new(
+            limit(config.rate_limit_per_second),
+            limit(config.rate_limit_burst),
+        )),
+        metrics: Arc::new(Metrics::new()),
+        catalog: catalog.into(),
+    })
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish and closes the store.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Arc::clone(&state.store);
+    axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    store.close().await;
+    Ok(())
+}
+
+/// `inbox-webhooks serve`: binds, says where to go, and serves until
+/// SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let state = state(&config).await?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {} (bind, INBOX_BIND)", config.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = %redact(&config.database_url()), "listening");
+    if state.store.tenants().await?.is_empty() {
+        tracing::info!(
+            "no tenant yet: create one with `inbox-webhooks tenant create <name>`; it prints the API keys"
+        );
+    }
+    serve(listener, state, signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(terminate) => terminate,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}
+
+/// A database URL without its password, for the logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A server started in this process (for tests and embedding).
+#[derive(Debug)]
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Starts a server with `config` (bind to port 0 to get a free port).
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let state = state(&config).await?;
+        let listener = TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops it gracefully and waits until it has.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.context("server task")?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            redact("postgres://app:hunter2@db:5432/inbox"),
+            "postgres://…@db:5432/inbox"
+        );
+        assert_eq!(redact("sqlite://./data/inbox.db"), "sqlite://./data/inbox.db");
+    }
+}

@@ -1,0 +1,352 @@
+//! Webhooks as the API manages them: every write is validated by the engine
+//! (in wasmtime) before it is stored, and stored in the engine's own shape.
+//!
+//! The host decides nothing about rules: it checks that a body has only the
+//! keys a webhook has, hands the rest to the engine, and stores what the
+//! engine accepted, re-serialised through the engine's model so that stored
+//! definitions have one canonical form.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::AppError;
+use crate::keys;
+use crate::rules::Pool;
+use crate::store::{Millis, Store, WebhookRecord, now};
+
+/// The keys a client writes.
+pub const WRITABLE: [&str; 9] = [
+    "name",
+    "enabled",
+    "url",
+    "events",
+    "channels",
+    "accounts",
+    "conditions",
+    "match",
+    "expression",
+];
+
+/// Keys the server owns. A body may carry them, as `GET` returns them, so a
+/// client can send back what it read; their values are ignored.
+pub const READ_ONLY: [&str; 3] = ["id", "createdAt", "updatedAt"];
+
+/// How many times a write is retried when another write to the same webhook
+/// lands between its read and its write.
+const WRITE_ATTEMPTS: usize = 8;
+
+/// A webhook accepted by the engine, ready to store.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The canonical definition, JSON text.
+    pub definition: String,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// The engine's warnings (valid, but worth a look).
+    pub warnings: Value,
+}
+
+/// A webhook written, as the API answers it.
+#[derive(Debug)]
+pub struct Written {
+    /// The stored webhook.
+    pub record: WebhookRecord,
+    /// The engine's warnings about it.
+    pub warnings: Value,
+}
+
+/// The webhook service.
+#[derive(Debug)]
+pub struct Webhooks {
+    store: Arc<dyn Store>,
+    engine: Arc<Pool>,
+    /// How long a rotated-out secret keeps signing.
+    overlap: Duration,
+}
+
+impl Webhooks {
+    /// The service over a store and the engine.
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Pool>, overlap: Duration) -> Self {
+        Self {
+            store,
+            engine,
+            overlap,
+        }
+    }
+
+    /// Validates a definition (a body's writable keys, plus `id`) with the
+    /// engine; the canonical form when it is valid, else a 422 carrying the
+    /// engine's diagnostics.
+    pub async fn accept(&self, definition: Map<String, Value>) -> Result<Accepted, AppError> {
+        let text = Value::Object(definition).to_string();
+        let report = {
+            let text = text.clone();
+            self.engine.run(move |s| s.validate_webhook(&text)).await
+        };
+        let report: Value = match report {
+            Ok(report) => serde_json::from_str(&report).map_err(|e| AppError::internal(&e))?,
+            Err(crate::rules::Error::Input(message)) => {
+                return Err(AppError::invalid_webhook(
+                    message,
+                    Value::Array(vec![]),
+                    Value::Array(vec![]),
+                ));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let errors = report.get("errors").cloned().unwrap_or_default();
+        let warnings = report.get("warnings").cloned().unwrap_or_default();
+        if report.get("valid") != Some(&Value::Bool(true)) {
+            return Err(AppError::invalid_webhook(
+                summary(&errors),
+                errors,
+                warnings,
+            ));
+        }
+        // The engine read this text; reading it into the engine's model
+        // again only fixes key order and fills defaults.
+        let webhook: inbox_rules::Webhook =
+            serde_json::from_str(&text).map_err(|e| AppError::internal(&e))?;
+        Ok(Accepted {
+            definition: serde_json::to_string(&webhook).map_err(|e| AppError::internal(&e))?,
+            enabled: webhook.enabled,
+            warnings,
+        })
+    }
+
+    /// Creates a webhook from a body; the stored record and its first
+    /// secret (the only time the secret is shown).
+    pub async fn create(
+        &self,
+        tenant: &str,
+        body: Map<String, Value>,
+    ) -> Result<(Written, String), AppError> {
+        let id = format!("wh_{}", ulid::Ulid::new());
+        let accepted = self.accept(definition(&id, writable(body)?)).await?;
+        let at = now();
+        let record = WebhookRecord {
+            id,
+            tenant_id: tenant.to_owned(),
+            definition: accepted.definition,
+            enabled: accepted.enabled,
+            revision: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        let secret = keys::webhook_secret();
+        self.store.create_webhook(&record, &secret).await?;
+        Ok((
+            Written {
+                record,
+                warnings: accepted.warnings,
+            },
+            secret,
+        ))
+    }
+
+    /// One of the tenant's webhooks, or 404.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<WebhookRecord, AppError> {
+        self.store
+            .webhook(tenant, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("webhook"))
+    }
+
+    /// Replaces a webhook's definition with `body` (keys it leaves out take
+    /// their defaults).
+    pub async fn replace(
+        &self,
+        tenant: &str,
+        id: &str,
+        body: Map<String, Value>,
+    ) -> Result<Written, AppError> {
+        let body = writable(body)?;
+        self.write(tenant, id, |_| Ok(body.clone())).await
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) to a webhook's definition.
+    pub async fn patch(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<Written, AppError> {
+        let patch = writable(patch)?;
+        self.write(tenant, id, |current| {
+            let mut merged = Value::Object(current);
+            merge(&mut merged, &Value::Object(patch.clone()));
+            match merged {
+                Value::Object(map) => Ok(map),
+                _ => Err(AppError::internal(&"merge patch of an object gave a non-object")),
+            }
+        })
+        .await
+    }
+
+    /// Reads, changes and writes a webhook, retrying when another write
+    /// came in between.
+    async fn write(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: impl Fn(Map<String, Value>) -> Result<Map<String, Value>, AppError>,
+    ) -> Result<Written, AppError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self.get(tenant, id).await?;
+            let stored: Map<String, Value> =
+                serde_json::from_str(&current.definition).map_err(|e| AppError::internal(&e))?;
+            let changed = change(writable_only(stored))?;
+            let accepted = self.accept(definition(id, changed)).await?;
+            let record = WebhookRecord {
+                definition: accepted.definition,
+                enabled: accepted.enabled,
+                revision: current.revision + 1,
+                updated_at: now().max(current.updated_at),
+                ..current
+            };
+            if self.store.update_webhook(&record).await? {
+                return Ok(Written {
+                    record,
+                    warnings: accepted.warnings,
+                });
+            }
+        }
+        Err(AppError::new(
+            axum::http::StatusCode::CONFLICT,
+            "conflict",
+            "the webhook kept changing while this request tried to write it; retry",
+        ))
+    }
+
+    /// Deletes a webhook, or 404.
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), AppError> {
+        match self.store.delete_webhook(tenant, id).await? {
+            true => Ok(()),
+            false => Err(AppError::not_found("webhook")),
+        }
+    }
+
+    /// Gives a webhook a new secret; the new secret and until when the old
+    /// one keeps signing.
+    pub async fn rotate_secret(&self, tenant: &str, id: &str) -> Result<(String, Millis), AppError> {
+        let secret = keys::webhook_secret();
+        let overlap = i64::try_from(self.overlap.as_millis()).unwrap_or(i64::MAX);
+        let until = now().saturating_add(overlap);
+        match self.store.rotate_secret(tenant, id, &secret, until).await? {
+            true => Ok((secret, until)),
+            false => Err(AppError::not_found("webhook")),
+        }
+    }
+}
+
+/// Checks that a body has only webhook keys, and drops the read-only ones.
+pub fn writable(body: Map<String, Value>) -> Result<Map<String, Value>, AppError> {
+    if let Some(key) = body
+        .keys()
+        .find(|k| !WRITABLE.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str()))
+    {
+        return Err(AppError::invalid_webhook(
+            format!(
+                "a webhook has no key `{key}`; it has: {}",
+                WRITABLE.join(", ")
+            ),
+            Value::Array(vec![]),
+            Value::Array(vec![]),
+        ));
+    }
+    Ok(writable_only(body))
+}
+
+fn writable_only(mut body: Map<String, Value>) -> Map<String, Value> {
+    body.retain(|k, _| WRITABLE.contains(&k.as_str()));
+    body
+}
+
+/// The definition the engine reads: `id` first, then the writable keys.
+fn definition(id: &str, body: Map<String, Value>) -> Map<String, Value> {
+    let mut definition = Map::with_capacity(body.len() + 1);
+    definition.insert("id".to_owned(), Value::String(id.to_owned()));
+    definition.extend(body);
+    definition
+}
+
+/// RFC 7396: objects merge key by key, `null` removes, anything else
+/// replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+/// One line for the whole report: the first problem, and how many more.
+fn summary(errors: &Value) -> String {
+    let list = errors.as_array().map(Vec::as_slice).unwrap_or_default();
+    let first = list
+        .first()
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("the webhook is invalid");
+    match list.len() {
+        0 | 1 => format!("the webhook is invalid: {first}"),
+        n => format!("the webhook is invalid: {first} (and {} more)", n - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        // The examples of RFC 7396, appendix A, that apply to objects.
+        let cases = [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (json!({"a": [{"b": "c"}]}), json!({"a": [1]}), json!({"a": [1]})),
+            (json!({"a": {"b": "c"}}), json!({"a": {"b": "d", "c": null}}), json!({"a": {"b": "d"}})),
+            (json!({"e": null}), json!({"a": 1}), json!({"e": null, "a": 1})),
+            (json!({"a": "foo"}), json!({"a": {"bb": {"ccc": null}}}), json!({"a": {"bb": {}}})),
+        ];
+        for (mut target, patch, expected) in cases {
+            merge(&mut target, &patch);
+            assert_eq!(target, expected, "patch {patch}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_read_only_ones_dropped() {
+        let body = json!({"id": "wh_x", "createdAt": "t", "name": "n"});
+        let Value::Object(body) = body else { unreachable!() };
+        let kept = writable(body).expect("read-only keys are fine");
+        assert_eq!(Value::Object(kept), json!({"name": "n"}));
+
+        let Value::Object(typo) = json!({"channel": ["email"]}) else { unreachable!() };
+        let error = writable(typo).expect_err("typo");
+        assert_eq!(error.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn the_summary_names_the_first_problem_and_counts_the_rest() {
+        let errors = json!([{"message": "first"}, {"message": "second"}]);
+        assert_eq!(summary(&errors), "the webhook is invalid: first (and 1 more)");
+        assert_eq!(summary(&json!([{"message": "only"}])), "the webhook is invalid: only");
+    }
+}
