@@ -26,6 +26,8 @@ fn main() {
         "engine/guest/Cargo.toml",
         "engine/wit",
         "Cargo.lock",
+        // Embedded by `sqlx::migrate!`.
+        "host/migrations",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

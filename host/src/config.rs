@@ -123,7 +123,9 @@ impl Config {
     /// Checks what parsing cannot.
     fn check(&self) -> anyhow::Result<()> {
         if self.rate_limit_per_second == 0 {
-            bail!("invalid rate_limit_per_second (INBOX_RATE_LIMIT_PER_SECOND): must be at least 1");
+            bail!(
+                "invalid rate_limit_per_second (INBOX_RATE_LIMIT_PER_SECOND): must be at least 1"
+            );
         }
         if self.rate_limit_burst == 0 {
             bail!("invalid rate_limit_burst (INBOX_RATE_LIMIT_BURST): must be at least 1");

@@ -62,7 +62,11 @@ impl AppError {
     /// 404 for anything that does not exist *for this caller*: another
     /// tenant's webhook answers exactly like one that never existed.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
     }
 
     /// 401: no key, a malformed one, a revoked one or one of the wrong kind.

@@ -62,7 +62,11 @@ pub struct NewKey {
 impl NewKey {
     /// Makes a random key of `kind`.
     pub fn generate(kind: KeyKind) -> Self {
-        let secret = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(random::<24>()));
+        let secret = format!(
+            "{}{}",
+            kind.prefix(),
+            URL_SAFE_NO_PAD.encode(random::<24>())
+        );
         let hint = format!("{}…", &secret[..kind.prefix().len() + 4]);
         Self {
             digest: digest(&secret),
@@ -99,12 +103,20 @@ mod tests {
         let a = NewKey::generate(KeyKind::Admin);
         let b = NewKey::generate(KeyKind::Admin);
         assert!(a.secret.starts_with("ik_admin_"), "{}", a.secret);
-        assert_eq!(a.secret.len(), "ik_admin_".len() + 32, "24 bytes in base64url");
+        assert_eq!(
+            a.secret.len(),
+            "ik_admin_".len() + 32,
+            "24 bytes in base64url"
+        );
         assert_ne!(a.secret, b.secret);
         assert_eq!(a.digest, digest(&a.secret));
         assert_eq!(a.digest.len(), 32);
         assert!(a.hint.starts_with("ik_admin_") && a.hint.len() < a.secret.len());
-        assert!(NewKey::generate(KeyKind::Ingest).secret.starts_with("ik_ingest_"));
+        assert!(
+            NewKey::generate(KeyKind::Ingest)
+                .secret
+                .starts_with("ik_ingest_")
+        );
     }
 
     #[test]

@@ -134,10 +134,18 @@ mod tests {
         });
         let text = metrics.render();
         assert!(
-            text.contains(r#"inbox_http_requests_total{method="GET",route="/v1/webhooks",status="200"} 1"#),
+            text.contains(
+                r#"inbox_http_requests_total{method="GET",route="/v1/webhooks",status="200"} 1"#
+            ),
             "{text}"
         );
-        assert!(text.contains(r#"inbox_webhooks{state="enabled"} 3"#), "{text}");
-        assert!(text.contains("inbox_http_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains(r#"inbox_webhooks{state="enabled"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("inbox_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

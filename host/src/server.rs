@@ -111,15 +111,16 @@ async fn signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(terminate) => terminate,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -185,6 +186,9 @@ mod tests {
             redact("postgres://app:hunter2@db:5432/inbox"),
             "postgres://…@db:5432/inbox"
         );
-        assert_eq!(redact("sqlite://./data/inbox.db"), "sqlite://./data/inbox.db");
+        assert_eq!(
+            redact("sqlite://./data/inbox.db"),
+            "sqlite://./data/inbox.db"
+        );
     }
 }

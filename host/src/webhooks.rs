@@ -179,7 +179,9 @@ impl Webhooks {
             merge(&mut merged, &Value::Object(patch.clone()));
             match merged {
                 Value::Object(map) => Ok(map),
-                _ => Err(AppError::internal(&"merge patch of an object gave a non-object")),
+                _ => Err(AppError::internal(
+                    &"merge patch of an object gave a non-object",
+                )),
             }
         })
         .await
@@ -230,7 +232,11 @@ impl Webhooks {
 
     /// Gives a webhook a new secret; the new secret and until when the old
     /// one keeps signing.
-    pub async fn rotate_secret(&self, tenant: &str, id: &str) -> Result<(String, Millis), AppError> {
+    pub async fn rotate_secret(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<(String, Millis), AppError> {
         let secret = keys::webhook_secret();
         let overlap = i64::try_from(self.overlap.as_millis()).unwrap_or(i64::MAX);
         let until = now().saturating_add(overlap);
@@ -318,12 +324,32 @@ mod tests {
         // The examples of RFC 7396, appendix A, that apply to objects.
         let cases = [
             (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
             (json!({"a": "b"}), json!({"a": null}), json!({})),
-            (json!({"a": [{"b": "c"}]}), json!({"a": [1]}), json!({"a": [1]})),
-            (json!({"a": {"b": "c"}}), json!({"a": {"b": "d", "c": null}}), json!({"a": {"b": "d"}})),
-            (json!({"e": null}), json!({"a": 1}), json!({"e": null, "a": 1})),
-            (json!({"a": "foo"}), json!({"a": {"bb": {"ccc": null}}}), json!({"a": {"bb": {}}})),
+            (
+                json!({"a": [{"b": "c"}]}),
+                json!({"a": [1]}),
+                json!({"a": [1]}),
+            ),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!({"a": "foo"}),
+                json!({"a": {"bb": {"ccc": null}}}),
+                json!({"a": {"bb": {}}}),
+            ),
         ];
         for (mut target, patch, expected) in cases {
             merge(&mut target, &patch);
@@ -334,11 +360,15 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_and_read_only_ones_dropped() {
         let body = json!({"id": "wh_x", "createdAt": "t", "name": "n"});
-        let Value::Object(body) = body else { unreachable!() };
+        let Value::Object(body) = body else {
+            unreachable!()
+        };
         let kept = writable(body).expect("read-only keys are fine");
         assert_eq!(Value::Object(kept), json!({"name": "n"}));
 
-        let Value::Object(typo) = json!({"channel": ["email"]}) else { unreachable!() };
+        let Value::Object(typo) = json!({"channel": ["email"]}) else {
+            unreachable!()
+        };
         let error = writable(typo).expect_err("typo");
         assert_eq!(error.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -346,7 +376,13 @@ mod tests {
     #[test]
     fn the_summary_names_the_first_problem_and_counts_the_rest() {
         let errors = json!([{"message": "first"}, {"message": "second"}]);
-        assert_eq!(summary(&errors), "the webhook is invalid: first (and 1 more)");
-        assert_eq!(summary(&json!([{"message": "only"}])), "the webhook is invalid: only");
+        assert_eq!(
+            summary(&errors),
+            "the webhook is invalid: first (and 1 more)"
+        );
+        assert_eq!(
+            summary(&json!([{"message": "only"}])),
+            "the webhook is invalid: only"
+        );
     }
 }

@@ -84,16 +84,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "send the body as JSON, with `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("the body is over the limit of {} bytes", super::BODY_LIMIT),
-                ),
-                _ => AppError::bad_request("unreadable_body", "the body could not be read"),
-            })?;
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("the body is over the limit of {} bytes", super::BODY_LIMIT),
+                    ),
+                    _ => AppError::bad_request("unreadable_body", "the body could not be read"),
+                })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| match error.classify() {

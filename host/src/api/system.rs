@@ -68,7 +68,9 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, AppError>
     responses((status = 200, description = "Prometheus text format", body = String,
         content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    state.metrics.set_webhooks(state.store.webhook_counts().await?);
+    state
+        .metrics
+        .set_webhooks(state.store.webhook_counts().await?);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -82,5 +84,8 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, App
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 async fn openapi(Extension(OpenApiJson(json)): Extension<OpenApiJson>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], json.to_string())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json.to_string(),
+    )
 }

@@ -77,7 +77,11 @@ pub fn slug(name: &str) -> String {
         }
     }
     let slug = slug.trim_end_matches('-');
-    slug.chars().take(63).collect::<String>().trim_end_matches('-').to_owned()
+    slug.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
 }
 
 async fn create_tenant(args: &TenantCreateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -91,7 +95,9 @@ async fn create_tenant(args: &TenantCreateArgs, out: &mut dyn Write) -> anyhow::
     let admin = NewKey::generate(KeyKind::Admin);
     let ingest = NewKey::generate(KeyKind::Ingest);
     store.create_key(&tenant.id, KeyKind::Admin, &admin).await?;
-    store.create_key(&tenant.id, KeyKind::Ingest, &ingest).await?;
+    store
+        .create_key(&tenant.id, KeyKind::Ingest, &ingest)
+        .await?;
     store.close().await;
     if args.json {
         let answer = json!({
@@ -120,7 +126,10 @@ async fn list_tenants(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&tenants)?)?;
     } else if tenants.is_empty() {
-        writeln!(out, "No tenants yet: `inbox-webhooks tenant create <name>`.")?;
+        writeln!(
+            out,
+            "No tenants yet: `inbox-webhooks tenant create <name>`."
+        )?;
     } else {
         for tenant in tenants {
             writeln!(out, "{}\t{}", tenant.id, tenant.name)?;
@@ -153,7 +162,13 @@ async fn create_key(args: &KeyCreateArgs, out: &mut dyn Write) -> anyhow::Result
         });
         writeln!(out, "{answer}")?;
     } else {
-        writeln!(out, "Created {} key {} for {}.", kind.as_str(), record.id, record.tenant_id)?;
+        writeln!(
+            out,
+            "Created {} key {} for {}.",
+            kind.as_str(),
+            record.id,
+            record.tenant_id
+        )?;
         writeln!(out, "Key, shown only now: {}", key.secret)?;
     }
     Ok(())
@@ -167,8 +182,19 @@ async fn list_keys(args: &KeyListArgs, out: &mut dyn Write) -> anyhow::Result<()
         writeln!(out, "{}", serde_json::to_string(&keys)?)?;
     } else {
         for key in keys {
-            let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
-            writeln!(out, "{}\t{}\t{}\t{}", key.id, key.kind.as_str(), key.hint, state)?;
+            let state = if key.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "active"
+            };
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                key.id,
+                key.kind.as_str(),
+                key.hint,
+                state
+            )?;
         }
     }
     Ok(())
@@ -202,7 +228,15 @@ mod tests {
         for good in ["acme", "a", "acme-2", "0x"] {
             assert!(check_tenant_id(good).is_ok(), "{good}");
         }
-        for bad in ["", "-acme", "acme-", "Acme", "ac me", "ac_me", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "-acme",
+            "acme-",
+            "Acme",
+            "ac me",
+            "ac_me",
+            &"a".repeat(64),
+        ] {
             assert!(check_tenant_id(bad).is_err(), "{bad}");
         }
     }

@@ -1,6 +1,9 @@
 //! Precedence and error messages of the configuration, in figment's jail
 //! (a temporary directory and environment per test).
-#![allow(clippy::result_large_err, reason = "figment's jail returns figment's error")]
+#![allow(
+    clippy::result_large_err,
+    reason = "figment's jail returns figment's error"
+)]
 
 use std::path::Path;
 
@@ -38,10 +41,21 @@ fn file_then_environment_then_flags() {
         };
         let config = Config::load(Some(Path::new("inbox.toml")), &flags).expect("config");
         assert_eq!(config.bind.port(), 9001, "environment beats the file");
-        assert_eq!(config.data_dir, Path::new("/flag/dir"), "flags beat the environment");
-        assert_eq!(config.secret_overlap.as_secs(), 3600, "the file beats the defaults");
+        assert_eq!(
+            config.data_dir,
+            Path::new("/flag/dir"),
+            "flags beat the environment"
+        );
+        assert_eq!(
+            config.secret_overlap.as_secs(),
+            3600,
+            "the file beats the defaults"
+        );
         assert_eq!(config.rate_limit_burst, 7);
-        assert_eq!(config.rate_limit_per_second, 50, "untouched settings keep their default");
+        assert_eq!(
+            config.rate_limit_per_second, 50,
+            "untouched settings keep their default"
+        );
         Ok(())
     });
 }
@@ -76,8 +90,8 @@ fn a_bad_duration_in_the_file_names_the_file() {
 fn unknown_keys_in_the_file_are_refused() {
     Jail::expect_with(|jail| {
         jail.create_file("inbox.toml", "bnd = \"127.0.0.1:1\"")?;
-        let error = Config::load(Some(Path::new("inbox.toml")), &Overrides::default())
-            .expect_err("typo");
+        let error =
+            Config::load(Some(Path::new("inbox.toml")), &Overrides::default()).expect_err("typo");
         assert!(error.to_string().contains("bnd"), "{error}");
         Ok(())
     });
@@ -98,7 +112,10 @@ fn sense_checks_name_the_setting() {
     Jail::expect_with(|jail| {
         jail.set_env("INBOX_RATE_LIMIT_PER_SECOND", "0");
         let error = Config::load(None, &Overrides::default()).expect_err("zero rate");
-        assert!(error.to_string().contains("rate_limit_per_second"), "{error}");
+        assert!(
+            error.to_string().contains("rate_limit_per_second"),
+            "{error}"
+        );
         jail.set_env("INBOX_RATE_LIMIT_PER_SECOND", "5");
         jail.set_env("INBOX_DATABASE_URL", "mysql://db");
         let error = Config::load(None, &Overrides::default()).expect_err("mysql");

@@ -168,8 +168,11 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<bool, StoreError>;
     /// The secrets a delivery is signed with at `at`: the current one first,
     /// then any still in their overlap.
-    async fn signing_secrets(&self, webhook_id: &str, at: Millis)
-    -> Result<Vec<String>, StoreError>;
+    async fn signing_secrets(
+        &self,
+        webhook_id: &str,
+        at: Millis,
+    ) -> Result<Vec<String>, StoreError>;
     /// How many webhooks there are, over every tenant.
     async fn webhook_counts(&self) -> Result<WebhookCounts, StoreError>;
 }

@@ -46,8 +46,14 @@ async fn a_key_authenticates_until_revoked() {
     let caller = store.caller(&digest(&key.secret)).await.expect("lookup");
     assert_eq!(caller.map(|c| c.tenant_id), Some("acme".to_owned()));
     assert!(store.revoke_key(&record.id).await.expect("revoke"));
-    assert!(!store.revoke_key(&record.id).await.expect("twice"), "already revoked");
-    assert_eq!(store.caller(&digest(&key.secret)).await.expect("lookup"), None);
+    assert!(
+        !store.revoke_key(&record.id).await.expect("twice"),
+        "already revoked"
+    );
+    assert_eq!(
+        store.caller(&digest(&key.secret)).await.expect("lookup"),
+        None
+    );
     let listed = store.keys("acme").await.expect("keys");
     assert!(listed[0].revoked_at.is_some());
 }
@@ -102,8 +108,15 @@ async fn updates_are_refused_on_a_stale_revision() {
         ..original.clone()
     };
     assert!(store.update_webhook(&next).await.expect("update"));
-    assert!(!store.update_webhook(&next).await.expect("stale"), "revision 1 is gone");
-    let stored = store.webhook("a", "wh_1").await.expect("get").expect("some");
+    assert!(
+        !store.update_webhook(&next).await.expect("stale"),
+        "revision 1 is gone"
+    );
+    let stored = store
+        .webhook("a", "wh_1")
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!((stored.revision, stored.enabled), (2, false));
 }
 
@@ -123,7 +136,11 @@ async fn rotation_keeps_the_old_secret_for_the_overlap() {
             .expect("rotate")
     );
     let during = store.signing_secrets("wh_1", at).await.expect("secrets");
-    assert_eq!(during, ["whsec_new", "whsec_old"], "new first, old alongside");
+    assert_eq!(
+        during,
+        ["whsec_new", "whsec_old"],
+        "new first, old alongside"
+    );
     let after = store
         .signing_secrets("wh_1", at + 60_001)
         .await
