@@ -39,3 +39,158 @@ pub(crate) fn corpus() -> Vec<Case> {
     }
     cases
 }
+
+/// A server started in this process on port 0, with its own temporary data
+/// directory (kept until the value is dropped).
+pub(crate) struct TestServer {
+    pub(crate) server: Option<inbox_webhooks::server::Server>,
+    pub(crate) config: inbox_webhooks::config::Config,
+    pub(crate) http: reqwest::Client,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh database.
+    pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server on a fresh database, with `change` applied to the
+    /// default test configuration.
+    pub(crate) async fn start_with(
+        change: impl FnOnce(&mut inbox_webhooks::config::Config),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = inbox_webhooks::config::Config {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            data_dir: dir.path().to_path_buf(),
+            // High enough never to get in a test's way, but the one that
+            // tests the limit.
+            rate_limit_per_second: 10_000,
+            rate_limit_burst: 10_000,
+            ..Default::default()
+        };
+        change(&mut config);
+        Self::on(dir, config).await
+    }
+
+    async fn on(dir: tempfile::TempDir, config: inbox_webhooks::config::Config) -> Self {
+        let server = inbox_webhooks::server::Server::start(config.clone())
+            .await
+            .expect("server starts");
+        Self {
+            server: Some(server),
+            config,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database.
+    pub(crate) async fn restart(mut self) -> Self {
+        self.server
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("graceful stop");
+        let (dir, config) = (self.dir, self.config);
+        Self::on(dir, config).await
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        let addr = self.server.as_ref().expect("running").addr;
+        format!("http://{addr}{path}")
+    }
+
+    /// Creates a tenant with `inbox-webhooks tenant create --json`'s code;
+    /// its admin and ingest keys.
+    pub(crate) async fn tenant(&self, name: &str) -> Keys {
+        let command =
+            inbox_webhooks::cli::TenantCommand::Create(inbox_webhooks::cli::TenantCreateArgs {
+                name: name.to_owned(),
+                id: None,
+                json: true,
+                store: self.store_args(),
+            });
+        let mut out = Vec::new();
+        inbox_webhooks::commands::admin::tenant(&command, &mut out)
+            .await
+            .expect("tenant create");
+        let answer: Value = serde_json::from_slice(&out).expect("json");
+        Keys {
+            admin: answer["apiKey"].as_str().expect("apiKey").to_owned(),
+            ingest: answer["ingestKey"].as_str().expect("ingestKey").to_owned(),
+        }
+    }
+
+    /// The flags that point a command at this server's database.
+    pub(crate) fn store_args(&self) -> inbox_webhooks::cli::StoreArgs {
+        inbox_webhooks::cli::StoreArgs {
+            config: None,
+            data_dir: Some(self.config.data_dir.clone()),
+            database_url: None,
+        }
+    }
+
+    /// A request with `key` as the bearer token.
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    /// Sends a JSON request; the status and the parsed body (`Null` when
+    /// empty).
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.request(method, path, key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        answer(request.send().await.expect("request sent")).await
+    }
+}
+
+/// A tenant's keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    pub(crate) admin: String,
+    pub(crate) ingest: String,
+}
+
+/// The status and parsed body of a response (`Null` when empty).
+pub(crate) async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = match text.is_empty() {
+        true => Value::Null,
+        false => serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}")),
+    };
+    (status, body)
+}
+
+/// A valid webhook definition.
+pub(crate) fn webhook() -> Value {
+    serde_json::json!({
+        "name": "Refunds to CRM",
+        "url": "https://crm.example/hooks/cloudcx",
+        "events": ["TicketCreated", "TicketFromUserReply"],
+        "channels": ["email"],
+        "conditions": [
+            {"id": 1, "field": "subject", "operator": "contains", "value": "refund"},
+            {"id": 2, "field": "priority", "operator": "is", "value": "high"}
+        ],
+        "match": "expression",
+        "expression": "1 or 2"
+    })
+}

@@ -1,5 +1,7 @@
 //! The host's integration tests: one binary, shared helpers in `common`.
 
+mod api;
 mod cli;
 mod common;
 mod engine;
+mod serve;

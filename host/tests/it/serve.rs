@@ -1,0 +1,273 @@
+//! The `inbox-webhooks` binary as an operator runs it: `tenant create`,
+//! `serve` until SIGTERM, and start-up refusing a bad configuration. The
+//! server's logs are read to check what they say, and what they never say.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::webhook;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_inbox-webhooks"));
+    for (name, _) in std::env::vars_os() {
+        // The test's own environment must not configure the server.
+        if name.to_string_lossy().starts_with("INBOX_") && name != "INBOX_CACHE_DIR" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+fn run(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().expect("binary runs");
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8(output.stdout).expect("utf-8"),
+        String::from_utf8(output.stderr).expect("utf-8"),
+    )
+}
+
+/// A `serve` child process, its address, and every log line it writes.
+struct Serving {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Serving {
+    fn start(data_dir: &std::path::Path) -> Self {
+        let mut child = binary()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("INBOX_DATA_DIR", data_dir)
+            .env("INBOX_LOG_JSON", "true")
+            .env("INBOX_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the server logs where it listens");
+            let entry: Value = serde_json::from_str(&line).expect("a JSON log line");
+            if entry["fields"]["message"] == "listening" {
+                break entry["fields"]["addr"].as_str().expect("addr").to_owned();
+            }
+        };
+        Self { child, addr, lines }
+    }
+
+    /// Sends SIGTERM; the exit code and the log lines written until then.
+    fn terminate(mut self) -> (i32, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status.code().expect("exit code");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (code, self.lines.try_iter().collect())
+    }
+}
+
+#[test]
+fn tenant_create_prints_the_keys_once_as_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let (code, out, err) = run(binary().args([
+        "tenant",
+        "create",
+        "Acme Support",
+        "--json",
+        "--data-dir",
+        data,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).expect("json");
+    let keys: Vec<_> = answer
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["tenantId", "apiKey", "ingestKey"]);
+    assert_eq!(answer["tenantId"], "acme-support");
+    assert!(
+        answer["apiKey"]
+            .as_str()
+            .expect("key")
+            .starts_with("ik_admin_")
+    );
+    assert!(
+        answer["ingestKey"]
+            .as_str()
+            .expect("key")
+            .starts_with("ik_ingest_")
+    );
+
+    let (code, out, _) = run(binary().args(["tenant", "list", "--data-dir", data]));
+    assert_eq!(code, 0);
+    assert_eq!(out, "acme-support\tAcme Support\n");
+
+    let (code, _, err) =
+        run(binary().args(["tenant", "create", "Acme Support", "--data-dir", data]));
+    assert_ne!(code, 0, "a tenant id is created once");
+    assert!(err.contains("already exists"), "{err}");
+
+    let (code, _, err) = run(binary().args([
+        "tenant",
+        "create",
+        "x",
+        "--id",
+        "Not A Slug",
+        "--data-dir",
+        data,
+    ]));
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid tenant id"), "{err}");
+
+    let (code, out, err) = run(binary().args([
+        "key",
+        "create",
+        "acme-support",
+        "--kind",
+        "ingest",
+        "--json",
+        "--data-dir",
+        data,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let key: Value = serde_json::from_str(&out).expect("json");
+    assert!(key["key"].as_str().expect("key").starts_with("ik_ingest_"));
+    let (code, _, err) = run(binary().args(["key", "create", "nobody", "--data-dir", data]));
+    assert_ne!(code, 0);
+    assert!(err.contains("no tenant \"nobody\""), "{err}");
+    let (code, _, err) = run(binary().args(["key", "revoke", "key_nope", "--data-dir", data]));
+    assert_ne!(code, 0);
+    assert!(err.contains("no active key"), "{err}");
+}
+
+#[test]
+fn a_bad_configuration_stops_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (code, _, err) = run(binary()
+        .arg("serve")
+        .env("INBOX_DATA_DIR", dir.path())
+        .env("INBOX_BIND", "localhost-ish"));
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid bind (INBOX_BIND)"), "{err}");
+
+    let (code, _, err) = run(binary()
+        .args(["serve", "--config"])
+        .arg(dir.path().join("missing.toml")));
+    assert_eq!(code, 2);
+    assert!(err.contains("missing.toml"), "{err}");
+
+    let file = dir.path().join("inbox.toml");
+    std::fs::write(&file, "rate_limit_burst = -1\n").expect("write");
+    let (code, _, err) = run(binary().args(["serve", "--config"]).arg(&file));
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid rate_limit_burst"), "{err}");
+}
+
+#[test]
+fn serve_answers_logs_each_request_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let (_, out, _) =
+        run(binary().args(["tenant", "create", "Acme", "--json", "--data-dir", data]));
+    let keys: Value = serde_json::from_str(&out).expect("json");
+    let key = keys["apiKey"].as_str().expect("key").to_owned();
+
+    let server = Serving::start(dir.path());
+    let base = format!("http://{}", server.addr);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let secret = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let ready = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(ready.status(), 200);
+        let created: Value = http
+            .post(format!("{base}/v1/webhooks"))
+            .bearer_auth(&key)
+            .json(&webhook())
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let refused = http
+            .get(format!("{base}/v1/webhooks"))
+            .bearer_auth("ik_admin_wrong")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(refused.status(), 401);
+        created["secret"].as_str().expect("secret").to_owned()
+    });
+
+    let (code, lines) = server.terminate();
+    assert_eq!(code, 0, "a graceful stop exits 0");
+    let logs = lines.join("\n");
+    assert!(!logs.contains(&key), "the API key is in the logs");
+    assert!(!logs.contains(&secret), "the webhook secret is in the logs");
+    assert!(
+        !logs.contains("ik_admin_wrong"),
+        "a presented key is in the logs"
+    );
+    let answered: Vec<Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == "answered")
+        .collect();
+    let created = answered
+        .iter()
+        .find(|e| e["fields"]["status"] == 201)
+        .unwrap_or_else(|| panic!("no log of the create in\n{logs}"));
+    assert_eq!(created["span"]["tenant"], "acme");
+    assert_eq!(created["span"]["route"], "/v1/webhooks");
+    assert_eq!(created["span"]["method"], "POST");
+    assert_eq!(
+        created["span"]["id"].as_str().map(str::len),
+        Some(26),
+        "a request id"
+    );
+    assert!(created["fields"]["latency_ms"].is_f64());
+    assert!(
+        answered.iter().any(|e| e["fields"]["status"] == 401),
+        "refused requests are logged too"
+    );
+    assert!(logs.contains("shutting down"), "{logs}");
+}
