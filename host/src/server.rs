@@ -96,9 +96,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {} (bind, INBOX_BIND)", config.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %redact(&config.database_url()), "listening");
+    tracing::info!("API at http://{addr}/v1, its OpenAPI document at http://{addr}/openapi.json");
     if state.store.tenants().await?.is_empty() {
         tracing::info!(
-            "no tenant yet: create one with `inbox-webhooks tenant create <name>`; it prints the API keys"
+            "no tenant yet: `scripts/run tenant create <name>` (or `inbox-webhooks tenant create <name>`) makes one and prints its keys"
         );
     }
     serve(listener, state, signal()).await?;
