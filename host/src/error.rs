@@ -168,3 +168,33 @@ impl IntoResponse for AppError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse as _;
+
+    use super::AppError;
+
+    #[tokio::test]
+    async fn internal_details_stay_in_the_log() {
+        let detail = "error returned from database: no such column secret in SELECT secret FROM webhook_secrets";
+        let response = AppError::internal(&detail).into_response();
+        assert_eq!(response.status(), 500);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body = String::from_utf8(body.to_vec()).expect("utf-8");
+        assert!(
+            !body.contains("SELECT") && !body.contains("secret"),
+            "{body}"
+        );
+        assert!(body.contains(r#""error":"internal""#), "{body}");
+    }
+
+    #[tokio::test]
+    async fn rate_limits_say_when_to_retry() {
+        let response = AppError::rate_limited(3).into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "3");
+    }
+}

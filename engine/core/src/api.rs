@@ -185,7 +185,8 @@ pub enum RunError {
 }
 
 /// The operation names [`run`] takes.
-pub const OPERATIONS: &str = "check, eval, validate, match, explain, condition, catalog";
+pub const OPERATIONS: &str =
+    "check, eval, validate, match, explain, condition, event, events, catalog";
 
 /// Runs the operation `op` on a JSON input and returns its answer as JSON
 /// text, serialised once, straight from the answer's type ([`encode`]).
@@ -212,6 +213,11 @@ pub fn run(op: &str, input: &Value) -> Result<String, RunError> {
         "match" => encode(&match_event(&parse(op, input)?)),
         "explain" => encode(&explain(&parse(op, input)?)),
         "condition" => encode(&test_condition(&parse(op, input)?)),
+        "event" => encode(&crate::admit_event(input)),
+        "events" => {
+            let events: Vec<Value> = parse(op, input)?;
+            encode(&events.iter().map(crate::admit_event).collect::<Vec<_>>())
+        }
         "catalog" => encode(&crate::catalog()),
         _ => return Err(RunError::UnknownOperation(op.to_owned())),
     };

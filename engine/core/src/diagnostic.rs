@@ -50,6 +50,8 @@ pub enum Code {
     InvalidUrl,
     /// An event type that does not exist.
     UnknownEvent,
+    /// A field an ingest event of its type needs is absent.
+    MissingField,
 }
 
 impl Code {
@@ -74,6 +76,7 @@ impl Code {
             Self::TooManyConditions => "too_many_conditions",
             Self::InvalidUrl => "invalid_url",
             Self::UnknownEvent => "unknown_event",
+            Self::MissingField => "missing_field",
         }
     }
 }

@@ -10,6 +10,8 @@
 //! * [`validate_expression`], [`parse_expression`], [`evaluate`]: logic
 //!   expressions such as `(1 or 2 or 3) and (4 and 5)`;
 //! * [`validate_webhook`], [`explain`], [`catalog`]: webhook definitions;
+//! * [`admit_event`]: whether an ingest event may be accepted, and the body
+//!   its deliveries carry;
 //! * [`RuleSet`]: compiled webhooks that match events;
 //! * [`api`]: all of the above in their JSON shapes, for the shells.
 //!
@@ -26,6 +28,7 @@ pub mod api;
 mod catalog;
 mod condition;
 mod diagnostic;
+mod event;
 mod explain;
 mod expression;
 mod model;
@@ -40,6 +43,7 @@ pub use catalog::{
     OperatorInfo, PRIORITIES, STATUSES, ValueType, catalog,
 };
 pub use diagnostic::{Code, Diagnostic, Invalid, Report};
+pub use event::{Admission, admit_event};
 pub use explain::{CheckOutcome, ConditionOutcome, Explanation, MatchOutcome};
 pub use expression::{Expr, MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH};
 pub use model::{

@@ -119,6 +119,7 @@ fn the_corpus_covers_what_it_promises() {
     assert!(count("expressions.jsonl", &["check", "eval"]) >= 200);
     assert!(count("conditions.jsonl", &["condition", "validate"]) >= 100);
     assert!(count("matching.jsonl", &["match", "explain"]) >= 50);
+    assert!(count("events.jsonl", &["event"]) >= 20);
 
     // Every field × operator of the catalogue is evaluated by some case.
     let conditions = corpus()
@@ -172,6 +173,7 @@ fn the_corpus_covers_what_it_promises() {
         "too_many_conditions",
         "invalid_url",
         "unknown_event",
+        "missing_field",
     ] {
         assert!(
             all.contains(&format!("\"code\":\"{code}\"")),
