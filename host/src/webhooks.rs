@@ -134,6 +134,7 @@ impl Webhooks {
             revision: 1,
             created_at: at,
             updated_at: at,
+            disabled_reason: None,
         };
         let secret = keys::webhook_secret();
         self.store.create_webhook(&record, &secret).await?;
@@ -206,6 +207,8 @@ impl Webhooks {
                 enabled: accepted.enabled,
                 revision: current.revision + 1,
                 updated_at: now().max(current.updated_at),
+                // Why the server disabled it stops being true once enabled.
+                disabled_reason: current.disabled_reason.filter(|_| !accepted.enabled),
                 ..current
             };
             if self.store.update_webhook(&record).await? {

@@ -101,6 +101,9 @@ pub struct WebhookRecord {
     pub created_at: Millis,
     /// When it was last written.
     pub updated_at: Millis,
+    /// Why the server disabled it (a `410 Gone`, days of failures), if it
+    /// did; cleared when it is enabled again.
+    pub disabled_reason: Option<String>,
 }
 
 /// How many webhooks exist, for the metrics.
@@ -110,6 +113,153 @@ pub struct WebhookCounts {
     pub enabled: i64,
     /// Disabled ones.
     pub disabled: i64,
+}
+
+/// An event to store, with the deliveries it causes.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// `evt_…`.
+    pub id: String,
+    /// Makes a retried ingest enqueue nothing twice.
+    pub idempotency_key: Option<String>,
+    /// The ingest event as received.
+    pub body: String,
+    /// One per matching webhook.
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// A delivery to store: everything a retry needs is fixed here.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// `msg_…`: the `webhook-id` of every attempt.
+    pub id: String,
+    /// The webhook it goes to.
+    pub webhook_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The ticket, for per-ticket order.
+    pub ticket_id: String,
+    /// The exact body POSTed.
+    pub payload: String,
+    /// The engine's explanation of the match (JSON).
+    pub explanation: String,
+}
+
+/// What happened to one [`NewEvent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// The event's id: its own, or, for a repeat of an idempotency key, the
+    /// id of the event first stored under it.
+    pub event_id: String,
+    /// `false` for a repeat: nothing was stored.
+    pub new: bool,
+}
+
+/// A delivery a worker has leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// `msg_…`.
+    pub id: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The webhook.
+    pub webhook_id: String,
+    /// Its URL now; `None` when the webhook was deleted.
+    pub url: Option<String>,
+    /// Whether the webhook is enabled now.
+    pub enabled: bool,
+    /// The exact body.
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// One attempt's record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// When it started.
+    pub started_at: Millis,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The receiver's status, when it answered.
+    pub status: Option<u16>,
+    /// The first 1 KiB of its answer.
+    pub response: Option<String>,
+    /// Why it failed (`timeout`, `connect`, `refused_target`, …).
+    pub error_kind: Option<String>,
+    /// The failure, in words.
+    pub error: Option<String>,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Delivered.
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(Millis),
+    /// No more attempts.
+    Failed,
+    /// Not sent: the webhook is gone or disabled.
+    Cancelled,
+}
+
+/// What an attempt says about its webhook's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The receiver accepted: its run of failures is over.
+    Healthy,
+    /// It failed: disable the webhook once it has failed without a break
+    /// for longer than this.
+    Failing {
+        /// How long a run of failures may last.
+        disable_after: Millis,
+    },
+    /// It answered `410 Gone`: disable the webhook now.
+    Gone,
+    /// Nothing to learn (the attempt was not made).
+    Unchanged,
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// `msg_…`.
+    pub id: String,
+    /// Its place in commit order (the page cursor).
+    pub seq: i64,
+    /// The webhook.
+    pub webhook_id: String,
+    /// The event.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The body.
+    pub payload: String,
+    /// The engine's explanation when it matched.
+    pub explanation: String,
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<Millis>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was made.
+    pub created_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+}
+
+/// The delivery queue at a glance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Pending deliveries.
+    pub depth: i64,
+    /// When the oldest pending one was made.
+    pub oldest: Option<Millis>,
 }
 
 /// Every query the server makes.
@@ -175,6 +325,63 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<Vec<String>, StoreError>;
     /// How many webhooks there are, over every tenant.
     async fn webhook_counts(&self) -> Result<WebhookCounts, StoreError>;
+    /// Every webhook of every tenant, for loading the rule sets.
+    async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+
+    /// Stores events and their deliveries in one transaction; an event
+    /// whose idempotency key was seen before is not stored again.
+    async fn ingest(
+        &self,
+        tenant_id: &str,
+        events: &[NewEvent],
+        at: Millis,
+    ) -> Result<Vec<Ingested>, StoreError>;
+    /// How many deliveries these events caused.
+    async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError>;
+    /// Leases up to `limit` due deliveries until `lease_until`: pending,
+    /// due, not leased (or the lease expired), not for a webhook in `skip`,
+    /// and the oldest pending one of their webhook and ticket.
+    async fn claim(
+        &self,
+        at: Millis,
+        lease_until: Millis,
+        limit: u32,
+        skip: &[String],
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Records an attempt and what follows it, in one transaction; `true`
+    /// when this disabled the webhook.
+    async fn finish(
+        &self,
+        delivery_id: &str,
+        attempt: Option<&Attempt>,
+        next: Next,
+        health: Health,
+    ) -> Result<bool, StoreError>;
+    /// Gives a lease back without an attempt (the worker could not start).
+    async fn release(&self, delivery_id: &str) -> Result<(), StoreError>;
+    /// A page of a webhook's deliveries, newest first, before `before`.
+    async fn deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// One delivery with its attempts, oldest first.
+    async fn delivery(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError>;
+    /// Makes a delivery due now, whatever its state; `false` when there is
+    /// no such delivery.
+    async fn redeliver(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool, StoreError>;
+    /// The queue's depth and its oldest pending delivery.
+    async fn queue(&self) -> Result<QueueStats, StoreError>;
+    /// Deletes attempts, finished deliveries and events older than
+    /// `before` (an event only once it has no pending delivery); how many
+    /// rows went.
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

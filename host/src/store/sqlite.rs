@@ -19,7 +19,8 @@ use sqlx::sqlite::{
 use sqlx::{Row as _, Sqlite, Transaction};
 
 use super::{
-    Caller, KeyRecord, Millis, Store, StoreError, Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, Caller, Claimed, DeliveryRecord, Health, Ingested, KeyRecord, Millis, NewEvent, Next,
+    QueueStats, Store, StoreError, Tenant, WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -30,9 +31,9 @@ const READERS: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// The only connection that writes.
-    writer: SqlitePool,
+    pub(super) writer: SqlitePool,
     /// Connections for queries that only read.
-    reader: SqlitePool,
+    pub(super) reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -90,7 +91,74 @@ fn webhook(row: &SqliteRow) -> Result<WebhookRecord, sqlx::Error> {
         revision: row.try_get("revision")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        disabled_reason: row.try_get("disabled_reason")?,
     })
+}
+
+fn delivery(row: &SqliteRow) -> Result<DeliveryRecord, sqlx::Error> {
+    Ok(DeliveryRecord {
+        id: row.try_get("id")?,
+        seq: row.try_get("seq")?,
+        webhook_id: row.try_get("webhook_id")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        payload: row.try_get("payload")?,
+        explanation: row.try_get("explanation")?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn attempt(row: &SqliteRow) -> Result<Attempt, sqlx::Error> {
+    Ok(Attempt {
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        status: row.try_get("status")?,
+        response: row.try_get("response")?,
+        error_kind: row.try_get("error_kind")?,
+        error: row.try_get("error")?,
+    })
+}
+
+/// A JSON array of strings, for `json_each(?)`.
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Disables a webhook from within a transaction: its definition says
+/// `enabled: false`, with the reason beside it.
+async fn disable(
+    tx: &mut Transaction<'_, Sqlite>,
+    webhook_id: &str,
+    reason: &str,
+    at: Millis,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT definition FROM webhooks WHERE id = ? AND enabled = 1")
+        .bind(webhook_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let definition: String = row.try_get("definition")?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&definition).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("enabled".to_owned(), serde_json::Value::Bool(false));
+    }
+    sqlx::query(
+        "UPDATE webhooks SET definition = ?, enabled = 0, revision = revision + 1,
+         updated_at = ?, disabled_reason = ? WHERE id = ?",
+    )
+    .bind(value.to_string())
+    .bind(at)
+    .bind(reason)
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
 }
 
 /// Whether `error` is a broken uniqueness or primary-key constraint.
@@ -228,8 +296,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO webhooks (id, tenant_id, definition, enabled, revision, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO webhooks (id, tenant_id, definition, enabled, revision, created_at, updated_at, disabled_reason)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&webhook.id)
         .bind(&webhook.tenant_id)
@@ -238,6 +306,7 @@ impl Store for SqliteStore {
         .bind(webhook.revision)
         .bind(webhook.created_at)
         .bind(webhook.updated_at)
+        .bind(&webhook.disabled_reason)
         .execute(&mut *tx)
         .await?;
         insert_secret(&mut tx, &webhook.id, secret, webhook.created_at).await?;
@@ -277,13 +346,18 @@ impl Store for SqliteStore {
 
     async fn update_webhook(&self, webhook: &WebhookRecord) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE webhooks SET definition = ?, enabled = ?, revision = ?, updated_at = ?
+            "UPDATE webhooks SET definition = ?, enabled = ?, revision = ?, updated_at = ?,
+                disabled_reason = ?,
+                -- enabling again starts a new record of failures
+                failing_since = CASE WHEN enabled = 0 AND ? THEN NULL ELSE failing_since END
              WHERE tenant_id = ? AND id = ? AND revision = ?",
         )
         .bind(&webhook.definition)
         .bind(webhook.enabled)
         .bind(webhook.revision)
         .bind(webhook.updated_at)
+        .bind(&webhook.disabled_reason)
+        .bind(webhook.enabled)
         .bind(&webhook.tenant_id)
         .bind(&webhook.id)
         .bind(webhook.revision - 1)
@@ -369,5 +443,331 @@ impl Store for SqliteStore {
             enabled: row.try_get("enabled")?,
             disabled: row.try_get("disabled")?,
         })
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY tenant_id, id")
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(webhook).collect::<Result<_, _>>()?)
+    }
+
+    async fn ingest(
+        &self,
+        tenant_id: &str,
+        events: &[NewEvent],
+        at: Millis,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut answers = Vec::with_capacity(events.len());
+        for event in events {
+            let stored = sqlx::query(
+                "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                 DO NOTHING",
+            )
+            .bind(&event.id)
+            .bind(tenant_id)
+            .bind(&event.idempotency_key)
+            .bind(&event.body)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if stored.rows_affected() == 0 {
+                let earlier: String = sqlx::query_scalar(
+                    "SELECT id FROM events WHERE tenant_id = ? AND idempotency_key = ?",
+                )
+                .bind(tenant_id)
+                .bind(&event.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+                answers.push(Ingested {
+                    event_id: earlier,
+                    new: false,
+                });
+                continue;
+            }
+            for delivery in &event.deliveries {
+                sqlx::query(
+                    "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
+                        ticket_id, payload, explanation, state, next_attempt_at, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                )
+                .bind(&delivery.id)
+                .bind(tenant_id)
+                .bind(&delivery.webhook_id)
+                .bind(&event.id)
+                .bind(&delivery.event_type)
+                .bind(&delivery.ticket_id)
+                .bind(&delivery.payload)
+                .bind(&delivery.explanation)
+                .bind(at)
+                .bind(at)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            answers.push(Ingested {
+                event_id: event.id.clone(),
+                new: true,
+            });
+        }
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE event_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_list(event_ids))
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    async fn claim(
+        &self,
+        at: Millis,
+        lease_until: Millis,
+        limit: u32,
+        skip: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE deliveries SET leased_until = ?1 WHERE seq IN (
+                SELECT d.seq FROM deliveries d
+                WHERE d.state = 'pending' AND d.next_attempt_at <= ?2
+                  AND (d.leased_until IS NULL OR d.leased_until <= ?2)
+                  AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM deliveries e
+                      WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
+                        AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
+                ORDER BY d.next_attempt_at, d.seq
+                LIMIT ?4)
+             RETURNING id, tenant_id, webhook_id, payload, attempts",
+        )
+        .bind(lease_until)
+        .bind(at)
+        .bind(json_list(skip))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let webhook_id: String = row.try_get("webhook_id")?;
+            let target = sqlx::query(
+                "SELECT json_extract(definition, '$.url') AS url, enabled FROM webhooks WHERE id = ?",
+            )
+            .bind(&webhook_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (url, enabled) = match target {
+                Some(target) => (target.try_get("url")?, target.try_get("enabled")?),
+                None => (None, false),
+            };
+            claimed.push(Claimed {
+                id: row.try_get("id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                webhook_id,
+                url,
+                enabled,
+                payload: row.try_get("payload")?,
+                attempts: row.try_get("attempts")?,
+            });
+        }
+        tx.commit().await?;
+        // Oldest first: the order the queue promised.
+        Ok(claimed)
+    }
+
+    async fn finish(
+        &self,
+        delivery_id: &str,
+        attempt: Option<&Attempt>,
+        next: Next,
+        health: Health,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let mut tx = self.writer.begin().await?;
+        if let Some(attempt) = attempt {
+            sqlx::query(
+                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response, error_kind, error)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(delivery_id)
+            .bind(attempt.started_at)
+            .bind(attempt.duration_ms)
+            .bind(attempt.status)
+            .bind(&attempt.response)
+            .bind(&attempt.error_kind)
+            .bind(&attempt.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (state, due) = match next {
+            Next::Succeeded => ("succeeded", None),
+            Next::RetryAt(due) => ("pending", Some(due)),
+            Next::Failed => ("failed", None),
+            Next::Cancelled => ("cancelled", None),
+        };
+        let last_error = match next {
+            Next::Cancelled => Some("not sent: the webhook is disabled or was deleted".to_owned()),
+            _ => attempt.and_then(|a| a.error.clone()),
+        };
+        let webhook_id: Option<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = ?, next_attempt_at = ?, leased_until = NULL,
+                attempts = attempts + ?, last_error = ?, updated_at = ?
+             WHERE id = ? RETURNING webhook_id",
+        )
+        .bind(state)
+        .bind(due)
+        .bind(i64::from(attempt.is_some()))
+        .bind(last_error)
+        .bind(at)
+        .bind(delivery_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(webhook_id) = webhook_id else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let disabled = match health {
+            Health::Unchanged => false,
+            Health::Healthy => {
+                sqlx::query(
+                    "UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
+                )
+                .bind(&webhook_id)
+                .execute(&mut *tx)
+                .await?;
+                false
+            }
+            Health::Gone => {
+                disable(&mut tx, &webhook_id, "the receiver answered 410 Gone", at).await?
+            }
+            Health::Failing { disable_after } => {
+                let since: Option<Millis> = sqlx::query_scalar(
+                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?)
+                     WHERE id = ? RETURNING failing_since",
+                )
+                .bind(at)
+                .bind(&webhook_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten();
+                match since {
+                    Some(since) if at - since > disable_after => {
+                        let reason = format!(
+                            "every delivery failed for {} without a success",
+                            humantime::format_duration(Duration::from_millis(
+                                u64::try_from(disable_after).unwrap_or(0)
+                            ))
+                        );
+                        disable(&mut tx, &webhook_id, &reason, at).await?
+                    }
+                    _ => false,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(disabled)
+    }
+
+    async fn release(&self, delivery_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET leased_until = NULL WHERE id = ?")
+            .bind(delivery_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM deliveries WHERE tenant_id = ? AND webhook_id = ? AND seq < ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(tenant_id)
+        .bind(webhook_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    }
+
+    async fn delivery(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError> {
+        let row = sqlx::query("SELECT * FROM deliveries WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let attempts = sqlx::query("SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(Some((
+            delivery(&row)?,
+            attempts.iter().map(attempt).collect::<Result<_, _>>()?,
+        )))
+    }
+
+    async fn redeliver(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET
+                leased_until = CASE WHEN state = 'pending' THEN leased_until END,
+                state = 'pending', next_attempt_at = ?, updated_at = ?
+             WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(at)
+        .bind(at)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn queue(&self) -> Result<QueueStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(QueueStats {
+            depth: row.try_get("depth")?,
+            oldest: row.try_get("oldest")?,
+        })
+    }
+
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut gone = 0;
+        for statement in [
+            "DELETE FROM attempts WHERE started_at < ?",
+            "DELETE FROM deliveries WHERE state <> 'pending' AND updated_at < ?",
+            "DELETE FROM events WHERE received_at < ?
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+        ] {
+            gone += sqlx::query(statement)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(gone)
     }
 }

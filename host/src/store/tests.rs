@@ -20,6 +20,7 @@ fn record(tenant: &str, id: &str) -> WebhookRecord {
         revision: 1,
         created_at: at,
         updated_at: at,
+        disabled_reason: None,
     }
 }
 
@@ -164,4 +165,316 @@ async fn data_survives_reopening() {
     store.close().await;
     let store = SqliteStore::open(&url).await.expect("reopen");
     assert_eq!(store.tenants().await.expect("list").len(), 1);
+}
+
+fn event(id: &str, key: Option<&str>, deliveries: &[(&str, &str, &str)]) -> super::NewEvent {
+    super::NewEvent {
+        id: id.to_owned(),
+        idempotency_key: key.map(str::to_owned),
+        body: "{}".to_owned(),
+        deliveries: deliveries
+            .iter()
+            .map(|(msg, webhook, ticket)| super::NewDelivery {
+                id: (*msg).to_owned(),
+                webhook_id: (*webhook).to_owned(),
+                event_type: "TicketCreated".to_owned(),
+                ticket_id: (*ticket).to_owned(),
+                payload: format!(r#"{{"msg":"{msg}"}}"#),
+                explanation: "{}".to_owned(),
+            })
+            .collect(),
+    }
+}
+
+async fn with_webhook() -> (tempfile::TempDir, SqliteStore) {
+    let (dir, store) = open().await;
+    store.create_tenant("a", "A").await.expect("tenant");
+    let mut hook = record("a", "wh_1");
+    hook.definition = r#"{"id":"wh_1","enabled":true,"url":"https://x.example/h"}"#.to_owned();
+    store
+        .create_webhook(&hook, "whsec_x")
+        .await
+        .expect("webhook");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn an_idempotency_key_stores_an_event_once() {
+    let (_dir, store) = with_webhook().await;
+    let first = store
+        .ingest(
+            "a",
+            &[event("evt_1", Some("k"), &[("msg_1", "wh_1", "t")])],
+            now(),
+        )
+        .await
+        .expect("ingest");
+    assert!(first[0].new);
+    let again = store
+        .ingest(
+            "a",
+            &[event("evt_2", Some("k"), &[("msg_2", "wh_1", "t")])],
+            now(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(
+        again[0],
+        super::Ingested {
+            event_id: "evt_1".to_owned(),
+            new: false
+        }
+    );
+    assert_eq!(
+        store
+            .deliveries_of(&["evt_1".to_owned()])
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        store.queue().await.expect("queue").depth,
+        1,
+        "nothing enqueued twice"
+    );
+}
+
+#[tokio::test]
+async fn claims_keep_ticket_order_and_leases() {
+    let (_dir, store) = with_webhook().await;
+    let at = now();
+    store
+        .ingest(
+            "a",
+            &[
+                event("evt_1", None, &[("msg_1", "wh_1", "t1")]),
+                event("evt_2", None, &[("msg_2", "wh_1", "t1")]),
+                event("evt_3", None, &[("msg_3", "wh_1", "t2")]),
+            ],
+            at,
+        )
+        .await
+        .expect("ingest");
+    let claimed = store.claim(at, at + 1000, 10, &[]).await.expect("claim");
+    let ids: Vec<_> = claimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["msg_1", "msg_3"],
+        "msg_2 waits for msg_1 of the same ticket"
+    );
+    assert_eq!(claimed[0].url.as_deref(), Some("https://x.example/h"));
+    assert!(
+        store
+            .claim(at, at + 1000, 10, &[])
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    // A crashed worker's lease runs out and the row comes back.
+    let back = store
+        .claim(at + 1000, at + 2000, 10, &[])
+        .await
+        .expect("claim");
+    assert_eq!(back.len(), 2);
+    store
+        .finish(
+            "msg_1",
+            None,
+            super::Next::Succeeded,
+            super::Health::Healthy,
+        )
+        .await
+        .expect("finish");
+    let next = store
+        .claim(at + 2000, at + 3000, 10, &[])
+        .await
+        .expect("claim");
+    let ids: Vec<_> = next.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["msg_2", "msg_3"],
+        "msg_2 is free once msg_1 is done, and older"
+    );
+    let skipped = store
+        .claim(at + 3000, at + 4000, 10, &["wh_1".to_owned()])
+        .await
+        .expect("claim");
+    assert!(skipped.is_empty(), "a skipped webhook's rows stay put");
+}
+
+#[tokio::test]
+async fn failures_retry_then_disable_the_webhook_after_the_limit() {
+    let (_dir, store) = with_webhook().await;
+    let at = now();
+    store
+        .ingest("a", &[event("evt_1", None, &[("msg_1", "wh_1", "t")])], at)
+        .await
+        .expect("ingest");
+    let failed = super::Attempt {
+        started_at: at,
+        duration_ms: 3,
+        status: Some(500),
+        response: Some("oops".to_owned()),
+        error_kind: Some("status".to_owned()),
+        error: Some("the receiver answered 500".to_owned()),
+    };
+    let health = super::Health::Failing {
+        disable_after: 60_000,
+    };
+    let disabled = store
+        .finish(
+            "msg_1",
+            Some(&failed),
+            super::Next::RetryAt(at + 5000),
+            health,
+        )
+        .await
+        .expect("finish");
+    assert!(!disabled, "one failure does not disable");
+    let (record, attempts) = store
+        .delivery("a", "msg_1")
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(
+        (
+            record.state.as_str(),
+            record.attempts,
+            record.next_attempt_at
+        ),
+        ("pending", 1, Some(at + 5000))
+    );
+    assert_eq!(attempts, std::slice::from_ref(&failed));
+    assert_eq!(
+        record.last_error.as_deref(),
+        Some("the receiver answered 500")
+    );
+
+    // Pretend the run of failures began long ago.
+    sqlx::query("UPDATE webhooks SET failing_since = ?")
+        .bind(at - 120_000)
+        .execute(&store.writer)
+        .await
+        .expect("update");
+    let disabled = store
+        .finish(
+            "msg_1",
+            Some(&failed),
+            super::Next::RetryAt(at + 9000),
+            health,
+        )
+        .await
+        .expect("finish");
+    assert!(disabled);
+    let hook = store
+        .webhook("a", "wh_1")
+        .await
+        .expect("get")
+        .expect("some");
+    assert!(!hook.enabled);
+    assert!(
+        hook.definition.contains(r#""enabled":false"#),
+        "{}",
+        hook.definition
+    );
+    assert!(hook.disabled_reason.expect("reason").contains("1m"));
+}
+
+#[tokio::test]
+async fn gone_disables_at_once_and_success_clears_the_failure_run() {
+    let (_dir, store) = with_webhook().await;
+    store
+        .ingest(
+            "a",
+            &[event(
+                "evt_1",
+                None,
+                &[("msg_1", "wh_1", "t"), ("msg_2", "wh_1", "u")],
+            )],
+            now(),
+        )
+        .await
+        .expect("ingest");
+    let health = super::Health::Failing {
+        disable_after: 60_000,
+    };
+    store
+        .finish("msg_1", None, super::Next::RetryAt(now()), health)
+        .await
+        .expect("fail");
+    store
+        .finish(
+            "msg_1",
+            None,
+            super::Next::Succeeded,
+            super::Health::Healthy,
+        )
+        .await
+        .expect("ok");
+    let since: Option<i64> = sqlx::query_scalar("SELECT failing_since FROM webhooks")
+        .fetch_one(&store.reader)
+        .await
+        .expect("read");
+    assert_eq!(since, None);
+    let disabled = store
+        .finish("msg_2", None, super::Next::Failed, super::Health::Gone)
+        .await
+        .expect("gone");
+    assert!(disabled);
+    let hook = store
+        .webhook("a", "wh_1")
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(
+        hook.disabled_reason.as_deref(),
+        Some("the receiver answered 410 Gone")
+    );
+}
+
+#[tokio::test]
+async fn redelivery_and_pruning() {
+    let (_dir, store) = with_webhook().await;
+    let at = now();
+    store
+        .ingest(
+            "a",
+            &[event("evt_1", None, &[("msg_1", "wh_1", "t")])],
+            at - 10_000,
+        )
+        .await
+        .expect("ingest");
+    store
+        .finish("msg_1", None, super::Next::Failed, super::Health::Unchanged)
+        .await
+        .expect("fail");
+    assert!(store.redeliver("a", "msg_1", at).await.expect("redeliver"));
+    assert!(
+        !store
+            .redeliver("b", "msg_1", at)
+            .await
+            .expect("other tenant")
+    );
+    assert_eq!(
+        store.claim(at, at + 1, 10, &[]).await.expect("claim").len(),
+        1
+    );
+    store
+        .finish(
+            "msg_1",
+            None,
+            super::Next::Succeeded,
+            super::Health::Healthy,
+        )
+        .await
+        .expect("ok");
+    assert_eq!(
+        store.prune(at - 20_000).await.expect("prune"),
+        0,
+        "nothing that old"
+    );
+    let gone = store.prune(at + 10_000).await.expect("prune");
+    assert_eq!(gone, 2, "the finished delivery and then its event");
+    assert_eq!(store.delivery("a", "msg_1").await.expect("get"), None);
 }
