@@ -37,6 +37,38 @@ pub struct Config {
     pub rate_limit_per_second: u32,
     /// …and in a burst. A client past it gets 429 with `Retry-After`.
     pub rate_limit_burst: u32,
+    /// Requests per second one ingest key may make on average…
+    pub ingest_rate_limit_per_second: u32,
+    /// …and in a burst.
+    pub ingest_rate_limit_burst: u32,
+    /// The waits between delivery attempts: after the first failure the
+    /// first step, and so on; past the last step the delivery has failed.
+    /// `5s,5m,30m,2h,5h,10h,10h` (SPEC §6); each wait gets ±`retry_jitter`.
+    #[serde(with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// The share of each wait added or taken at random (0.2 = ±20 %), so
+    /// that failures together do not retry together.
+    pub retry_jitter: f64,
+    /// How long a receiver has to answer an attempt.
+    #[serde(with = "duration")]
+    pub delivery_timeout: Duration,
+    /// A webhook whose every attempt failed for this long is disabled.
+    #[serde(with = "duration")]
+    pub disable_after: Duration,
+    /// Deliver to loopback, private, link-local and other internal
+    /// addresses too. Off: a webhook URL must not reach inside the network.
+    pub allow_private_targets: bool,
+    /// Internal networks deliveries may reach anyway (CIDR, e.g.
+    /// `10.1.0.0/16`), when `allow_private_targets` is off.
+    #[serde(with = "networks")]
+    pub allowed_targets: Vec<ipnet::IpNet>,
+    /// Attempts in flight to one webhook at most.
+    pub webhook_concurrency: u32,
+    /// Attempts in flight over every webhook at most.
+    pub delivery_concurrency: u32,
+    /// How long attempts, finished deliveries and events are kept.
+    #[serde(with = "duration")]
+    pub retention: Duration,
     /// The `tracing` filter for the logs, as `RUST_LOG` takes it.
     pub log: String,
     /// Log lines as JSON objects (for collectors) instead of text.
@@ -54,6 +86,20 @@ impl Default for Config {
             // still cannot monopolise the store.
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
+            // The helpdesk's event stream, not people: far higher.
+            ingest_rate_limit_per_second: 10_000,
+            ingest_rate_limit_burst: 20_000,
+            retry_schedule: [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000]
+                .map(Duration::from_secs)
+                .to_vec(),
+            retry_jitter: 0.2,
+            delivery_timeout: Duration::from_secs(15),
+            disable_after: Duration::from_secs(5 * 24 * 60 * 60),
+            allow_private_targets: false,
+            allowed_targets: Vec::new(),
+            webhook_concurrency: 4,
+            delivery_concurrency: 256,
+            retention: Duration::from_secs(30 * 24 * 60 * 60),
             log: "info".to_owned(),
             log_json: false,
         }
@@ -100,13 +146,24 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 8] = [
+    pub const SETTINGS: [&'static str; 19] = [
         "bind",
         "data_dir",
         "database_url",
         "secret_overlap",
         "rate_limit_per_second",
         "rate_limit_burst",
+        "ingest_rate_limit_per_second",
+        "ingest_rate_limit_burst",
+        "retry_schedule",
+        "retry_jitter",
+        "delivery_timeout",
+        "disable_after",
+        "allow_private_targets",
+        "allowed_targets",
+        "webhook_concurrency",
+        "delivery_concurrency",
+        "retention",
         "log",
         "log_json",
     ];
@@ -171,6 +228,78 @@ fn describe(error: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The items of a list setting: `"a,b"` (as an environment variable takes
+/// it) or a TOML array `["a", "b"]`.
+fn items<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Text(String),
+        List(Vec<String>),
+    }
+    let items: Vec<String> = match Form::deserialize(deserializer)? {
+        Form::Text(text) => text.split(',').map(|s| s.trim().to_owned()).collect(),
+        Form::List(list) => list,
+    };
+    Ok(items.into_iter().filter(|item| !item.is_empty()).collect())
+}
+
+/// A list of durations: `"1s,2s,5s"` or `["1s", "2s", "5s"]`.
+pub mod durations {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    /// Writes the list as `"1s,2s,5s"`.
+    pub fn serialize<S: Serializer>(list: &[Duration], serializer: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<String> = list
+            .iter()
+            .map(|d| humantime::format_duration(*d).to_string())
+            .collect();
+        serializer.collect_str(&text.join(","))
+    }
+
+    /// Reads `"1s,2s"` or `["1s", "2s"]`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Duration>, D::Error> {
+        super::items(deserializer)?
+            .iter()
+            .map(|item| {
+                humantime::parse_duration(item).map_err(|e| {
+                    serde::de::Error::custom(format!("{item:?} is not a duration ({e})"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// A list of networks: `"10.0.0.0/8,fd00::/8"` or a TOML array.
+pub mod networks {
+    use ipnet::IpNet;
+    use serde::{Deserializer, Serializer};
+
+    /// Writes the list as `"10.0.0.0/8,fd00::/8"`.
+    pub fn serialize<S: Serializer>(list: &[IpNet], serializer: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<String> = list.iter().map(IpNet::to_string).collect();
+        serializer.collect_str(&text.join(","))
+    }
+
+    /// Reads `"10.0.0.0/8,fd00::/8"` or `["10.0.0.0/8"]`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+        super::items(deserializer)?
+            .iter()
+            .map(|item| {
+                item.parse().map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is not a network such as 10.0.0.0/8"
+                    ))
+                })
+            })
+            .collect()
+    }
 }
 
 /// Durations as people write them: `24h`, `90s`, `1h 30m`.

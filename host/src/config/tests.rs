@@ -123,3 +123,53 @@ fn sense_checks_name_the_setting() {
         Ok(())
     });
 }
+
+#[test]
+fn lists_come_as_text_from_the_environment_and_as_arrays_from_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "inbox.toml",
+            r#"
+                retry_schedule = ["1s", "1m"]
+                allowed_targets = ["10.0.0.0/8"]
+            "#,
+        )?;
+        let config =
+            Config::load(Some(Path::new("inbox.toml")), &Overrides::default()).expect("config");
+        assert_eq!(config.retry_schedule.len(), 2);
+        assert_eq!(config.allowed_targets[0].to_string(), "10.0.0.0/8");
+
+        jail.set_env("INBOX_RETRY_SCHEDULE", "1s, 2s,5s");
+        jail.set_env("INBOX_ALLOWED_TARGETS", "192.168.1.0/24,fd00::/8");
+        let config =
+            Config::load(Some(Path::new("inbox.toml")), &Overrides::default()).expect("config");
+        let secs: Vec<u64> = config.retry_schedule.iter().map(|d| d.as_secs()).collect();
+        assert_eq!(secs, [1, 2, 5]);
+        assert_eq!(config.allowed_targets.len(), 2);
+
+        jail.set_env("INBOX_RETRY_SCHEDULE", "1s,later");
+        let error = Config::load(None, &Overrides::default()).expect_err("bad step");
+        assert!(
+            error.to_string().contains("INBOX_RETRY_SCHEDULE"),
+            "{error}"
+        );
+        jail.set_env("INBOX_RETRY_SCHEDULE", "1s");
+        jail.set_env("INBOX_ALLOWED_TARGETS", "intranet");
+        let error = Config::load(None, &Overrides::default()).expect_err("bad network");
+        assert!(
+            error.to_string().contains("\"intranet\" is not a network"),
+            "{error}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn the_default_retry_schedule_is_the_contracts() {
+    let steps: Vec<String> = Config::default()
+        .retry_schedule
+        .iter()
+        .map(|d| humantime::format_duration(*d).to_string())
+        .collect();
+    assert_eq!(steps, ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]);
+}
