@@ -90,9 +90,19 @@ impl AppError {
 
     /// 422 `invalid_webhook` with the engine's report.
     pub fn invalid_webhook(message: impl Into<String>, errors: Value, warnings: Value) -> Self {
-        let mut error = Self::unprocessable("invalid_webhook", message);
-        error.body.diagnostics = Some(errors);
-        error.body.warnings = Some(warnings);
+        Self::diagnosed("invalid_webhook", message, errors, Some(warnings))
+    }
+
+    /// 422 with diagnostics (and warnings, when there are any to show).
+    pub fn diagnosed(
+        code: &'static str,
+        message: impl Into<String>,
+        diagnostics: Value,
+        warnings: Option<Value>,
+    ) -> Self {
+        let mut error = Self::unprocessable(code, message);
+        error.body.diagnostics = Some(diagnostics);
+        error.body.warnings = warnings;
         error
     }
 

@@ -41,9 +41,7 @@ impl Matcher {
             sets: Mutex::default(),
         });
         for webhook in store.all_webhooks().await? {
-            matcher
-                .upsert(&webhook.tenant_id, webhook.definition)
-                .await;
+            matcher.upsert(&webhook.tenant_id, webhook.definition).await;
         }
         Ok(matcher)
     }
@@ -94,7 +92,12 @@ impl Matcher {
     }
 
     /// Reloads one webhook from the store (after the store changed it).
-    pub async fn refresh(&self, store: &dyn Store, tenant: &str, id: &str) -> Result<(), StoreError> {
+    pub async fn refresh(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
         match store.webhook(tenant, id).await? {
             Some(webhook) => self.upsert(tenant, webhook.definition).await,
             None => self.remove(tenant, id).await,
@@ -105,7 +108,11 @@ impl Matcher {
     /// Matches a batch of events (a JSON array of ingest events) in one
     /// guest call; per event, the webhooks that fire with their
     /// explanations, in id order.
-    pub async fn match_batch(&self, tenant: &str, events: Vec<String>) -> Result<Vec<Vec<Match>>, Error> {
+    pub async fn match_batch(
+        &self,
+        tenant: &str,
+        events: Vec<String>,
+    ) -> Result<Vec<Vec<Match>>, Error> {
         self.with(tenant, move |set| {
             let batch = format!("[{}]", events.join(","));
             let matched = set.match_batch(&batch)?;
@@ -132,8 +139,14 @@ impl Matcher {
 
     /// Explains a webhook of the set against an event; `None` when the set
     /// has no such webhook.
-    pub async fn explain(&self, tenant: &str, id: &str, event: String) -> Result<Option<String>, Error> {
+    pub async fn explain(
+        &self,
+        tenant: &str,
+        id: &str,
+        event: String,
+    ) -> Result<Option<String>, Error> {
         let id = id.to_owned();
-        self.with(tenant, move |set| set.explain(&id, &event)).await?
+        self.with(tenant, move |set| set.explain(&id, &event))
+            .await?
     }
 }

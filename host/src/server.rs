@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, RateLimit};
 use crate::config::Config;
+use crate::ingest::Ingestor;
+use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::rules::{Limits, Pool, Runtime};
 use crate::store::{SqliteStore, Store};
@@ -48,23 +50,41 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
 /// Everything the API needs, opened and ready.
 pub async fn state(config: &Config) -> anyhow::Result<AppState> {
     let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
-    let engine = Pool::new(runtime()?);
+    let runtime = runtime()?;
+    let engine = Pool::new(Arc::clone(&runtime));
     let catalog = engine
         .run(|s| s.catalog())
         .await
         .context("reading the engine's catalogue")?;
+    let matcher = Matcher::load(runtime, store.as_ref())
+        .await
+        .context("loading the webhooks into the rule engine")?;
+    let wake = Arc::new(tokio::sync::Notify::new());
     let limit = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
     Ok(AppState {
         webhooks: Arc::new(Webhooks::new(
             Arc::clone(&store),
             Arc::clone(&engine),
+            Arc::clone(&matcher),
             config.secret_overlap,
+        )),
+        ingestor: Arc::new(Ingestor::new(
+            Arc::clone(&store),
+            Arc::clone(&engine),
+            Arc::clone(&matcher),
+            Arc::clone(&wake),
         )),
         store,
         engine,
+        matcher,
+        wake,
         limiter: Arc::new(RateLimit::new(
             limit(config.rate_limit_per_second),
             limit(config.rate_limit_burst),
+        )),
+        ingest_limiter: Arc::new(RateLimit::new(
+            limit(config.ingest_rate_limit_per_second),
+            limit(config.ingest_rate_limit_burst),
         )),
         metrics: Arc::new(Metrics::new()),
         catalog: catalog.into(),

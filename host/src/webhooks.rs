@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::error::AppError;
 use crate::keys;
+use crate::matcher::Matcher;
 use crate::rules::Pool;
 use crate::store::{Millis, Store, WebhookRecord, now};
 
@@ -62,16 +63,24 @@ pub struct Written {
 pub struct Webhooks {
     store: Arc<dyn Store>,
     engine: Arc<Pool>,
+    /// Kept in step with every write, after it commits.
+    matcher: Arc<Matcher>,
     /// How long a rotated-out secret keeps signing.
     overlap: Duration,
 }
 
 impl Webhooks {
-    /// The service over a store and the engine.
-    pub fn new(store: Arc<dyn Store>, engine: Arc<Pool>, overlap: Duration) -> Self {
+    /// The service over a store, the engine and the rule sets.
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<Pool>,
+        matcher: Arc<Matcher>,
+        overlap: Duration,
+    ) -> Self {
         Self {
             store,
             engine,
+            matcher,
             overlap,
         }
     }
@@ -138,6 +147,7 @@ impl Webhooks {
         };
         let secret = keys::webhook_secret();
         self.store.create_webhook(&record, &secret).await?;
+        self.matcher.upsert(tenant, record.definition.clone()).await;
         Ok((
             Written {
                 record,
@@ -212,6 +222,7 @@ impl Webhooks {
                 ..current
             };
             if self.store.update_webhook(&record).await? {
+                self.matcher.upsert(tenant, record.definition.clone()).await;
                 return Ok(Written {
                     record,
                     warnings: accepted.warnings,
@@ -228,7 +239,10 @@ impl Webhooks {
     /// Deletes a webhook, or 404.
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), AppError> {
         match self.store.delete_webhook(tenant, id).await? {
-            true => Ok(()),
+            true => {
+                self.matcher.remove(tenant, id).await;
+                Ok(())
+            }
             false => Err(AppError::not_found("webhook")),
         }
     }

@@ -34,6 +34,19 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The caller of the ingest API: a valid, unrevoked ingest key, within its
+/// rate limit.
+#[derive(Debug)]
+pub struct Ingest(pub Caller);
+
+impl FromRequestParts<AppState> for Ingest {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        Ok(Self(authenticate(parts, state, KeyKind::Ingest).await?))
+    }
+}
+
 /// Finds the caller of a `kind` key, checks its rate limit, and records its
 /// tenant on the log span. Never logs the key.
 pub async fn authenticate(
@@ -56,7 +69,11 @@ pub async fn authenticate(
         .filter(|caller| caller.kind == kind)
         .ok_or_else(AppError::unauthorized)?;
     tracing::Span::current().record("tenant", caller.tenant_id.as_str());
-    state.limiter.check(&caller.key_id)?;
+    let limiter = match kind {
+        KeyKind::Admin => &state.limiter,
+        KeyKind::Ingest => &state.ingest_limiter,
+    };
+    limiter.check(&caller.key_id)?;
     Ok(caller)
 }
 

@@ -25,11 +25,14 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
+use crate::ingest::Ingestor;
+use crate::matcher::Matcher;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::rules::Pool;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
 
+mod events;
 pub mod extract;
 mod rules;
 mod system;
@@ -47,8 +50,16 @@ pub struct AppState {
     pub engine: Arc<Pool>,
     /// Webhook writes, validated by the engine.
     pub webhooks: Arc<Webhooks>,
-    /// Per-key request limits.
+    /// Every tenant's rule set, for matching events.
+    pub matcher: Arc<Matcher>,
+    /// Event ingestion.
+    pub ingestor: Arc<Ingestor>,
+    /// Wakes the delivery dispatcher when deliveries were stored.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Per-key request limits of admin keys.
     pub limiter: Arc<RateLimit>,
+    /// Per-key request limits of ingest keys.
+    pub ingest_limiter: Arc<RateLimit>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     /// The engine's field catalogue, JSON, read once at start.
@@ -86,6 +97,7 @@ impl RateLimit {
     modifiers(&BearerAuth),
     tags(
         (name = "webhooks", description = "A tenant's webhooks"),
+        (name = "events", description = "Ticket events from the helpdesk (ingest key)"),
         (name = "rules", description = "The rule engine: validation and the field catalogue"),
         (name = "system", description = "Health, readiness, metrics and this document"),
     )
@@ -110,6 +122,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(webhooks::routes())
+        .merge(events::routes())
         .merge(rules::routes())
         .merge(system::routes())
 }

@@ -4,4 +4,5 @@ mod api;
 mod cli;
 mod common;
 mod engine;
+mod ingest;
 mod serve;

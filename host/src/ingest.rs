@@ -1,0 +1,219 @@
+//! Taking events in: check each with the engine, match the batch against
+//! the tenant's rule set, and store the events with one delivery per match
+//! in one transaction. Only then is the request answered, so an accepted
+//! event is never lost (SPEC §6).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::AppError;
+use crate::matcher::Matcher;
+use crate::rules::Pool;
+use crate::store::{NewDelivery, NewEvent, Store, now};
+
+/// The most events one request may carry.
+pub const MAX_BATCH: usize = 1_000;
+
+/// The answer to an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Each event's id, in request order (for a repeated idempotency key,
+    /// the id the event got the first time).
+    pub event_ids: Vec<String>,
+    /// How many deliveries these events caused.
+    pub deliveries: i64,
+}
+
+/// The ingest service.
+#[derive(Debug)]
+pub struct Ingestor {
+    store: Arc<dyn Store>,
+    engine: Arc<Pool>,
+    matcher: Arc<Matcher>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Ingestor {
+    /// The service over the store, the engine and the rule sets; `wake` is
+    /// notified when deliveries were stored.
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<Pool>,
+        matcher: Arc<Matcher>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            store,
+            engine,
+            matcher,
+            wake,
+        }
+    }
+
+    /// Takes one event (an object) or a batch (an array) for `tenant`.
+    /// `idempotency_key` makes a retried request store nothing twice; an
+    /// event's own `id` does the same for that event.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        body: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Accepted, AppError> {
+        let (events, batch) = match body {
+            Value::Array(events) => (events, true),
+            event @ Value::Object(_) => (vec![event], false),
+            _ => {
+                return Err(AppError::unprocessable(
+                    "invalid_body",
+                    "send one event (an object) or an array of events",
+                ));
+            }
+        };
+        if events.is_empty() {
+            return Err(AppError::unprocessable(
+                "invalid_body",
+                "the array has no events",
+            ));
+        }
+        if events.len() > MAX_BATCH {
+            return Err(AppError::unprocessable(
+                "too_many_events",
+                format!(
+                    "a request carries at most {MAX_BATCH} events; this one has {}",
+                    events.len()
+                ),
+            ));
+        }
+        let texts: Vec<String> = events.iter().map(Value::to_string).collect();
+        let admissions = self.admit(tenant, &events, &texts, batch).await?;
+        let matches = self.matcher.match_batch(tenant, texts.clone()).await?;
+
+        let mut stored = Vec::with_capacity(events.len());
+        let mut created = 0;
+        for (i, ((event, text), (payload, matched))) in events
+            .iter()
+            .zip(texts)
+            .zip(admissions.into_iter().zip(matches))
+            .enumerate()
+        {
+            let key = match (idempotency_key, event.get("id").and_then(Value::as_str)) {
+                (Some(key), _) => Some(format!("request:{key}#{i}")),
+                (None, Some(id)) => Some(format!("event:{id}")),
+                (None, None) => None,
+            };
+            let field = |name: &str| {
+                event
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            created += matched.len();
+            stored.push(NewEvent {
+                id: format!("evt_{}", ulid::Ulid::new()),
+                idempotency_key: key,
+                body: text,
+                deliveries: matched
+                    .into_iter()
+                    .map(|m| NewDelivery {
+                        id: format!("msg_{}", ulid::Ulid::new()),
+                        webhook_id: m.webhook_id,
+                        event_type: field("event"),
+                        ticket_id: field("ticketId"),
+                        payload: payload.clone(),
+                        explanation: m.explanation,
+                    })
+                    .collect(),
+            });
+        }
+        let ingested = self.store.ingest(tenant, &stored, now()).await?;
+        let event_ids: Vec<String> = ingested.iter().map(|i| i.event_id.clone()).collect();
+        let deliveries = if ingested.iter().all(|i| i.new) {
+            i64::try_from(created).unwrap_or(i64::MAX)
+        } else {
+            self.store.deliveries_of(&event_ids).await?
+        };
+        if deliveries > 0 {
+            self.wake.notify_one();
+        }
+        Ok(Accepted {
+            event_ids,
+            deliveries,
+        })
+    }
+
+    /// Checks every event with the engine; the payload of each, or a 422
+    /// naming each bad event's index and field.
+    async fn admit(
+        &self,
+        tenant: &str,
+        events: &[Value],
+        texts: &[String],
+        batch: bool,
+    ) -> Result<Vec<String>, AppError> {
+        let input = format!("[{}]", texts.join(","));
+        let answer = self.engine.run(move |s| s.call("events", &input)).await?;
+        let admissions: Vec<Value> =
+            serde_json::from_str(&answer).map_err(|e| AppError::internal(&e))?;
+        let mut problems = Vec::new();
+        let mut payloads = Vec::with_capacity(events.len());
+        for (i, (event, admission)) in events.iter().zip(admissions).enumerate() {
+            let mut errors = match admission.get("errors") {
+                Some(Value::Array(errors)) => errors.clone(),
+                _ => Vec::new(),
+            };
+            if let Some(Value::String(claimed)) = event.get("tenantId")
+                && claimed != tenant
+            {
+                errors.push(serde_json::json!({
+                    "code": "invalid_value",
+                    "message": format!("this ingest key belongs to tenant `{tenant}`, not `{claimed}`"),
+                    "path": "tenantId",
+                }));
+            }
+            for mut error in errors {
+                if let Value::Object(map) = &mut error {
+                    map.insert("index".to_owned(), Value::from(i));
+                }
+                problems.push(error);
+            }
+            if let Some(payload) = admission.get("payload") {
+                payloads.push(payload.to_string());
+            }
+        }
+        if problems.is_empty() && payloads.len() == events.len() {
+            return Ok(payloads);
+        }
+        Err(invalid_events(problems, batch))
+    }
+}
+
+/// 422 `invalid_event`: the message names the first problem (with its
+/// index in a batch), `diagnostics` lists them all, each with its `index`.
+fn invalid_events(problems: Vec<Value>, batch: bool) -> AppError {
+    let text = |problem: &Value, key: &str| {
+        problem
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let first = problems
+        .first()
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
+    let mut message = match batch {
+        true => format!("event {}: ", first.get("index").unwrap_or(&Value::Null)),
+        false => String::new(),
+    };
+    let path = text(&first, "path");
+    if !path.is_empty() {
+        message.push_str(&format!("`{path}`: "));
+    }
+    message.push_str(&text(&first, "message"));
+    if problems.len() > 1 {
+        message.push_str(&format!(" (and {} more)", problems.len() - 1));
+    }
+    AppError::diagnosed("invalid_event", message, Value::Array(problems), None)
+}

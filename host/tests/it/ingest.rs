@@ -1,0 +1,325 @@
+//! `POST /v1/events`: checked by the engine, matched in wasmtime against the
+//! tenant's current webhooks, stored with its deliveries before the 202.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, answer, webhook};
+
+const TICKET: &str = "ebcb7b53-6636-4c6b-8023-4a61d6df694c";
+const MESSAGE: &str = "ef0eee2d-5912-4016-bcec-3a173f83e6a1";
+
+/// An event `webhook()` fires for (its subject contains "refund").
+pub(crate) fn matching_event() -> Value {
+    json!({
+        "event": "TicketCreated",
+        "ticketId": TICKET,
+        "ticket": {"channel": "email", "subject": "Refund please", "priority": "low"}
+    })
+}
+
+/// An event `webhook()` does not fire for.
+pub(crate) fn other_event() -> Value {
+    json!({
+        "event": "TicketCreated",
+        "ticketId": TICKET,
+        "ticket": {"channel": "email", "subject": "Hello", "priority": "low"}
+    })
+}
+
+async fn queue_depth(server: &TestServer) -> i64 {
+    let store = inbox_webhooks::server::open_store(&server.config)
+        .await
+        .expect("store");
+    inbox_webhooks::store::Store::queue(&store)
+        .await
+        .expect("queue")
+        .depth
+}
+
+#[tokio::test]
+async fn matching_events_get_a_delivery_and_others_do_not() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    let (status, _) = server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook()))
+        .await;
+    assert_eq!(status, 201);
+
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&matching_event()),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["deliveries"], 1);
+    let ids = body["eventIds"].as_array().expect("ids");
+    assert_eq!(ids.len(), 1);
+    assert!(ids[0].as_str().expect("id").starts_with("evt_"));
+
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&other_event()),
+        )
+        .await;
+    assert_eq!((status, &body["deliveries"]), (202, &json!(0)));
+
+    let batch = json!([matching_event(), other_event(), matching_event()]);
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&batch))
+        .await;
+    assert_eq!((status, &body["deliveries"]), (202, &json!(2)), "{body}");
+    assert_eq!(body["eventIds"].as_array().expect("ids").len(), 3);
+    assert_eq!(queue_depth(&server).await, 3);
+}
+
+#[tokio::test]
+async fn one_bad_event_rejects_the_request_naming_index_and_field() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook()))
+        .await;
+    let reply_without_message = json!({"event": "TicketAgentReply", "ticketId": TICKET});
+    let batch = json!([matching_event(), reply_without_message, matching_event()]);
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&batch))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "invalid_event");
+    assert_eq!(
+        body["message"],
+        "event 1: `messageId`: this event needs `messageId`"
+    );
+    assert_eq!(
+        body["diagnostics"],
+        json!([{"code": "missing_field", "message": "this event needs `messageId`",
+                "path": "messageId", "index": 1}])
+    );
+    assert_eq!(
+        queue_depth(&server).await,
+        0,
+        "nothing of the request was stored"
+    );
+
+    for (bad, path) in [
+        (
+            json!({"event": "TicketDeleted", "ticketId": TICKET}),
+            "event",
+        ),
+        (
+            json!({"event": "TicketCreated", "ticketId": "42"}),
+            "ticketId",
+        ),
+        (
+            json!({"event": "TicketCreated", "ticketId": TICKET, "occurredAt": "now"}),
+            "occurredAt",
+        ),
+        (
+            json!({"tenantId": "globex", "event": "TicketCreated", "ticketId": TICKET}),
+            "tenantId",
+        ),
+    ] {
+        let (status, body) = server
+            .call(Method::POST, "/v1/events", &keys.ingest, Some(&bad))
+            .await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert_eq!(body["diagnostics"][0]["path"], path, "{body}");
+        assert_eq!(body["diagnostics"][0]["index"], 0);
+    }
+    let reply = json!({"event": "TicketAgentReply", "ticketId": TICKET, "messageId": MESSAGE,
+                       "tenantId": "acme"});
+    let (status, _) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&reply))
+        .await;
+    assert_eq!(status, 202, "the key's own tenant may be named");
+}
+
+#[tokio::test]
+async fn the_size_and_shape_of_a_batch_are_checked() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    let many = Value::Array(vec![other_event(); 1001]);
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&many))
+        .await;
+    assert_eq!((status, &body["error"]), (422, &json!("too_many_events")));
+    let most = Value::Array(vec![other_event(); 1000]);
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&most))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["eventIds"].as_array().expect("ids").len(), 1000);
+    for bad in [json!([]), json!("TicketCreated"), json!(7)] {
+        let (status, body) = server
+            .call(Method::POST, "/v1/events", &keys.ingest, Some(&bad))
+            .await;
+        assert_eq!(
+            (status, &body["error"]),
+            (422, &json!("invalid_body")),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_an_ingest_key_may_send_events() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    for key in [keys.admin.as_str(), "ik_ingest_nope", ""] {
+        let (status, body) = server
+            .call(Method::POST, "/v1/events", key, Some(&matching_event()))
+            .await;
+        assert_eq!(
+            (status, &body["error"]),
+            (401, &json!("unauthorized")),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn webhook_changes_take_effect_for_the_next_event() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    let (_, created) = server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook()))
+        .await;
+    let path = format!("/v1/webhooks/{}", created["id"].as_str().expect("id"));
+    let deliveries = |body: Value| body["deliveries"].as_i64().expect("count");
+    let event = matching_event();
+    let send = || server.call(Method::POST, "/v1/events", &keys.ingest, Some(&event));
+
+    assert_eq!(deliveries(send().await.1), 1);
+    server
+        .call(Method::POST, &format!("{path}/disable"), &keys.admin, None)
+        .await;
+    assert_eq!(deliveries(send().await.1), 0, "disabled");
+    server
+        .call(Method::POST, &format!("{path}/enable"), &keys.admin, None)
+        .await;
+    assert_eq!(deliveries(send().await.1), 1, "enabled again");
+    let (status, _) = server
+        .call(
+            Method::PATCH,
+            &path,
+            &keys.admin,
+            Some(&json!({"expression": "1 and 2"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        deliveries(send().await.1),
+        0,
+        "now the priority must be high too"
+    );
+    server.call(Method::DELETE, &path, &keys.admin, None).await;
+    let (_, again) = server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook()))
+        .await;
+    assert_eq!(
+        deliveries(send().await.1),
+        1,
+        "a new webhook matches at once"
+    );
+    assert!(again["id"].is_string());
+}
+
+#[tokio::test]
+async fn rule_sets_are_loaded_at_start() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook()))
+        .await;
+    let server = server.restart().await;
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&matching_event()),
+        )
+        .await;
+    assert_eq!((status, &body["deliveries"]), (202, &json!(1)), "{body}");
+}
+
+#[tokio::test]
+async fn tenants_match_only_their_own_webhooks() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("Acme").await;
+    let globex = server.tenant("Globex").await;
+    server
+        .call(Method::POST, "/v1/webhooks", &acme.admin, Some(&webhook()))
+        .await;
+    let (_, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &globex.ingest,
+            Some(&matching_event()),
+        )
+        .await;
+    assert_eq!(body["deliveries"], 0);
+}
+
+#[tokio::test]
+async fn a_retried_request_enqueues_nothing_twice() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook()))
+        .await;
+    let batch = json!([matching_event(), other_event(), matching_event()]);
+    let send = |key: &'static str| {
+        server
+            .request(Method::POST, "/v1/events", &keys.ingest)
+            .header("idempotency-key", key)
+            .json(&batch)
+            .send()
+    };
+    let (status, first) = answer(send("retry-me").await.expect("sent")).await;
+    assert_eq!((status, &first["deliveries"]), (202, &json!(2)));
+    let (status, again) = answer(send("retry-me").await.expect("sent")).await;
+    assert_eq!(status, 202);
+    assert_eq!(again, first, "the same answer, nothing stored twice");
+    assert_eq!(queue_depth(&server).await, 2);
+    let (_, other) = answer(send("another").await.expect("sent")).await;
+    assert_ne!(
+        other["eventIds"], first["eventIds"],
+        "another key is another request"
+    );
+
+    // An event's own id works the same way, across requests.
+    let mut event = matching_event();
+    event["id"] = json!("helpdesk-event-1");
+    let (_, one) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&event))
+        .await;
+    let (_, two) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&json!([event])),
+        )
+        .await;
+    assert_eq!(one["eventIds"], two["eventIds"]);
+    assert_eq!(queue_depth(&server).await, 5);
+
+    let bad = server
+        .request(Method::POST, "/v1/events", &keys.ingest)
+        .header("idempotency-key", "x".repeat(256))
+        .json(&batch)
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = answer(bad).await;
+    assert_eq!((status, &body["error"]), (400, &json!("invalid_header")));
+}
