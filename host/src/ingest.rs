@@ -123,6 +123,7 @@ impl Ingestor {
                         ticket_id: field("ticketId"),
                         payload: payload.clone(),
                         explanation: m.explanation,
+                        due: None,
                     })
                     .collect(),
             });

@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod ingest;
 pub mod keys;

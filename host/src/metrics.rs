@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::store::WebhookCounts;
+use crate::store::{Millis, QueueStats, WebhookCounts};
 
 /// Labels of a request counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +40,12 @@ struct StateLabels {
     state: &'static str,
 }
 
+/// Labels of the delivery counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric of the server.
@@ -49,6 +55,10 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     webhooks: Family<StateLabels, Gauge>,
+    deliveries: Family<OutcomeLabels, Counter>,
+    attempt_latency: Histogram,
+    queue_depth: Gauge,
+    oldest_pending: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -81,11 +91,40 @@ impl Metrics {
             "Stored webhooks over every tenant, by state",
             webhooks.clone(),
         );
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Delivery attempts by what followed: succeeded, retrying, failed, cancelled",
+            deliveries.clone(),
+        );
+        // 1 ms to ~16 s: past the default 15 s timeout.
+        let attempt_latency = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "delivery_attempt_duration_seconds",
+            "Time from sending an attempt to its answer (or failure)",
+            attempt_latency.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "delivery_queue_depth",
+            "Pending deliveries",
+            queue_depth.clone(),
+        );
+        let oldest_pending = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "delivery_oldest_pending_seconds",
+            "Age of the oldest pending delivery (0 when none)",
+            oldest_pending.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             webhooks,
+            deliveries,
+            attempt_latency,
+            queue_depth,
+            oldest_pending,
         }
     }
 
@@ -104,6 +143,27 @@ impl Metrics {
         for (state, n) in [("enabled", counts.enabled), ("disabled", counts.disabled)] {
             self.webhooks.get_or_create(&StateLabels { state }).set(n);
         }
+    }
+
+    /// Counts a delivery attempt (or cancellation) by what followed it.
+    pub fn delivery(&self, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Observes an attempt's duration.
+    pub fn attempt(&self, milliseconds: i64) {
+        self.attempt_latency.observe(milliseconds as f64 / 1e3);
+    }
+
+    /// Sets the queue gauges (read from the store at each scrape).
+    pub fn set_queue(&self, stats: QueueStats, now: Millis) {
+        self.queue_depth.set(stats.depth);
+        let age = stats
+            .oldest
+            .map_or(0.0, |oldest| (now - oldest).max(0) as f64 / 1e3);
+        self.oldest_pending.set(age);
     }
 
     /// The text exposition of every metric.

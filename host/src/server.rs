@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, RateLimit};
 use crate::config::Config;
+use crate::delivery::Dispatcher;
 use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
@@ -60,6 +61,14 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
         .await
         .context("loading the webhooks into the rule engine")?;
     let wake = Arc::new(tokio::sync::Notify::new());
+    let metrics = Arc::new(Metrics::new());
+    let dispatcher = Dispatcher::new(
+        config,
+        Arc::clone(&store),
+        Arc::clone(&matcher),
+        Arc::clone(&wake),
+        Arc::clone(&metrics),
+    )?;
     let limit = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
     Ok(AppState {
         webhooks: Arc::new(Webhooks::new(
@@ -86,25 +95,33 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
             limit(config.ingest_rate_limit_per_second),
             limit(config.ingest_rate_limit_burst),
         )),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
+        dispatcher,
         catalog: catalog.into(),
     })
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets the
-/// requests in flight finish and closes the store.
+/// Serves the API on `listener` and delivers until `shutdown` completes,
+/// then lets the requests and attempts in flight finish and closes the
+/// store.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = Arc::clone(&state.store);
-    axum::serve(listener, api::app(state))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let delivering = state.dispatcher.spawn(stopped);
+    let served = axum::serve(listener, api::app(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    let _ = stop.send(true);
+    if let Err(error) = delivering.await {
+        tracing::error!(%error, "the dispatcher failed");
+    }
     store.close().await;
-    Ok(())
+    served
 }
 
 /// `inbox-webhooks serve`: binds, says where to go, and serves until

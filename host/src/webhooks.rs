@@ -32,7 +32,7 @@ pub const WRITABLE: [&str; 9] = [
 
 /// Keys the server owns. A body may carry them, as `GET` returns them, so a
 /// client can send back what it read; their values are ignored.
-pub const READ_ONLY: [&str; 3] = ["id", "createdAt", "updatedAt"];
+pub const READ_ONLY: [&str; 5] = ["id", "createdAt", "updatedAt", "disabledReason", "breaker"];
 
 /// How many times a write is retried when another write to the same webhook
 /// lands between its read and its write.

@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::delivery::Dispatcher;
 use crate::error::AppError;
 use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
@@ -32,6 +33,7 @@ use crate::rules::Pool;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
 
+mod deliveries;
 mod events;
 pub mod extract;
 mod rules;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub ingest_limiter: Arc<RateLimit>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Sends deliveries; its breakers are shown with each webhook.
+    pub dispatcher: Arc<Dispatcher>,
     /// The engine's field catalogue, JSON, read once at start.
     pub catalog: Arc<str>,
 }
@@ -98,6 +102,7 @@ impl RateLimit {
     tags(
         (name = "webhooks", description = "A tenant's webhooks"),
         (name = "events", description = "Ticket events from the helpdesk (ingest key)"),
+        (name = "deliveries", description = "Deliveries, their attempts, resending, tests and explanations"),
         (name = "rules", description = "The rule engine: validation and the field catalogue"),
         (name = "system", description = "Health, readiness, metrics and this document"),
     )
@@ -123,6 +128,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(webhooks::routes())
         .merge(events::routes())
+        .merge(deliveries::routes())
         .merge(rules::routes())
         .merge(system::routes())
 }

@@ -63,7 +63,8 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, AppError>
     Ok(Json(Status { status: "ok" }))
 }
 
-/// Prometheus metrics: requests by route and status, latency, webhooks.
+/// Prometheus metrics: requests by route and status, latency, webhooks,
+/// deliveries by outcome, attempt latency, queue depth, oldest pending age.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", body = String,
         content_type = "application/openmetrics-text")))]

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Admin, JsonBody, QueryParams};
+use crate::delivery::breaker::State as BreakerState;
 use crate::error::{AppError, ErrorBody};
 use crate::store::{Millis, WebhookRecord};
 use crate::webhooks::Written;
@@ -96,6 +97,13 @@ pub(super) struct WebhookView {
     created_at: String,
     /// RFC 3339.
     updated_at: String,
+    /// Why the server disabled it (a `410 Gone`, days of failed
+    /// deliveries), when it did; cleared by enabling it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<String>,
+    /// Its delivery circuit breaker: `closed`, `open` (deliveries wait) or
+    /// `half_open` (one probe goes through).
+    breaker: BreakerState,
 }
 
 /// A webhook just written, with the engine's warnings (valid, but worth a
@@ -154,7 +162,7 @@ pub(super) fn rfc3339(at: Millis) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-fn view(record: &WebhookRecord) -> Result<WebhookView, AppError> {
+fn view(state: &AppState, record: &WebhookRecord) -> Result<WebhookView, AppError> {
     let webhook: inbox_rules::Webhook =
         serde_json::from_str(&record.definition).map_err(|e| AppError::internal(&e))?;
     Ok(WebhookView {
@@ -179,12 +187,17 @@ fn view(record: &WebhookRecord) -> Result<WebhookView, AppError> {
         expression: webhook.expression,
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),
+        disabled_reason: record.disabled_reason.clone(),
+        breaker: state
+            .dispatcher
+            .breakers
+            .state(&record.id, std::time::Instant::now()),
     })
 }
 
-fn written(written: Written) -> Result<Json<WrittenView>, AppError> {
+fn written(state: &AppState, written: Written) -> Result<Json<WrittenView>, AppError> {
     Ok(Json(WrittenView {
-        webhook: view(&written.record)?,
+        webhook: view(state, &written.record)?,
         warnings: written.warnings,
     }))
 }
@@ -208,7 +221,7 @@ async fn create(
 ) -> Result<impl IntoResponse, AppError> {
     let (done, secret) = state.webhooks.create(admin.tenant(), body).await?;
     let location = format!("/v1/webhooks/{}", done.record.id);
-    let Json(written) = written(done)?;
+    let Json(written) = written(&state, done)?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -245,7 +258,10 @@ async fn list(
     let more = records.len() > limit as usize;
     records.truncate(limit as usize);
     let next_cursor = more.then(|| records.last().map(|r| r.id.clone())).flatten();
-    let data = records.iter().map(view).collect::<Result<_, _>>()?;
+    let data = records
+        .iter()
+        .map(|r| view(&state, r))
+        .collect::<Result<_, _>>()?;
     Ok(Json(WebhookPage { data, next_cursor }))
 }
 
@@ -260,7 +276,10 @@ async fn get(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, AppError> {
-    Ok(Json(view(&state.webhooks.get(admin.tenant(), &id).await?)?))
+    Ok(Json(view(
+        &state,
+        &state.webhooks.get(admin.tenant(), &id).await?,
+    )?))
 }
 
 /// Replace a webhook's definition.
@@ -279,7 +298,10 @@ async fn replace(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Json<WrittenView>, AppError> {
-    written(state.webhooks.replace(admin.tenant(), &id, body).await?)
+    written(
+        &state,
+        state.webhooks.replace(admin.tenant(), &id, body).await?,
+    )
 }
 
 /// Change some of a webhook's keys (JSON merge patch, RFC 7396).
@@ -298,7 +320,10 @@ async fn patch(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Json<WrittenView>, AppError> {
-    written(state.webhooks.patch(admin.tenant(), &id, body).await?)
+    written(
+        &state,
+        state.webhooks.patch(admin.tenant(), &id, body).await?,
+    )
 }
 
 /// Delete a webhook and its secrets.
@@ -324,7 +349,10 @@ async fn set_enabled(
 ) -> Result<Json<WrittenView>, AppError> {
     let mut patch = Map::new();
     patch.insert("enabled".to_owned(), Value::Bool(enabled));
-    written(state.webhooks.patch(admin.tenant(), id, patch).await?)
+    written(
+        state,
+        state.webhooks.patch(admin.tenant(), id, patch).await?,
+    )
 }
 
 /// Enable a webhook.

@@ -143,6 +143,9 @@ pub struct NewDelivery {
     pub payload: String,
     /// The engine's explanation of the match (JSON).
     pub explanation: String,
+    /// When it is due: `None` for at once. A test delivery, sent by the
+    /// request itself, is stored never due.
+    pub due: Option<Millis>,
 }
 
 /// What happened to one [`NewEvent`].

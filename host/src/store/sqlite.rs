@@ -502,7 +502,7 @@ impl Store for SqliteStore {
                 .bind(&delivery.ticket_id)
                 .bind(&delivery.payload)
                 .bind(&delivery.explanation)
-                .bind(at)
+                .bind(delivery.due.unwrap_or(at))
                 .bind(at)
                 .bind(at)
                 .execute(&mut *tx)

@@ -181,6 +181,7 @@ fn event(id: &str, key: Option<&str>, deliveries: &[(&str, &str, &str)]) -> supe
                 ticket_id: (*ticket).to_owned(),
                 payload: format!(r#"{{"msg":"{msg}"}}"#),
                 explanation: "{}".to_owned(),
+                due: None,
             })
             .collect(),
     }

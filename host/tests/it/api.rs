@@ -742,7 +742,12 @@ async fn requests_carry_an_id() {
 }
 
 /// Every route the API serves, as the issue lists them.
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 21] = [
+    ("get", "/v1/webhooks/{id}/deliveries"),
+    ("get", "/v1/deliveries/{id}"),
+    ("post", "/v1/deliveries/{id}/retry"),
+    ("post", "/v1/webhooks/{id}/test"),
+    ("post", "/v1/webhooks/{id}/explain"),
     ("post", "/v1/events"),
     ("post", "/v1/webhooks"),
     ("get", "/v1/webhooks"),

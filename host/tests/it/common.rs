@@ -194,3 +194,137 @@ pub(crate) fn webhook() -> Value {
         "expression": "1 or 2"
     })
 }
+
+/// How a test receiver answers one request.
+#[derive(Debug, Clone)]
+pub(crate) enum Reply {
+    /// This status, with these headers.
+    Status(u16, Vec<(&'static str, String)>),
+    /// Never answer (until the client gives up).
+    Hang,
+}
+
+impl Reply {
+    pub(crate) fn ok() -> Self {
+        Self::Status(200, Vec::new())
+    }
+}
+
+/// A request a test receiver got.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: String,
+    pub(crate) at: std::time::Instant,
+}
+
+/// A webhook receiver on 127.0.0.1: answers from a script, then with a
+/// default, and records every request.
+#[derive(Clone)]
+pub(crate) struct Receiver {
+    pub(crate) addr: std::net::SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    arrived: std::sync::Arc<tokio::sync::Notify>,
+}
+
+#[derive(Clone)]
+struct Script {
+    replies: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Reply>>>,
+    then: Reply,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    arrived: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Receiver {
+    /// Starts a receiver that answers `replies` in order, then `then`.
+    pub(crate) async fn start(replies: Vec<Reply>, then: Reply) -> Self {
+        let received = std::sync::Arc::default();
+        let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+        let script = Script {
+            replies: std::sync::Arc::new(std::sync::Mutex::new(replies.into())),
+            then,
+            received: std::sync::Arc::clone(&received),
+            arrived: std::sync::Arc::clone(&arrived),
+        };
+        let app = axum::Router::new()
+            .fallback(answer_from_script)
+            .with_state(script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            addr,
+            received,
+            arrived,
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything received so far.
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits until `n` requests have come (panics after `timeout`).
+    pub(crate) async fn wait_for(&self, n: usize, timeout: std::time::Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.arrived.notified();
+            let received = self.received();
+            if received.len() >= n {
+                return received;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "{} of {n} requests arrived in {timeout:?}",
+                    self.received().len()
+                );
+            }
+        }
+    }
+}
+
+async fn answer_from_script(
+    axum::extract::State(script): axum::extract::State<Script>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    script.received.lock().expect("lock").push(Received {
+        headers,
+        body,
+        at: std::time::Instant::now(),
+    });
+    script.arrived.notify_waiters();
+    let reply = script
+        .replies
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or_else(|| script.then.clone());
+    match reply {
+        Reply::Status(status, headers) => {
+            let mut response = (
+                axum::http::StatusCode::from_u16(status).expect("status"),
+                "receiver says hi",
+            )
+                .into_response();
+            for (name, value) in headers {
+                response
+                    .headers_mut()
+                    .insert(name, value.parse().expect("header value"));
+            }
+            response
+        }
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Deliveries and their attempts, resending, test events, and explaining a
+//! webhook against an event.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::extract::{Admin, JsonBody, QueryParams};
+use super::webhooks::rfc3339;
+use crate::error::{AppError, ErrorBody};
+use crate::store::{Attempt, Claimed, DeliveryRecord, NewDelivery, NewEvent, now};
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get))
+        .routes(routes!(retry))
+        .routes(routes!(test))
+        .routes(routes!(explain))
+}
+
+/// A delivery: one event for one webhook.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeliveryView {
+    /// `msg_…`: the `webhook-id` header of every attempt.
+    id: String,
+    webhook_id: String,
+    event_id: String,
+    event_type: String,
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    state: String,
+    /// Attempts made so far.
+    attempts: u32,
+    /// When the next attempt is due (pending only), RFC 3339.
+    next_attempt_at: Option<String>,
+    last_error: Option<String>,
+    /// The body POSTed, byte for byte the same on every attempt.
+    #[schema(value_type = Object)]
+    payload: Value,
+    /// Why the webhook matched: the engine's explanation when the event came
+    /// in (each check, each condition's result and the value it saw).
+    #[schema(value_type = Object)]
+    matched: Value,
+    created_at: String,
+    updated_at: String,
+}
+
+/// A delivery with its attempts, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeliveryDetail {
+    #[serde(flatten)]
+    delivery: DeliveryView,
+    attempts_log: Vec<AttemptView>,
+}
+
+/// One attempt.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AttemptView {
+    started_at: String,
+    duration_ms: i64,
+    /// The receiver's status, when it answered.
+    status: Option<u16>,
+    /// The first 1 KiB of its answer.
+    response: Option<String>,
+    /// `timeout`, `connect`, `refused_target`, `redirect`, `status`, …
+    error_kind: Option<String>,
+    error: Option<String>,
+}
+
+/// A page of deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeliveryPage {
+    data: Vec<DeliveryView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// Paging through deliveries.
+#[derive(Debug, Deserialize)]
+pub(super) struct ListParams {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Which test event to send.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TestInput {
+    /// The event type, e.g. `TicketCreated` (default).
+    event: Option<String>,
+}
+
+/// What a test delivery did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TestOutcome {
+    /// Whether the receiver accepted it (a 2xx in time).
+    delivered: bool,
+    /// The delivery, with its one attempt.
+    delivery: DeliveryDetail,
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn view(record: DeliveryRecord) -> DeliveryView {
+    DeliveryView {
+        payload: json(&record.payload),
+        matched: json(&record.explanation),
+        id: record.id,
+        webhook_id: record.webhook_id,
+        event_id: record.event_id,
+        event_type: record.event_type,
+        state: record.state,
+        attempts: record.attempts,
+        next_attempt_at: record
+            .next_attempt_at
+            .filter(|at| *at < i64::MAX)
+            .map(rfc3339),
+        last_error: record.last_error,
+        created_at: rfc3339(record.created_at),
+        updated_at: rfc3339(record.updated_at),
+    }
+}
+
+fn detail(record: DeliveryRecord, attempts: Vec<Attempt>) -> DeliveryDetail {
+    DeliveryDetail {
+        delivery: view(record),
+        attempts_log: attempts
+            .into_iter()
+            .map(|a| AttemptView {
+                started_at: rfc3339(a.started_at),
+                duration_ms: a.duration_ms,
+                status: a.status,
+                response: a.response,
+                error_kind: a.error_kind,
+                error: a.error,
+            })
+            .collect(),
+    }
+}
+
+async fn find(state: &AppState, tenant: &str, id: &str) -> Result<DeliveryDetail, AppError> {
+    let (record, attempts) = state
+        .store
+        .delivery(tenant, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("delivery"))?;
+    Ok(detail(record, attempts))
+}
+
+/// A webhook's deliveries, newest first.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
+    params(
+        ("id" = String, Path, description = "`wh_…`"),
+        ("limit" = Option<u32>, Query, description = "Deliveries per page, 1 to 100 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<DeliveryPage>, AppError> {
+    state.webhooks.get(admin.tenant(), &id).await?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "`limit` must be between 1 and 100",
+        ));
+    }
+    let before = match params.cursor {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {
+            AppError::bad_request("invalid_query", "`cursor` is not one this API gave")
+        })?),
+    };
+    let mut records = state
+        .store
+        .deliveries(admin.tenant(), &id, before, limit + 1)
+        .await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| records.last().map(|r| r.seq.to_string()))
+        .flatten();
+    Ok(Json(DeliveryPage {
+        data: records.into_iter().map(view).collect(),
+        next_cursor,
+    }))
+}
+
+/// A delivery with every attempt.
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries",
+    params(("id" = String, Path, description = "`msg_…`")),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeliveryDetail), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn get(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetail>, AppError> {
+    Ok(Json(find(&state, admin.tenant(), &id).await?))
+}
+
+/// Send a delivery again now, whatever its state (same body, same
+/// `webhook-id`); it then follows the retry schedule as any delivery.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/retry", tag = "deliveries",
+    params(("id" = String, Path, description = "`msg_…`")),
+    security(("bearer" = [])),
+    responses((status = 202, body = DeliveryDetail), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn retry(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<DeliveryDetail>), AppError> {
+    if !state.store.redeliver(admin.tenant(), &id, now()).await? {
+        return Err(AppError::not_found("delivery"));
+    }
+    state.wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(find(&state, admin.tenant(), &id).await?),
+    ))
+}
+
+/// Send the webhook a sample event of a chosen type now, and answer with
+/// the attempt's outcome. Test deliveries are logged and not retried.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "deliveries",
+    params(("id" = String, Path, description = "`wh_…`")),
+    request_body = TestInput,
+    security(("bearer" = [])),
+    responses((status = 200, body = TestOutcome), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn test(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<TestInput>,
+) -> Result<Json<TestOutcome>, AppError> {
+    let webhook = state.webhooks.get(admin.tenant(), &id).await?;
+    let kind = input.event.unwrap_or_else(|| "TicketCreated".to_owned());
+    let event = serde_json::json!({
+        "event": kind,
+        "ticketId": uuid(),
+        "messageId": uuid(),
+        "ticket": {"subject": "Test event from Inbox Tickets Webhooks"},
+    });
+    // The engine says what a delivery of this event carries.
+    let input = format!("[{event}]");
+    let answer = state.engine.run(move |s| s.call("events", &input)).await?;
+    let admission: Vec<Value> =
+        serde_json::from_str(&answer).map_err(|e| AppError::internal(&e))?;
+    let Some(payload) = admission.first().and_then(|a| a.get("payload")) else {
+        let errors = admission.first().and_then(|a| a.get("errors")).cloned();
+        return Err(AppError::diagnosed(
+            "invalid_event",
+            format!("there is no event `{kind}` to test with"),
+            errors.unwrap_or_default(),
+            None,
+        ));
+    };
+    let delivery = NewDelivery {
+        id: format!("msg_{}", ulid::Ulid::new()),
+        webhook_id: webhook.id.clone(),
+        event_type: kind,
+        ticket_id: event["ticketId"].as_str().unwrap_or_default().to_owned(),
+        payload: payload.to_string(),
+        explanation: r#"{"test":true}"#.to_owned(),
+        // Sent by this request, never by the dispatcher.
+        due: Some(i64::MAX),
+    };
+    let claimed = Claimed {
+        id: delivery.id.clone(),
+        tenant_id: webhook.tenant_id.clone(),
+        webhook_id: webhook.id.clone(),
+        url: serde_json::from_str::<Value>(&webhook.definition)
+            .ok()
+            .and_then(|d| d.get("url").and_then(Value::as_str).map(str::to_owned)),
+        enabled: true,
+        payload: delivery.payload.clone(),
+        attempts: 0,
+    };
+    let stored = NewEvent {
+        id: format!("evt_{}", ulid::Ulid::new()),
+        idempotency_key: None,
+        body: event.to_string(),
+        deliveries: vec![delivery],
+    };
+    state.store.ingest(admin.tenant(), &[stored], now()).await?;
+    let outcome = state.dispatcher.send_once(&claimed).await?;
+    Ok(Json(TestOutcome {
+        delivered: outcome.succeeded(),
+        delivery: find(&state, admin.tenant(), &claimed.id).await?,
+    }))
+}
+
+/// A random (version 4) UUID for sample events.
+fn uuid() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Why the webhook would or would not fire for an ingest event: each check
+/// in order, each condition with the value it saw, and the match mode's
+/// result. Nothing is sent or stored.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/explain", tag = "deliveries",
+    params(("id" = String, Path, description = "`wh_…`")),
+    request_body(content = Object, description = "An ingest event"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The engine's explanation", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn explain(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(event): JsonBody<Value>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), AppError> {
+    let webhook = state.webhooks.get(admin.tenant(), &id).await?;
+    let event = event.to_string();
+    let answer = state
+        .engine
+        .run(move |s| s.explain(&webhook.definition, &event))
+        .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer,
+    ))
+}

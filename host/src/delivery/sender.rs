@@ -1,0 +1,268 @@
+//! One attempt: POST the payload, signed, to the webhook's URL, and say
+//! what happened. Never follows redirects; reads at most 1 KiB of the
+//! answer; refuses internal targets (see [`super::guard`]).
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+
+use super::guard::{Guard, Refused};
+use super::signing::signature;
+use crate::store::{Attempt, now};
+
+/// How much of an answer is kept.
+pub const RESPONSE_BYTES: usize = 1024;
+
+/// What a receiver is told about the sender.
+pub const USER_AGENT: &str = concat!("inbox-webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The record kept of it.
+    pub attempt: Attempt,
+    /// How long the receiver asked us to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl Outcome {
+    /// A 2xx answer.
+    pub fn succeeded(&self) -> bool {
+        self.attempt.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// `410 Gone`: the receiver wants no more.
+    pub fn gone(&self) -> bool {
+        self.attempt.status == Some(410)
+    }
+}
+
+/// Sends attempts.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    guard: Arc<Guard>,
+}
+
+impl Sender {
+    /// A sender with `timeout` per attempt and the SSRF `guard`.
+    pub fn new(timeout: Duration, guard: Guard) -> reqwest::Result<Self> {
+        let guard = Arc::new(guard);
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .dns_resolver(guard.resolver())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Self { client, guard })
+    }
+
+    /// POSTs `payload` to `url` as message `message_id`, signed with
+    /// `secrets`.
+    pub async fn send(
+        &self,
+        url: &str,
+        message_id: &str,
+        payload: &str,
+        secrets: &[String],
+    ) -> Outcome {
+        let started_at = now();
+        let clock = Instant::now();
+        let failed = |kind: &str, error: String| Outcome {
+            attempt: Attempt {
+                started_at,
+                duration_ms: elapsed(clock),
+                status: None,
+                response: None,
+                error_kind: Some(kind.to_owned()),
+                error: Some(error),
+            },
+            retry_after: None,
+        };
+        let target = match reqwest::Url::parse(url) {
+            Ok(target) if matches!(target.scheme(), "http" | "https") => target,
+            _ => {
+                return failed(
+                    "invalid_url",
+                    "the URL is not an absolute http(s) URL".to_owned(),
+                );
+            }
+        };
+        // reqwest connects to IP literals without resolving them.
+        let literal = match target.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal.filter(|ip| !self.guard.permits(*ip)) {
+            return failed(
+                "refused_target",
+                format!(
+                    "{ip} is an internal address; set allow_private_targets or allowed_targets to reach it"
+                ),
+            );
+        }
+        let timestamp = unix_seconds();
+        let request = self
+            .client
+            .post(target)
+            .header(CONTENT_TYPE, "application/json")
+            .header("webhook-id", message_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature(secrets, message_id, timestamp, payload),
+            )
+            .body(payload.to_owned());
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let (kind, text) = classify(&error);
+                return failed(kind, text);
+            }
+        };
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        // The status decides; a body that breaks off only shortens the log.
+        let mut head = Vec::new();
+        while head.len() < RESPONSE_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        head.truncate(RESPONSE_BYTES);
+        let (error_kind, error) = match (status.as_u16(), location) {
+            (200..=299, _) => (None, None),
+            (300..=399, location) => (
+                Some("redirect"),
+                Some(format!(
+                    "the receiver answered {status} (to {}); redirects are not followed",
+                    location.unwrap_or_else(|| "nowhere".to_owned())
+                )),
+            ),
+            _ => (
+                Some("status"),
+                Some(format!("the receiver answered {status}")),
+            ),
+        };
+        Outcome {
+            attempt: Attempt {
+                started_at,
+                duration_ms: elapsed(clock),
+                status: Some(status.as_u16()),
+                response: Some(String::from_utf8_lossy(&head).into_owned()),
+                error_kind: error_kind.map(str::to_owned),
+                error,
+            },
+            retry_after,
+        }
+    }
+}
+
+fn elapsed(clock: Instant) -> i64 {
+    i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The kind of a failed request, and its text (never with a secret: the
+/// URL was given by the tenant, the error comes from the network).
+fn classify(error: &reqwest::Error) -> (&'static str, String) {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return ("refused_target", refused.to_string());
+        }
+        source = cause.source();
+    }
+    let (kind, mut text) = if error.is_timeout() {
+        ("timeout", "the receiver did not answer in time".to_owned())
+    } else if error.is_connect() {
+        ("connect", "could not connect to the receiver".to_owned())
+    } else if error.is_body() || error.is_decode() {
+        ("response", "the answer could not be read".to_owned())
+    } else {
+        ("request", "the request failed".to_owned())
+    };
+    // The causes (I/O, TLS, DNS), not reqwest's own text, which carries the
+    // URL: a URL may hold a token of the tenant's.
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    (kind, text)
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).expect("header"));
+        let wait = retry_after(&headers).expect("date");
+        assert!((590..=600).contains(&wait.as_secs()), "{wait:?}");
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[tokio::test]
+    async fn internal_literals_and_bad_urls_are_refused_before_connecting() {
+        let sender = Sender::new(Duration::from_secs(1), Guard::default()).expect("sender");
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://[::1]:9/",
+            "http://169.254.169.254/latest",
+        ] {
+            let outcome = sender.send(url, "msg_1", "{}", &[]).await;
+            assert_eq!(
+                outcome.attempt.error_kind.as_deref(),
+                Some("refused_target"),
+                "{url}"
+            );
+            assert!(!outcome.succeeded());
+        }
+        let outcome = sender
+            .send("http://localhost:9/x", "msg_1", "{}", &[])
+            .await;
+        assert_eq!(
+            outcome.attempt.error_kind.as_deref(),
+            Some("refused_target")
+        );
+        let outcome = sender.send("ftp://example.com/", "msg_1", "{}", &[]).await;
+        assert_eq!(outcome.attempt.error_kind.as_deref(), Some("invalid_url"));
+    }
+}

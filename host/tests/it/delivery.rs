@@ -1,0 +1,587 @@
+//! Delivery, end to end: the server POSTs to receivers on 127.0.0.1 (so
+//! these servers allow private targets, but the one that tests the guard),
+//! with a short retry schedule, and every wait is bounded.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Keys, Receiver, Reply, TestServer, webhook};
+use crate::ingest::{matching_event, other_event};
+
+const SECOND: Duration = Duration::from_secs(1);
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A server that delivers to loopback and retries after 300 ms, twice.
+async fn server_with(change: impl FnOnce(&mut inbox_webhooks::config::Config)) -> TestServer {
+    TestServer::start_with(|config| {
+        config.allow_private_targets = true;
+        config.retry_schedule = vec![Duration::from_millis(300); 2];
+        config.retry_jitter = 0.0;
+        config.delivery_timeout = Duration::from_secs(2);
+        change(config);
+    })
+    .await
+}
+
+/// A tenant with `webhook()` pointed at `url`: its keys, id and secret.
+async fn hooked(server: &TestServer, url: &str) -> (Keys, String, String) {
+    let keys = server.tenant("Acme").await;
+    let mut body = webhook();
+    body["url"] = json!(url);
+    let (status, created) = server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&body))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    (keys, id, secret)
+}
+
+async fn ingest(server: &TestServer, keys: &Keys, events: Value) -> Value {
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&events))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    body
+}
+
+/// Polls `GET path` until `done` holds (panics after `PATIENCE`).
+async fn until(server: &TestServer, key: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, body) = server.call(Method::GET, path, key, None).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} never got there: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks a request with an independent Standard Webhooks implementation.
+fn verify(secret: &str, received: &crate::common::Received) {
+    let verifier = standardwebhooks::Webhook::new(secret).expect("secret");
+    verifier
+        .verify(received.body.as_bytes(), &received.headers)
+        .unwrap_or_else(|e| panic!("signature does not verify: {e:?}"));
+}
+
+#[tokio::test]
+async fn matching_events_arrive_signed_with_the_contracts_body() {
+    let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
+    let server = server_with(|_| {}).await;
+    let (keys, id, secret) = hooked(&server, &receiver.url("/hooks/crm")).await;
+
+    let reply = json!({"event": "TicketFromUserReply",
+        "ticketId": "ebcb7b53-6636-4c6b-8023-4a61d6df694c",
+        "messageId": "ef0eee2d-5912-4016-bcec-3a173f83e6a1",
+        "ticket": {"channel": "email", "subject": "about my refund"}});
+    ingest(
+        &server,
+        &keys,
+        json!([matching_event(), other_event(), reply]),
+    )
+    .await;
+    let got = receiver.wait_for(2, PATIENCE).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 2, "exactly the matching events");
+
+    let mut bodies: Vec<&str> = got.iter().map(|r| r.body.as_str()).collect();
+    bodies.sort_unstable();
+    assert_eq!(
+        bodies,
+        [
+            r#"{"event":"TicketCreated","ticketId":"ebcb7b53-6636-4c6b-8023-4a61d6df694c"}"#,
+            r#"{"event":"TicketFromUserReply","ticketId":"ebcb7b53-6636-4c6b-8023-4a61d6df694c","messageId":"ef0eee2d-5912-4016-bcec-3a173f83e6a1"}"#,
+        ]
+    );
+    for request in &got {
+        verify(&secret, request);
+        assert_eq!(request.headers["content-type"], "application/json");
+        assert!(
+            request.headers["user-agent"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("inbox-webhooks/")
+        );
+        assert!(
+            request.headers["webhook-id"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("msg_")
+        );
+        let signatures = request.headers["webhook-signature"]
+            .to_str()
+            .expect("ascii");
+        assert!(
+            signatures.starts_with("v1,") && !signatures.contains(' '),
+            "{signatures}"
+        );
+    }
+
+    // During a rotation both secrets sign, and each verifies on its own.
+    let (_, rotated) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/secret/rotate"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    let new_secret = rotated["secret"].as_str().expect("secret");
+    ingest(&server, &keys, matching_event()).await;
+    let third = receiver.wait_for(3, PATIENCE).await.pop().expect("third");
+    let signatures = third.headers["webhook-signature"].to_str().expect("ascii");
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    verify(new_secret, &third);
+    verify(&secret, &third);
+
+    // The log: every delivery succeeded, and says why it matched.
+    let page = until(
+        &server,
+        &keys.admin,
+        &format!("/v1/webhooks/{id}/deliveries"),
+        |page| {
+            page["data"]
+                .as_array()
+                .is_some_and(|d| d.len() == 3 && d.iter().all(|d| d["state"] == "succeeded"))
+        },
+    )
+    .await;
+    let newest = &page["data"][0];
+    assert_eq!(newest["attempts"], 1);
+    assert_eq!(newest["matched"]["fires"], true, "{newest}");
+    assert_eq!(newest["payload"]["event"], "TicketCreated");
+}
+
+#[tokio::test]
+async fn a_failure_is_retried_under_the_same_id() {
+    let receiver = Receiver::start(vec![Reply::Status(500, Vec::new())], Reply::ok()).await;
+    let server = server_with(|_| {}).await;
+    let (keys, _, secret) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let got = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    assert_eq!(got[0].body, got[1].body);
+    verify(&secret, &got[1]);
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(250),
+        "waited {gap:?} for a 300 ms step"
+    );
+
+    let id = got[0].headers["webhook-id"].to_str().expect("ascii");
+    let detail = until(&server, &keys.admin, &format!("/v1/deliveries/{id}"), |d| {
+        d["state"] == "succeeded"
+    })
+    .await;
+    let log = detail["attemptsLog"].as_array().expect("attempts");
+    assert_eq!(log.len(), 2, "{detail}");
+    assert_eq!(
+        (&log[0]["status"], &log[0]["errorKind"]),
+        (&json!(500), &json!("status"))
+    );
+    assert_eq!(log[0]["response"], "receiver says hi");
+    assert_eq!(log[1]["status"], 200);
+    assert!(log[1]["errorKind"].is_null());
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_up_to_the_step() {
+    let receiver = Receiver::start(
+        vec![Reply::Status(503, vec![("retry-after", "1".to_owned())])],
+        Reply::ok(),
+    )
+    .await;
+    let server = server_with(|c| c.retry_schedule = vec![Duration::from_secs(4)]).await;
+    let (keys, _, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let got = receiver.wait_for(2, PATIENCE).await;
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(900) && gap < Duration::from_millis(3000),
+        "{gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_webhook_at_once() {
+    let receiver = Receiver::start(Vec::new(), Reply::Status(410, Vec::new())).await;
+    let server = server_with(|_| {}).await;
+    let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let hook = until(&server, &keys.admin, &format!("/v1/webhooks/{id}"), |w| {
+        w["enabled"] == false
+    })
+    .await;
+    assert!(
+        hook["disabledReason"]
+            .as_str()
+            .expect("reason")
+            .contains("410"),
+        "{hook}"
+    );
+    assert_eq!(receiver.received().len(), 1, "no retry after 410");
+    let answer = ingest(&server, &keys, matching_event()).await;
+    assert_eq!(
+        answer["deliveries"], 0,
+        "a disabled webhook no longer matches"
+    );
+    let (_, enabled) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/enable"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    assert!(enabled.get("disabledReason").is_none(), "{enabled}");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let elsewhere = Receiver::start(Vec::new(), Reply::ok()).await;
+    let receiver = Receiver::start(
+        Vec::new(),
+        Reply::Status(302, vec![("location", elsewhere.url("/"))]),
+    )
+    .await;
+    let server = server_with(|c| c.retry_schedule = Vec::new()).await;
+    let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let page = until(
+        &server,
+        &keys.admin,
+        &format!("/v1/webhooks/{id}/deliveries"),
+        |p| p["data"][0]["state"] == "failed",
+    )
+    .await;
+    let message = page["data"][0]["id"].as_str().expect("id");
+    let (_, detail) = server
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{message}"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    assert_eq!(detail["attemptsLog"][0]["errorKind"], "redirect");
+    assert_eq!(detail["attemptsLog"][0]["status"], 302);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_times_out() {
+    let receiver = Receiver::start(Vec::new(), Reply::Hang).await;
+    let server = server_with(|c| {
+        c.retry_schedule = Vec::new();
+        c.delivery_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let page = until(
+        &server,
+        &keys.admin,
+        &format!("/v1/webhooks/{id}/deliveries"),
+        |p| p["data"][0]["state"] == "failed",
+    )
+    .await;
+    let message = page["data"][0]["id"].as_str().expect("id");
+    let (_, detail) = server
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{message}"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    let attempt = &detail["attemptsLog"][0];
+    assert_eq!(attempt["errorKind"], "timeout", "{detail}");
+    let took = attempt["durationMs"].as_i64().expect("ms");
+    assert!((350..2000).contains(&took), "{took} ms");
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_unless_allowed() {
+    let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
+    let server = TestServer::start_with(|c| c.retry_schedule = Vec::new()).await;
+    let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let page = until(
+        &server,
+        &keys.admin,
+        &format!("/v1/webhooks/{id}/deliveries"),
+        |p| p["data"][0]["state"] == "failed",
+    )
+    .await;
+    let message = page["data"][0]["id"].as_str().expect("id");
+    let (_, detail) = server
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{message}"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        detail["attemptsLog"][0]["errorKind"], "refused_target",
+        "{detail}"
+    );
+    assert!(
+        detail["lastError"]
+            .as_str()
+            .expect("error")
+            .contains("internal")
+    );
+    assert!(receiver.received().is_empty());
+
+    // localhost by name is refused after resolution too.
+    let mut by_name = webhook();
+    by_name["url"] = json!(format!("http://localhost:{}/", receiver.addr.port()));
+    let (_, created) = server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&by_name))
+        .await;
+    let (_, tested) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{}/test", created["id"].as_str().expect("id")),
+            &keys.admin,
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(tested["delivered"], false);
+    assert_eq!(
+        tested["delivery"]["attemptsLog"][0]["errorKind"],
+        "refused_target"
+    );
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_receiver_never_delays_a_healthy_one() {
+    let dead = Receiver::start(Vec::new(), Reply::Hang).await;
+    let healthy = Receiver::start(Vec::new(), Reply::ok()).await;
+    let server = server_with(|c| {
+        c.delivery_timeout = Duration::from_millis(800);
+        c.retry_schedule = vec![Duration::from_millis(100); 5];
+        c.webhook_concurrency = 2;
+    })
+    .await;
+    let (keys, dead_id, _) = hooked(&server, &dead.url("/")).await;
+    let mut second = webhook();
+    second["url"] = json!(healthy.url("/"));
+    server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&second))
+        .await;
+
+    let mut latencies = Vec::new();
+    for round in 0..12 {
+        let sent = Instant::now();
+        ingest(&server, &keys, matching_event()).await;
+        let got = healthy.wait_for(round + 1, PATIENCE).await;
+        latencies.push(got[round].at - sent);
+    }
+    let worst = latencies.iter().max().expect("latencies");
+    assert!(
+        *worst < SECOND,
+        "a healthy delivery waited {worst:?}: {latencies:?}"
+    );
+    let hook = until(
+        &server,
+        &keys.admin,
+        &format!("/v1/webhooks/{dead_id}"),
+        |w| w["breaker"] == "open",
+    )
+    .await;
+    assert_eq!(hook["enabled"], true, "paused, not disabled");
+    let (_, other) = server
+        .call(Method::GET, "/v1/webhooks", &keys.admin, None)
+        .await;
+    let states: Vec<&Value> = other["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|w| &w["breaker"])
+        .collect();
+    assert!(states.contains(&&json!("closed")), "{states:?}");
+}
+
+#[tokio::test]
+async fn later_events_of_a_ticket_wait_for_earlier_ones() {
+    let receiver = Receiver::start(vec![Reply::Status(500, Vec::new())], Reply::ok()).await;
+    let server = server_with(|_| {}).await;
+    let (keys, _, _) = hooked(&server, &receiver.url("/")).await;
+    let mut first = matching_event();
+    first["event"] = json!("TicketCreated");
+    let mut second = matching_event();
+    second["event"] = json!("TicketFromUserReply");
+    second["messageId"] = json!("ef0eee2d-5912-4016-bcec-3a173f83e6a1");
+    ingest(&server, &keys, json!([first, second])).await;
+    let got = receiver.wait_for(3, PATIENCE).await;
+    let events: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("json")["event"]
+                .as_str()
+                .expect("event")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["TicketCreated", "TicketCreated", "TicketFromUserReply"],
+        "in ticket order"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_can_be_sent_again() {
+    let receiver = Receiver::start(vec![Reply::Status(500, Vec::new())], Reply::ok()).await;
+    let server = server_with(|c| c.retry_schedule = Vec::new()).await;
+    let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let page = until(
+        &server,
+        &keys.admin,
+        &format!("/v1/webhooks/{id}/deliveries"),
+        |p| p["data"][0]["state"] == "failed",
+    )
+    .await;
+    let message = page["data"][0]["id"].as_str().expect("id").to_owned();
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{message}/retry"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let got = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!(got[1].headers["webhook-id"], message.as_str());
+    until(
+        &server,
+        &keys.admin,
+        &format!("/v1/deliveries/{message}"),
+        |d| d["state"] == "succeeded",
+    )
+    .await;
+
+    let other = server.tenant("Globex").await;
+    for (method, path) in [
+        (Method::GET, format!("/v1/deliveries/{message}")),
+        (Method::POST, format!("/v1/deliveries/{message}/retry")),
+        (Method::GET, format!("/v1/webhooks/{id}/deliveries")),
+        (Method::POST, format!("/v1/webhooks/{id}/test")),
+        (Method::POST, format!("/v1/webhooks/{id}/explain")),
+    ] {
+        let (status, body) = server
+            .call(method.clone(), &path, &other.admin, Some(&json!({})))
+            .await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_test_event_answers_with_its_outcome() {
+    let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
+    let server = server_with(|_| {}).await;
+    let (keys, id, secret) = hooked(&server, &receiver.url("/")).await;
+    let (status, outcome) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/test"),
+            &keys.admin,
+            Some(&json!({"event": "TicketAgentReply"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["delivered"], true);
+    assert_eq!(outcome["delivery"]["state"], "succeeded");
+    assert_eq!(outcome["delivery"]["attemptsLog"][0]["status"], 200);
+    let got = receiver.wait_for(1, PATIENCE).await;
+    verify(&secret, &got[0]);
+    let body: Value = serde_json::from_str(&got[0].body).expect("json");
+    assert_eq!(body["event"], "TicketAgentReply");
+    assert!(
+        body["messageId"].is_string(),
+        "a reply carries its message id"
+    );
+    let (status, bad) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/test"),
+            &keys.admin,
+            Some(&json!({"event": "Nope"})),
+        )
+        .await;
+    assert_eq!((status, &bad["error"]), (422, &json!("invalid_event")));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "a test is sent once, by the request"
+    );
+}
+
+#[tokio::test]
+async fn explain_says_why_a_webhook_does_not_fire() {
+    let server = server_with(|_| {}).await;
+    let (keys, id, _) = hooked(&server, "https://crm.example/hook").await;
+    let (status, explained) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/explain"),
+            &keys.admin,
+            Some(&other_event()),
+        )
+        .await;
+    assert_eq!(status, 200, "{explained}");
+    let (_, stored) = server
+        .call(
+            Method::GET,
+            &format!("/v1/webhooks/{id}"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    let mut definition = stored.clone();
+    for key in ["createdAt", "updatedAt", "breaker"] {
+        definition.as_object_mut().expect("object").remove(key);
+    }
+    let native = inbox_rules::api::run(
+        "explain",
+        &json!({"webhook": definition, "event": other_event()}),
+    )
+    .expect("explain");
+    assert_eq!(
+        explained,
+        serde_json::from_str::<Value>(&native).expect("json")
+    );
+    assert_eq!(explained["fires"], false);
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/explain"),
+            &keys.admin,
+            Some(&json!({"ticketId": 1})),
+        )
+        .await;
+    assert_eq!(status, 422, "an event that is not one");
+}
+
+#[tokio::test]
+async fn due_retries_resume_after_a_restart() {
+    let receiver = Receiver::start(vec![Reply::Status(500, Vec::new())], Reply::ok()).await;
+    let server = server_with(|c| c.retry_schedule = vec![Duration::from_millis(1500)]).await;
+    let (keys, _, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    receiver.wait_for(1, PATIENCE).await;
+    let server = server.restart().await;
+    let got = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    drop(server);
+}
