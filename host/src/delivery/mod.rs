@@ -76,9 +76,9 @@ impl Settings {
     }
 
     /// How long a claim holds: an attempt's timeout and a margin for
-    /// recording it.
+    /// recording it. After a crash, the deliveries it held wait this long.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
+        self.timeout + Duration::from_secs(10)
     }
 }
 

@@ -186,6 +186,54 @@ async fn a_failure_is_retried_under_the_same_id() {
     assert_eq!(log[0]["response"], "receiver says hi");
     assert_eq!(log[1]["status"], 200);
     assert!(log[1]["errorKind"].is_null());
+
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        r#"inbox_deliveries_total{outcome="retrying"} 1"#,
+        r#"inbox_deliveries_total{outcome="succeeded"} 1"#,
+        "inbox_delivery_attempt_duration_seconds_count 2",
+        "inbox_delivery_queue_depth 0",
+        "inbox_delivery_oldest_pending_seconds 0.0",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_failing_without_a_break_is_disabled() {
+    let receiver = Receiver::start(Vec::new(), Reply::Status(500, Vec::new())).await;
+    let server = server_with(|c| {
+        c.retry_schedule = vec![Duration::from_millis(150); 20];
+        c.disable_after = Duration::from_millis(600);
+    })
+    .await;
+    let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, matching_event()).await;
+    let hook = until(&server, &keys.admin, &format!("/v1/webhooks/{id}"), |w| {
+        w["enabled"] == false
+    })
+    .await;
+    let reason = hook["disabledReason"].as_str().expect("reason");
+    assert!(
+        reason.contains("every delivery failed for 600ms"),
+        "{reason}"
+    );
+    let tries = receiver.received().len();
+    assert!(
+        (3..20).contains(&tries),
+        "{tries} attempts before disabling"
+    );
+    // Its pending delivery is not sent to a disabled webhook.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(receiver.received().len() <= tries + 1);
 }
 
 #[tokio::test]

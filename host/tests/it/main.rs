@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod common;
+mod crash;
 mod delivery;
 mod engine;
 mod ingest;

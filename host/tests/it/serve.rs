@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::common::webhook;
 
-fn binary() -> Command {
+pub(crate) fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_inbox-webhooks"));
     for (name, _) in std::env::vars_os() {
         // The test's own environment must not configure the server.
@@ -33,19 +33,29 @@ fn run(command: &mut Command) -> (i32, String, String) {
 }
 
 /// A `serve` child process, its address, and every log line it writes.
-struct Serving {
+pub(crate) struct Serving {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     lines: mpsc::Receiver<String>,
 }
 
 impl Serving {
     fn start(data_dir: &std::path::Path) -> Self {
-        let mut child = binary()
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Starts `serve` on `data_dir` with extra `INBOX_*` settings.
+    pub(crate) fn start_with(data_dir: &std::path::Path, settings: &[(&str, &str)]) -> Self {
+        let mut command = binary();
+        command
             .args(["serve", "--bind", "127.0.0.1:0"])
             .env("INBOX_DATA_DIR", data_dir)
             .env("INBOX_LOG_JSON", "true")
-            .env("INBOX_LOG", "info")
+            .env("INBOX_LOG", "info");
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -70,6 +80,12 @@ impl Serving {
             }
         };
         Self { child, addr, lines }
+    }
+
+    /// Kills it with SIGKILL: no chance to finish anything.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
     }
 
     /// Sends SIGTERM; the exit code and the log lines written until then.

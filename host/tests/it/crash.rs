@@ -1,0 +1,135 @@
+//! Crash safety: the server as a child process, killed with SIGKILL in the
+//! middle of a stream of events, at random moments, and started again.
+//! Every event that got a 202 must reach the receiver at least once, and
+//! every copy of one delivery must carry the same `webhook-id`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Receiver, Reply};
+use crate::serve::{Serving, binary};
+
+/// A number from the process's random hasher keys: enough to vary the
+/// moment of each kill from run to run.
+fn random_below(n: u64) -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(0u8) % n
+}
+
+fn ticket(n: u32) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_accepted_event_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = binary()
+        .args(["tenant", "create", "Acme", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("tenant create");
+    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
+    let admin = keys["apiKey"].as_str().expect("key").to_owned();
+    let ingest = keys["ingestKey"].as_str().expect("key").to_owned();
+    let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
+    let settings = [
+        ("INBOX_ALLOW_PRIVATE_TARGETS", "true"),
+        (
+            "INBOX_RETRY_SCHEDULE",
+            "200ms,200ms,200ms,200ms,200ms,200ms",
+        ),
+    ];
+    let http = reqwest::Client::new();
+
+    let mut server = Serving::start_with(dir.path(), &settings);
+    let created = http
+        .post(format!("http://{}/v1/webhooks", server.addr))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "everything", "url": receiver.url("/"), "events": ["TicketCreated"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+
+    let mut accepted = BTreeSet::new();
+    let mut next = 0u32;
+    for round in 0..4 {
+        // Send events, four at a time, until the kill.
+        let kill_after = Duration::from_millis(100 + random_below(400));
+        let deadline = tokio::time::Instant::now() + kill_after;
+        let base = format!("http://{}", server.addr);
+        let mut sending = tokio::task::JoinSet::new();
+        while tokio::time::Instant::now() < deadline {
+            for _ in 0..4 {
+                next += 1;
+                let (http, base, key, n) = (http.clone(), base.clone(), ingest.clone(), next);
+                sending.spawn(async move {
+                    let event = json!({"event": "TicketCreated", "ticketId": ticket(n)});
+                    let answer = http
+                        .post(format!("{base}/v1/events"))
+                        .bearer_auth(&key)
+                        .json(&event)
+                        .send()
+                        .await;
+                    answer.ok().filter(|r| r.status() == 202).map(|_| n)
+                });
+            }
+            while let Some(done) = sending.try_join_next() {
+                accepted.extend(done.expect("task"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Kill while requests are in flight; only their 202s count.
+        let killing = tokio::task::spawn_blocking(move || server.kill());
+        while let Some(done) = sending.join_next().await {
+            accepted.extend(done.expect("task"));
+        }
+        killing.await.expect("killed");
+        assert!(!accepted.is_empty(), "round {round}: nothing was accepted");
+        server = Serving::start_with(dir.path(), &settings);
+    }
+
+    // Everything accepted arrives, each delivery under one id.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for request in receiver.received() {
+            let body: Value = serde_json::from_str(&request.body).expect("json");
+            let ticket = body["ticketId"].as_str().expect("ticket").to_owned();
+            let id = request.headers["webhook-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            ids.entry(ticket).or_default().insert(id);
+        }
+        let missing = accepted
+            .iter()
+            .filter(|n| !ids.contains_key(&ticket(**n)))
+            .count();
+        if missing == 0 {
+            break ids;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {} accepted events never arrived",
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for (ticket, ids) in &delivered {
+        assert_eq!(
+            ids.len(),
+            1,
+            "ticket {ticket} arrived under several ids: {ids:?}"
+        );
+    }
+    let duplicates = receiver.received().len() - delivered.len();
+    eprintln!(
+        "crash test: {} accepted, {} delivered, {duplicates} duplicate posts",
+        accepted.len(),
+        delivered.len()
+    );
+    server.kill();
+}
