@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::keys::{KeyKind, NewKey};
 
+mod group;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -16,8 +16,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::{Row as _, Sqlite, SqliteConnection, Transaction};
 
+use super::group::GroupCommit;
 use super::{
     Attempt, Caller, Claimed, DeliveryRecord, Health, Ingested, KeyRecord, Millis, NewEvent, Next,
     QueueStats, Store, StoreError, Tenant, WebhookCounts, WebhookRecord, now,
@@ -34,6 +35,8 @@ pub struct SqliteStore {
     pub(super) writer: SqlitePool,
     /// Connections for queries that only read.
     pub(super) reader: SqlitePool,
+    /// Commits the hot writes (ingest, attempts) in groups.
+    group: GroupCommit,
 }
 
 impl SqliteStore {
@@ -55,7 +58,12 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let group = GroupCommit::spawn(writer.clone());
+        Ok(Self {
+            writer,
+            reader,
+            group,
+        })
     }
 }
 
@@ -132,14 +140,14 @@ fn json_list(items: &[String]) -> String {
 /// Disables a webhook from within a transaction: its definition says
 /// `enabled: false`, with the reason beside it.
 async fn disable(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     webhook_id: &str,
     reason: &str,
     at: Millis,
 ) -> Result<bool, sqlx::Error> {
     let row = sqlx::query("SELECT definition FROM webhooks WHERE id = ? AND enabled = 1")
         .bind(webhook_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else { return Ok(false) };
     let definition: String = row.try_get("definition")?;
@@ -156,9 +164,164 @@ async fn disable(
     .bind(at)
     .bind(reason)
     .bind(webhook_id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(true)
+}
+
+/// Stores events and their deliveries (see [`Store::ingest`]) on a
+/// connection inside a transaction.
+pub(super) async fn ingest_in(
+    conn: &mut SqliteConnection,
+    tenant_id: &str,
+    events: &[NewEvent],
+    at: Millis,
+) -> Result<Vec<Ingested>, sqlx::Error> {
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        let stored = sqlx::query(
+            "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+             DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(tenant_id)
+        .bind(&event.idempotency_key)
+        .bind(&event.body)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        if stored.rows_affected() == 0 {
+            let earlier: String = sqlx::query_scalar(
+                "SELECT id FROM events WHERE tenant_id = ? AND idempotency_key = ?",
+            )
+            .bind(tenant_id)
+            .bind(&event.idempotency_key)
+            .fetch_one(&mut *conn)
+            .await?;
+            answers.push(Ingested {
+                event_id: earlier,
+                new: false,
+            });
+            continue;
+        }
+        for delivery in &event.deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
+                    ticket_id, payload, explanation, state, next_attempt_at, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            )
+            .bind(&delivery.id)
+            .bind(tenant_id)
+            .bind(&delivery.webhook_id)
+            .bind(&event.id)
+            .bind(&delivery.event_type)
+            .bind(&delivery.ticket_id)
+            .bind(&delivery.payload)
+            .bind(&delivery.explanation)
+            .bind(delivery.due.unwrap_or(at))
+            .bind(at)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        answers.push(Ingested {
+            event_id: event.id.clone(),
+            new: true,
+        });
+    }
+    Ok(answers)
+}
+
+/// Records an attempt and what follows it (see [`Store::finish`]) on a
+/// connection inside a transaction.
+pub(super) async fn finish_in(
+    conn: &mut SqliteConnection,
+    delivery_id: &str,
+    attempt: Option<&Attempt>,
+    next: Next,
+    health: Health,
+    at: Millis,
+) -> Result<bool, sqlx::Error> {
+    if let Some(attempt) = attempt {
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response, error_kind, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(delivery_id)
+        .bind(attempt.started_at)
+        .bind(attempt.duration_ms)
+        .bind(attempt.status)
+        .bind(&attempt.response)
+        .bind(&attempt.error_kind)
+        .bind(&attempt.error)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let (state, due) = match next {
+        Next::Succeeded => ("succeeded", None),
+        Next::RetryAt(due) => ("pending", Some(due)),
+        Next::Failed => ("failed", None),
+        Next::Cancelled => ("cancelled", None),
+    };
+    let last_error = match next {
+        Next::Cancelled => Some("not sent: the webhook is disabled or was deleted".to_owned()),
+        _ => attempt.and_then(|a| a.error.clone()),
+    };
+    let webhook_id: Option<String> = sqlx::query_scalar(
+        "UPDATE deliveries SET state = ?, next_attempt_at = ?, leased_until = NULL,
+            attempts = attempts + ?, last_error = ?, updated_at = ?
+         WHERE id = ? RETURNING webhook_id",
+    )
+    .bind(state)
+    .bind(due)
+    .bind(i64::from(attempt.is_some()))
+    .bind(last_error)
+    .bind(at)
+    .bind(delivery_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(webhook_id) = webhook_id else {
+        return Ok(false);
+    };
+    let disabled = match health {
+        Health::Unchanged => false,
+        Health::Healthy => {
+            sqlx::query(
+                "UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
+            )
+            .bind(&webhook_id)
+            .execute(&mut *conn)
+            .await?;
+            false
+        }
+        Health::Gone => disable(conn, &webhook_id, "the receiver answered 410 Gone", at).await?,
+        Health::Failing { disable_after } => {
+            let since: Option<Millis> = sqlx::query_scalar(
+                "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?)
+                 WHERE id = ? RETURNING failing_since",
+            )
+            .bind(at)
+            .bind(&webhook_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
+            match since {
+                Some(since) if at - since > disable_after => {
+                    let reason = format!(
+                        "every delivery failed for {} without a success",
+                        humantime::format_duration(Duration::from_millis(
+                            u64::try_from(disable_after).unwrap_or(0)
+                        ))
+                    );
+                    disable(conn, &webhook_id, &reason, at).await?
+                }
+                _ => false,
+            }
+        }
+    };
+    Ok(disabled)
 }
 
 /// Whether `error` is a broken uniqueness or primary-key constraint.
@@ -458,63 +621,9 @@ impl Store for SqliteStore {
         events: &[NewEvent],
         at: Millis,
     ) -> Result<Vec<Ingested>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut answers = Vec::with_capacity(events.len());
-        for event in events {
-            let stored = sqlx::query(
-                "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
-                 DO NOTHING",
-            )
-            .bind(&event.id)
-            .bind(tenant_id)
-            .bind(&event.idempotency_key)
-            .bind(&event.body)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            if stored.rows_affected() == 0 {
-                let earlier: String = sqlx::query_scalar(
-                    "SELECT id FROM events WHERE tenant_id = ? AND idempotency_key = ?",
-                )
-                .bind(tenant_id)
-                .bind(&event.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
-                answers.push(Ingested {
-                    event_id: earlier,
-                    new: false,
-                });
-                continue;
-            }
-            for delivery in &event.deliveries {
-                sqlx::query(
-                    "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
-                        ticket_id, payload, explanation, state, next_attempt_at, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                )
-                .bind(&delivery.id)
-                .bind(tenant_id)
-                .bind(&delivery.webhook_id)
-                .bind(&event.id)
-                .bind(&delivery.event_type)
-                .bind(&delivery.ticket_id)
-                .bind(&delivery.payload)
-                .bind(&delivery.explanation)
-                .bind(delivery.due.unwrap_or(at))
-                .bind(at)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            answers.push(Ingested {
-                event_id: event.id.clone(),
-                new: true,
-            });
-        }
-        tx.commit().await?;
-        Ok(answers)
+        self.group
+            .ingest(tenant_id.to_owned(), events.to_vec(), at)
+            .await
     }
 
     async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError> {
@@ -589,90 +698,15 @@ impl Store for SqliteStore {
         next: Next,
         health: Health,
     ) -> Result<bool, StoreError> {
-        let at = now();
-        let mut tx = self.writer.begin().await?;
-        if let Some(attempt) = attempt {
-            sqlx::query(
-                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response, error_kind, error)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self.group
+            .finish(
+                delivery_id.to_owned(),
+                attempt.cloned(),
+                next,
+                health,
+                now(),
             )
-            .bind(delivery_id)
-            .bind(attempt.started_at)
-            .bind(attempt.duration_ms)
-            .bind(attempt.status)
-            .bind(&attempt.response)
-            .bind(&attempt.error_kind)
-            .bind(&attempt.error)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let (state, due) = match next {
-            Next::Succeeded => ("succeeded", None),
-            Next::RetryAt(due) => ("pending", Some(due)),
-            Next::Failed => ("failed", None),
-            Next::Cancelled => ("cancelled", None),
-        };
-        let last_error = match next {
-            Next::Cancelled => Some("not sent: the webhook is disabled or was deleted".to_owned()),
-            _ => attempt.and_then(|a| a.error.clone()),
-        };
-        let webhook_id: Option<String> = sqlx::query_scalar(
-            "UPDATE deliveries SET state = ?, next_attempt_at = ?, leased_until = NULL,
-                attempts = attempts + ?, last_error = ?, updated_at = ?
-             WHERE id = ? RETURNING webhook_id",
-        )
-        .bind(state)
-        .bind(due)
-        .bind(i64::from(attempt.is_some()))
-        .bind(last_error)
-        .bind(at)
-        .bind(delivery_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(webhook_id) = webhook_id else {
-            tx.commit().await?;
-            return Ok(false);
-        };
-        let disabled = match health {
-            Health::Unchanged => false,
-            Health::Healthy => {
-                sqlx::query(
-                    "UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
-                )
-                .bind(&webhook_id)
-                .execute(&mut *tx)
-                .await?;
-                false
-            }
-            Health::Gone => {
-                disable(&mut tx, &webhook_id, "the receiver answered 410 Gone", at).await?
-            }
-            Health::Failing { disable_after } => {
-                let since: Option<Millis> = sqlx::query_scalar(
-                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?)
-                     WHERE id = ? RETURNING failing_since",
-                )
-                .bind(at)
-                .bind(&webhook_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .flatten();
-                match since {
-                    Some(since) if at - since > disable_after => {
-                        let reason = format!(
-                            "every delivery failed for {} without a success",
-                            humantime::format_duration(Duration::from_millis(
-                                u64::try_from(disable_after).unwrap_or(0)
-                            ))
-                        );
-                        disable(&mut tx, &webhook_id, &reason, at).await?
-                    }
-                    _ => false,
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(disabled)
+            .await
     }
 
     async fn release(&self, delivery_id: &str) -> Result<(), StoreError> {

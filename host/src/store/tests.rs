@@ -479,3 +479,29 @@ async fn redelivery_and_pruning() {
     assert_eq!(gone, 2, "the finished delivery and then its event");
     assert_eq!(store.delivery("a", "msg_1").await.expect("get"), None);
 }
+
+#[tokio::test]
+async fn a_failing_write_in_a_group_fails_alone() {
+    let (_dir, store) = with_webhook().await;
+    store
+        .ingest("a", &[event("evt_taken", None, &[])], now())
+        .await
+        .expect("first");
+    let at = now();
+    let good = [event("evt_2", None, &[("msg_2", "wh_1", "t")])];
+    let clash = [event("evt_taken", None, &[("msg_3", "wh_1", "t")])];
+    let also_good = [event("evt_4", None, &[("msg_4", "wh_1", "u")])];
+    let (a, b, c) = tokio::join!(
+        store.ingest("a", &good, at),
+        store.ingest("a", &clash, at),
+        store.ingest("a", &also_good, at),
+    );
+    assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
+    assert!(b.is_err(), "a duplicate event id is refused");
+    assert_eq!(
+        store.queue().await.expect("queue").depth,
+        2,
+        "msg_3 was rolled back"
+    );
+    assert!(store.delivery("a", "msg_3").await.expect("get").is_none());
+}

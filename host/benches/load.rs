@@ -1,0 +1,282 @@
+//! The load tool: drives ingest against a server on this machine, with a
+//! receiver on 127.0.0.1 for its deliveries, and prints a table.
+//!
+//! ```sh
+//! cargo bench -p inbox-webhooks --bench load               # 10 s per phase
+//! cargo bench -p inbox-webhooks --bench load -- --seconds 30
+//! ```
+//!
+//! Phases: single-event requests from 32 concurrent connections, then
+//! batches of 100 events from 8. The server is the real one (`Server::start`,
+//! SQLite in a temporary directory, `synchronous = FULL`), with one webhook
+//! that every event matches, so each event is one delivery. Measured:
+//! accepted events per second, deliveries per second (POSTs the receiver
+//! got, until the queue is drained), ingest latency (request to 202) and
+//! event-to-POST latency (request sent to the receiver's POST), p50 and p99.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+#[derive(Clone, Default)]
+struct Arrivals(Arc<Mutex<HashMap<String, Instant>>>);
+
+struct Phase {
+    name: &'static str,
+    connections: usize,
+    batch: usize,
+}
+
+struct Row {
+    name: &'static str,
+    requests_per_second: f64,
+    events_per_second: f64,
+    deliveries_per_second: f64,
+    ingest: (Duration, Duration),
+    to_post: (Duration, Duration),
+    failed: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank]
+}
+
+fn ticket(n: u64) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+async fn receiver(arrivals: Arrivals) -> String {
+    let app = axum::Router::new().fallback(move |body: String| {
+        let arrivals = arrivals.clone();
+        async move {
+            let now = Instant::now();
+            if let Ok(event) = serde_json::from_str::<Value>(&body)
+                && let Some(ticket) = event["ticketId"].as_str()
+            {
+                arrivals
+                    .0
+                    .lock()
+                    .expect("lock")
+                    .entry(ticket.to_owned())
+                    .or_insert(now);
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
+}
+
+async fn run_phase(
+    phase: &Phase,
+    seconds: u64,
+    base: &str,
+    key: &str,
+    arrivals: &Arrivals,
+    first_ticket: u64,
+) -> (Row, u64) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(phase.connections)
+        .build()
+        .expect("client");
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(first_ticket));
+    let start = Instant::now();
+    let stop = start + Duration::from_secs(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..phase.connections {
+        let (http, base, key, sent, next) = (
+            http.clone(),
+            base.to_owned(),
+            key.to_owned(),
+            Arc::clone(&sent),
+            Arc::clone(&next),
+        );
+        let batch = phase.batch;
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failed = 0;
+            let mut events = 0;
+            while Instant::now() < stop {
+                let first = next.fetch_add(batch as u64, std::sync::atomic::Ordering::Relaxed);
+                let tickets: Vec<String> = (first..first + batch as u64).map(ticket).collect();
+                let bodies: Vec<Value> = tickets
+                    .iter()
+                    .map(|t| json!({"event": "TicketCreated", "ticketId": t, "ticket": {"channel": "email", "subject": "load"}}))
+                    .collect();
+                let body = if batch == 1 { bodies[0].clone() } else { Value::Array(bodies) };
+                let began = Instant::now();
+                {
+                    let mut sent = sent.lock().expect("lock");
+                    for t in &tickets {
+                        sent.insert(t.clone(), began);
+                    }
+                }
+                let answer = http
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status() == 202 => {
+                        latencies.push(began.elapsed());
+                        events += batch;
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (latencies, failed, events)
+        });
+    }
+    let mut latencies = Vec::new();
+    let (mut failed, mut events) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (l, f, e) = done.expect("task");
+        latencies.extend(l);
+        failed += f;
+        events += e;
+    }
+    let elapsed = start.elapsed();
+    // Wait for the deliveries of this phase to drain.
+    let expected = sent.lock().expect("lock").len();
+    let drain_deadline = Instant::now() + Duration::from_secs(120);
+    let mut to_post = Vec::new();
+    let mut last_arrival = start;
+    loop {
+        let done = {
+            let arrived = arrivals.0.lock().expect("lock");
+            let sent = sent.lock().expect("lock");
+            let all = sent.keys().filter(|t| arrived.contains_key(*t)).count();
+            if all >= events || Instant::now() > drain_deadline {
+                to_post = sent
+                    .iter()
+                    .filter_map(|(t, at)| {
+                        arrived.get(t).map(|got| got.saturating_duration_since(*at))
+                    })
+                    .collect();
+                last_arrival = sent
+                    .keys()
+                    .filter_map(|t| arrived.get(t))
+                    .max()
+                    .copied()
+                    .unwrap_or(start);
+                true
+            } else {
+                false
+            }
+        };
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = expected;
+    latencies.sort_unstable();
+    to_post.sort_unstable();
+    let delivered = to_post.len();
+    let row = Row {
+        name: phase.name,
+        requests_per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        events_per_second: events as f64 / elapsed.as_secs_f64(),
+        deliveries_per_second: delivered as f64 / (last_arrival - start).as_secs_f64().max(1e-9),
+        ingest: (percentile(&latencies, 0.5), percentile(&latencies, 0.99)),
+        to_post: (percentile(&to_post, 0.5), percentile(&to_post, 0.99)),
+        failed,
+    };
+    (row, next.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+fn main() {
+    let mut seconds = 10;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--seconds" {
+            seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let arrivals = Arrivals::default();
+        let url = receiver(arrivals.clone()).await;
+        let config = inbox_webhooks::config::Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().to_path_buf(),
+            allow_private_targets: true,
+            log: "warn".to_owned(),
+            ..Default::default()
+        };
+        // The tenant and its keys, as `tenant create` makes them.
+        let command = inbox_webhooks::cli::TenantCommand::Create(inbox_webhooks::cli::TenantCreateArgs {
+            name: "Load".to_owned(),
+            id: None,
+            json: true,
+            store: inbox_webhooks::cli::StoreArgs {
+                config: None,
+                data_dir: Some(dir.path().to_path_buf()),
+                database_url: None,
+            },
+        });
+        let mut out = Vec::new();
+        inbox_webhooks::commands::admin::tenant(&command, &mut out)
+            .await
+            .expect("tenant");
+        let keys: Value = serde_json::from_slice(&out).expect("keys");
+        let server = inbox_webhooks::server::Server::start(config).await.expect("server");
+        let base = format!("http://{}", server.addr);
+        let created = reqwest::Client::new()
+            .post(format!("{base}/v1/webhooks"))
+            .bearer_auth(keys["apiKey"].as_str().expect("key"))
+            .json(&json!({"name": "everything", "url": url, "events": ["TicketCreated"]}))
+            .send()
+            .await
+            .expect("webhook");
+        assert_eq!(created.status(), 201);
+        let ingest = keys["ingestKey"].as_str().expect("key").to_owned();
+
+        let phases = [
+            Phase { name: "single events, 32 connections", connections: 32, batch: 1 },
+            Phase { name: "batches of 100, 8 connections", connections: 8, batch: 100 },
+        ];
+        let mut rows = Vec::new();
+        let mut first = 0;
+        for phase in &phases {
+            let (row, next) = run_phase(phase, seconds, &base, &ingest, &arrivals, first).await;
+            first = next;
+            rows.push(row);
+        }
+        println!(
+            "| phase | requests/s | events/s | deliveries/s | ingest p50 | ingest p99 | event→POST p50 | event→POST p99 | failed |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for row in rows {
+            println!(
+                "| {} | {:.0} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.1} ms | {} |",
+                row.name,
+                row.requests_per_second,
+                row.events_per_second,
+                row.deliveries_per_second,
+                row.ingest.0.as_secs_f64() * 1e3,
+                row.ingest.1.as_secs_f64() * 1e3,
+                row.to_post.0.as_secs_f64() * 1e3,
+                row.to_post.1.as_secs_f64() * 1e3,
+                row.failed,
+            );
+        }
+        server.stop().await.expect("stop");
+    });
+}
