@@ -13,6 +13,7 @@
 //! accepted events per second, deliveries per second (POSTs the receiver
 //! got, until the queue is drained), ingest latency (request to 202) and
 //! event-to-POST latency (request sent to the receiver's POST), p50 and p99.
+#![allow(clippy::print_stdout, reason = "a bench binary prints its table")]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
