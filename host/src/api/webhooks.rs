@@ -338,6 +338,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     state.webhooks.delete(admin.tenant(), &id).await?;
+    state.dispatcher.breakers.reset(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -349,6 +350,10 @@ async fn set_enabled(
 ) -> Result<Json<WrittenView>, AppError> {
     let mut patch = Map::new();
     patch.insert("enabled".to_owned(), Value::Bool(enabled));
+    if enabled {
+        // Enabled by hand: give the receiver a fresh start.
+        state.dispatcher.breakers.reset(id);
+    }
     written(
         state,
         state.webhooks.patch(admin.tenant(), id, patch).await?,
