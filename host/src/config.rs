@@ -26,6 +26,9 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where the server keeps its files: the SQLite database by default.
     pub data_dir: PathBuf,
+    /// The built control panel (`web/dist`, made by `npm run build` in
+    /// `web/`), served at `/`. Relative to the working directory.
+    pub panel_dir: PathBuf,
     /// The database. Empty means `sqlite://<data_dir>/inbox.db`, created on
     /// first start.
     pub database_url: String,
@@ -80,6 +83,7 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            panel_dir: PathBuf::from("web/dist"),
             database_url: String::new(),
             secret_overlap: Duration::from_secs(24 * 60 * 60),
             // Generous for a control panel and scripts; a runaway loop
@@ -146,9 +150,10 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 19] = [
+    pub const SETTINGS: [&'static str; 20] = [
         "bind",
         "data_dir",
+        "panel_dir",
         "database_url",
         "secret_overlap",
         "rate_limit_per_second",

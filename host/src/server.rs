@@ -98,6 +98,11 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
         metrics,
         dispatcher,
         catalog: catalog.into(),
+        panel: config
+            .panel_dir
+            .join("index.html")
+            .is_file()
+            .then(|| config.panel_dir.clone()),
     })
 }
 
@@ -133,6 +138,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {} (bind, INBOX_BIND)", config.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %redact(&config.database_url()), "listening");
+    match &state.panel {
+        Some(_) => tracing::info!("control panel at http://{addr}/"),
+        None => tracing::warn!(
+            panel_dir = %config.panel_dir.display(),
+            "no control panel built there; `scripts/run` builds it (or `npm run build` in web/)"
+        ),
+    }
     tracing::info!("API at http://{addr}/v1, its OpenAPI document at http://{addr}/openapi.json");
     if state.store.tenants().await?.is_empty() {
         tracing::info!(

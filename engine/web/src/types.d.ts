@@ -17,7 +17,8 @@ export type DiagnosticCode =
   | "invalid_id"
   | "too_many_conditions"
   | "invalid_url"
-  | "unknown_event";
+  | "unknown_event"
+  | "missing_field";
 
 /** One problem, or warning, and where it is. */
 export interface Diagnostic {

@@ -7,6 +7,7 @@
 //! without being in `/openapi.json`.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,6 +69,8 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// The engine's field catalogue, JSON, read once at start.
     pub catalog: Arc<str>,
+    /// The built control panel, when there is one.
+    pub panel: Option<PathBuf>,
 }
 
 /// Requests per key: a token bucket per API key.
@@ -139,7 +142,7 @@ pub fn app(state: AppState) -> Router {
     let openapi: Arc<str> = openapi.to_json().unwrap_or_default().into();
     let x_request_id = HeaderName::from_static("x-request-id");
     router
-        .fallback(|| async { AppError::not_found("route") })
+        .fallback(panel)
         .method_not_allowed_fallback(|| async {
             AppError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -185,6 +188,26 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(x_request_id, UlidRequestId))
         .with_state(state)
+}
+
+/// Everything that is not an API route: the control panel's files (its
+/// `index.html` for any path it does not have), or 404 in the API's shape
+/// under `/v1` and when no panel is built.
+async fn panel(State(state): State<AppState>, request: Request) -> Response {
+    use axum::response::IntoResponse as _;
+    use tower::ServiceExt as _;
+    let Some(dir) = state
+        .panel
+        .filter(|_| !request.uri().path().starts_with("/v1"))
+    else {
+        return AppError::not_found("route").into_response();
+    };
+    let files = tower_http::services::ServeDir::new(&dir)
+        .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
+    match files.oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(error) => AppError::internal(&error).into_response(),
+    }
 }
 
 /// Request ids: a ULID unless the client sent an `x-request-id`.

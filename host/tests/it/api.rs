@@ -837,3 +837,47 @@ async fn the_openapi_document_lists_every_route_the_router_serves() {
         "bearer"
     );
 }
+
+#[tokio::test]
+async fn the_control_panel_is_served_at_the_root() {
+    let panel = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        panel.path().join("index.html"),
+        "<!doctype html><title>panel</title>",
+    )
+    .expect("write");
+    std::fs::create_dir(panel.path().join("assets")).expect("mkdir");
+    std::fs::write(panel.path().join("assets/app.js"), "console.log(1)").expect("write");
+    let dir = panel.path().to_path_buf();
+    let server = TestServer::start_with(move |c| c.panel_dir = dir).await;
+    let get = |path: &str| server.http.get(server.url(path)).send();
+
+    let index = get("/").await.expect("sent");
+    assert_eq!(index.status(), 200);
+    assert!(
+        index
+            .text()
+            .await
+            .expect("text")
+            .contains("<title>panel</title>")
+    );
+    let asset = get("/assets/app.js").await.expect("sent");
+    assert_eq!(asset.status(), 200);
+    assert!(
+        asset.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .contains("javascript")
+    );
+    let deep = get("/webhooks/anything").await.expect("sent");
+    assert!(
+        deep.text().await.expect("text").contains("panel"),
+        "the page for any other path"
+    );
+    let (status, body) = answer(get("/v1/nothing").await.expect("sent")).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (404, &json!("not_found")),
+        "the API keeps its 404"
+    );
+}
