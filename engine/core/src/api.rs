@@ -214,10 +214,17 @@ pub fn run(op: &str, input: &Value) -> Result<String, RunError> {
         "explain" => encode(&explain(&parse(op, input)?)),
         "condition" => encode(&test_condition(&parse(op, input)?)),
         "event" => encode(&crate::admit_event(input)),
-        "events" => {
-            let events: Vec<Value> = parse(op, input)?;
-            encode(&events.iter().map(crate::admit_event).collect::<Vec<_>>())
-        }
+        "events" => match input {
+            Value::Array(events) => {
+                encode(&events.iter().map(crate::admit_event).collect::<Vec<_>>())
+            }
+            _ => {
+                return Err(RunError::Input {
+                    op: op.to_owned(),
+                    source: serde::de::Error::custom("expected an array of events"),
+                });
+            }
+        },
         "catalog" => encode(&crate::catalog()),
         _ => return Err(RunError::UnknownOperation(op.to_owned())),
     };

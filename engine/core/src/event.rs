@@ -4,19 +4,23 @@
 //! The check reads raw JSON rather than an [`IngestEvent`] so that each
 //! problem gets a path (`ticketId`, `ticket.tags`), as webhook problems do.
 
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use serde_json::{Map, Value};
 
-use crate::diagnostic::{Code, Diagnostic, Report};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{EventType, IngestEvent};
 
-/// The answer of [`admit_event`]: the report and, for a valid event, the
-/// payload every delivery of it carries.
+/// The answer of [`admit_event`]: a report (`valid`, `errors`, `warnings`,
+/// as every validation answers) and, for a valid event, the payload every
+/// delivery of it carries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Admission {
-    /// The report: `valid`, `errors`, `warnings`.
-    #[serde(flatten)]
-    pub report: Report,
+    /// `true` exactly when `errors` is empty.
+    pub valid: bool,
+    /// Every problem found, each with its `path`.
+    pub errors: Vec<Diagnostic>,
+    /// Always empty today; kept for the shape every report has.
+    pub warnings: Vec<Diagnostic>,
     /// The delivered body (SPEC §2): exactly `event`, `ticketId` and, for
     /// replies, `messageId`, in this order. Absent when invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,8 +47,8 @@ impl EventType {
 ///     "ticketId": "ebcb7b53-6636-4c6b-8023-4a61d6df694c",
 /// });
 /// let admission = inbox_rules::admit_event(&event);
-/// assert_eq!(admission.report.errors[0].path.as_deref(), Some("messageId"));
-/// assert_eq!(admission.report.errors[0].code.as_str(), "missing_field");
+/// assert_eq!(admission.errors[0].path.as_deref(), Some("messageId"));
+/// assert_eq!(admission.errors[0].code.as_str(), "missing_field");
 /// ```
 pub fn admit_event(event: &Value) -> Admission {
     let Value::Object(fields) = event else {
@@ -63,14 +67,7 @@ pub fn admit_event(event: &Value) -> Admission {
         Some(Value::String(name)) => {
             let kind = EventType::parse(name);
             if kind.is_none() {
-                errors.push(Diagnostic::at(
-                    "event",
-                    Code::UnknownEvent,
-                    format!(
-                        "there is no event `{name}`; events are: {}",
-                        EventType::ALL.map(EventType::as_str).join(", ")
-                    ),
-                ));
+                errors.push(EventType::unknown("event", name));
             }
             kind
         }
@@ -95,14 +92,10 @@ pub fn admit_event(event: &Value) -> Admission {
             "`occurredAt` is a date and time in RFC 3339, e.g. `2026-11-24T10:00:00Z`",
         )),
     }
-    if let Some(tenant) = fields.get("tenantId")
-        && !tenant.is_string()
-    {
-        errors.push(not_a("tenantId", "a string"));
-    }
-    // The rest of the shape: what the engine reads must have its types.
+    // The rest of the shape (`tenantId`, `ticket`, …): what the engine
+    // reads must have its types.
     if errors.is_empty()
-        && let Err(error) = serde_json::from_value::<IngestEvent>(event.clone())
+        && let Err(error) = IngestEvent::deserialize(event)
     {
         errors.push(Diagnostic::at(
             "",
@@ -121,14 +114,18 @@ pub fn admit_event(event: &Value) -> Admission {
         payload.insert("messageId".to_owned(), fields["messageId"].clone());
     }
     Admission {
-        report: Report::new(Vec::new(), Vec::new()),
+        valid: true,
+        errors: Vec::new(),
+        warnings: Vec::new(),
         payload: Some(Value::Object(payload)),
     }
 }
 
 fn refused(errors: Vec<Diagnostic>) -> Admission {
     Admission {
-        report: Report::new(errors, Vec::new()),
+        valid: false,
+        errors,
+        warnings: Vec::new(),
         payload: None,
     }
 }
@@ -164,64 +161,57 @@ fn uuid_field(
     }
 }
 
-/// `8-4-4-4-12` hexadecimal digits, either case.
-fn is_uuid(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
+/// Whether `bytes` from `at` on fit `template`: `d` a digit, `x` a
+/// hexadecimal digit (either case), `T` a date-time separator (`T`, `t` or a
+/// space, as RFC 3339 allows), anything else itself.
+fn fits(bytes: &[u8], at: usize, template: &[u8]) -> bool {
+    template
+        .iter()
+        .enumerate()
+        .all(|(i, t)| match (t, bytes.get(at + i)) {
+            (b'd', Some(c)) => c.is_ascii_digit(),
+            (b'x', Some(c)) => c.is_ascii_hexdigit(),
+            (b'T', Some(c)) => matches!(c, b'T' | b't' | b' '),
+            (t, c) => c == Some(t),
         })
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with `t`/`z` and a space for
-/// `T` allowed as RFC 3339 allows; fields within their ranges.
+/// `8-4-4-4-12` hexadecimal digits, either case.
+fn is_uuid(text: &str) -> bool {
+    text.len() == 36 && fits(text.as_bytes(), 0, b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, fields within their ranges.
 fn is_rfc3339(text: &str) -> bool {
     let b = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(range)?;
-        part.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    let (Some(_year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        digits(0..4),
-        digits(5..7),
-        digits(8..10),
-        digits(11..13),
-        digits(14..16),
-        digits(17..19),
-    ) else {
+    if !fits(b, 0, b"dddd-dd-ddTdd:dd:dd") {
         return false;
-    };
-    let separators = b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't' | b' ')
-        && b[13] == b':'
-        && b[16] == b':';
-    let ranges = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
-        && hour <= 23
-        && minute <= 59
-        && second <= 60;
-    let mut rest = &b[19..];
-    if let Some((b'.', fraction)) = rest.split_first() {
-        let n = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
-        if n == 0 {
+    }
+    let two = |at: usize| u32::from(b[at] - b'0') * 10 + u32::from(b[at + 1] - b'0');
+    let mut end = 19;
+    if b.get(end) == Some(&b'.') {
+        end += 1;
+        let digits = b[end..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
             return false;
         }
-        rest = &fraction[n..];
+        end += digits;
     }
-    let zone = match rest {
-        [b'Z' | b'z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => {
-            [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit())
-                && (*h1 - b'0') * 10 + (*h2 - b'0') <= 23
-                && (*m1 - b'0') * 10 + (*m2 - b'0') <= 59
+    let zone = match b.get(end) {
+        Some(b'Z' | b'z') => b.len() == end + 1,
+        Some(b'+' | b'-') => {
+            b.len() == end + 6
+                && fits(b, end + 1, b"dd:dd")
+                && two(end + 1) <= 23
+                && two(end + 4) <= 59
         }
         _ => false,
     };
-    separators && ranges && zone
+    zone && (1..=12).contains(&two(5))
+        && (1..=31).contains(&two(8))
+        && two(11) <= 23
+        && two(14) <= 59
+        && two(17) <= 60
 }
 
 #[cfg(test)]

@@ -53,6 +53,18 @@ impl EventType {
         Self::ALL.into_iter().find(|e| e.as_str() == name)
     }
 
+    /// The diagnostic for a name that is no event type, at `path`.
+    pub(crate) fn unknown(path: impl Into<String>, name: &str) -> crate::Diagnostic {
+        crate::Diagnostic::at(
+            path,
+            crate::Code::UnknownEvent,
+            format!(
+                "there is no event `{name}`; events are: {}",
+                Self::ALL.map(Self::as_str).join(", ")
+            ),
+        )
+    }
+
     /// Position in [`Self::ALL`], for per-type tables.
     pub(crate) fn index(self) -> usize {
         self as usize

@@ -86,14 +86,7 @@ impl CompiledWebhook {
         for (i, name) in webhook.events.iter().enumerate() {
             match EventType::parse(name) {
                 Some(e) => events |= 1 << e.index(),
-                None => errors.push(Diagnostic::at(
-                    format!("events[{i}]"),
-                    Code::UnknownEvent,
-                    format!(
-                        "there is no event `{name}`; events are: {}",
-                        EventType::ALL.map(EventType::as_str).join(", ")
-                    ),
-                )),
+                None => errors.push(EventType::unknown(format!("events[{i}]"), name)),
             }
         }
         for (list, items) in [
