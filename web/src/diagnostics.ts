@@ -13,26 +13,30 @@ import { codeText, t } from "./i18n";
  * character, or a blank after the end.
  */
 export function underline(expression: string, errors: Diagnostic[]): Node[] {
-  const marked = new Array<boolean>(expression.length + 1).fill(false);
-  for (const d of errors) {
-    if (d.start === undefined || d.end === undefined) continue;
-    if (d.code === "unused_condition") continue;
+  // Which diagnostic each character belongs to (-1: none); the first wins.
+  const owner = new Array<number>(expression.length + 1).fill(-1);
+  errors.forEach((d, index) => {
+    if (d.start === undefined || d.end === undefined || d.code === "unused_condition") return;
     const end = d.end > d.start ? d.end : d.start + 1;
-    for (let i = d.start; i < Math.min(end, marked.length); i += 1) marked[i] = true;
-  }
+    for (let i = d.start; i < Math.min(end, owner.length); i += 1) {
+      if (owner[i] === -1) owner[i] = index;
+    }
+  });
   const nodes: Node[] = [];
+  const mark = (from: number, to: number, d: Diagnostic, text: string): HTMLElement =>
+    h("mark", { class: from === to ? "bad point" : "bad", dataset: { code: d.code, start: String(from), end: String(to) } }, text);
   let i = 0;
   while (i < expression.length) {
-    const bad = marked[i];
+    const who = owner[i];
     let j = i;
-    while (j < expression.length && marked[j] === bad) j += 1;
+    while (j < expression.length && owner[j] === who) j += 1;
     const text = expression.slice(i, j);
-    nodes.push(bad ? h("mark", { class: "bad", dataset: { start: String(i), end: String(j) } }, text) : document.createTextNode(text));
+    const d = errors[who];
+    nodes.push(d ? mark(i, j, d, text) : document.createTextNode(text));
     i = j;
   }
-  if (marked[expression.length]) {
-    nodes.push(h("mark", { class: "bad point", dataset: { start: String(i), end: String(i) } }, " "));
-  }
+  const atEnd = errors[owner[expression.length]];
+  if (atEnd) nodes.push(mark(expression.length, expression.length, atEnd, " "));
   return nodes;
 }
 

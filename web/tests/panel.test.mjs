@@ -1,0 +1,331 @@
+// The control panel in Debian's Chromium (playwright-core), against the real
+// server (the debug binary, SQLite in a temporary directory) and a receiver
+// on 127.0.0.1. Screenshots go to web/tests/screenshots/.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import http from "node:http";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const binary = process.env.INBOX_BIN ?? path.join(root, "target/debug/inbox-webhooks");
+const shots = path.join(here, "screenshots");
+fs.mkdirSync(shots, { recursive: true });
+
+const data = fs.mkdtempSync(path.join(os.tmpdir(), "inbox-panel-"));
+let server;
+let base;
+let key;
+let browser;
+let receiver;
+const received = [];
+
+function chromiumPath() {
+  return process.env.CHROMIUM ?? "/usr/bin/chromium";
+}
+
+before(async () => {
+  const created = execFileSync(binary, ["tenant", "create", "Acme", "--json", "--data-dir", data]);
+  key = JSON.parse(created.toString()).apiKey;
+  receiver = http.createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      received.push({ headers: request.headers, body });
+      response.writeHead(200, { "content-type": "text/plain" });
+      response.end("thanks");
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  server = spawn(binary, ["serve", "--bind", "127.0.0.1:0", "--data-dir", data], {
+    env: {
+      ...process.env,
+      INBOX_PANEL_DIR: path.join(root, "web/dist"),
+      INBOX_ALLOW_PRIVATE_TARGETS: "true",
+      INBOX_LOG_JSON: "true",
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the server did not start")), 60_000);
+    createInterface({ input: server.stderr }).on("line", (line) => {
+      try {
+        const entry = JSON.parse(line);
+        if (entry.fields?.message === "listening") {
+          clearTimeout(timer);
+          resolve(`http://${entry.fields.addr}`);
+        }
+      } catch {
+        // not a log line of ours
+      }
+    });
+  });
+  browser = await chromium.launch({
+    executablePath: chromiumPath(),
+    args: [
+      "--headless=new",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  receiver?.close();
+  fs.rmSync(data, { recursive: true, force: true });
+});
+
+async function signedIn(width = 1280) {
+  const context = await browser.newContext({ viewport: { width, height: 900 }, locale: "en-US" });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => assert.fail(`page error: ${error.message}`));
+  await page.goto(base);
+  await page.getByLabel("Admin API key").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "New webhook" }).waitFor();
+  return page;
+}
+
+async function api(method, route, body) {
+  const response = await fetch(base + route, {
+    method,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return response.json();
+}
+
+/** Fills the form with three valid conditions and the expression mode. */
+async function threeConditions(page, url = "https://crm.example/hook") {
+  await page.getByRole("link", { name: "New webhook" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Refunds to CRM");
+  await page.getByLabel("URL").fill(url);
+  for (let i = 0; i < 3; i++) await page.getByRole("button", { name: "Add condition" }).click();
+  await page.getByLabel("Field 1").selectOption("subject");
+  await page.getByLabel("Operator 1").selectOption("contains");
+  await page.getByLabel("Value 1").fill("refund");
+  await page.getByLabel("Field 2").selectOption("priority");
+  await page.getByLabel("Operator 2").selectOption("is");
+  await page.getByLabel("Value 2").selectOption("high");
+  await page.getByLabel("Field 3").selectOption("channel");
+  await page.getByLabel("Operator 3").selectOption("is");
+  await page.getByLabel("Value 3").fill("email");
+  await page.getByLabel("Logic expression").check();
+}
+
+const expressionBox = (page) => page.getByLabel("Expression", { exact: true });
+const marks = (page) =>
+  page.locator(".mirror mark.bad").evaluateAll((nodes) =>
+    nodes.map((n) => ({ code: n.dataset.code, text: n.textContent, start: Number(n.dataset.start), end: Number(n.dataset.end) })),
+  );
+
+test("a webhook is created through the form, the expression checked as it is typed", async () => {
+  const page = await signedIn();
+  await threeConditions(page);
+  const save = page.getByRole("button", { name: "Save" });
+
+  await expressionBox(page).fill("(1 or 2）and 3");
+  assert.deepEqual(
+    (await marks(page)).map((m) => [m.code, m.text]),
+    [
+      ["fullwidth_character", "）"],
+      ["missing_space", "and"],
+    ],
+  );
+  assert.equal(await save.isDisabled(), true, "Save waits while invalid");
+  await page.screenshot({ path: path.join(shots, "form-error-1280.png"), fullPage: true });
+  await page.getByRole("button", { name: "Replace ） with )" }).click();
+  assert.equal(await expressionBox(page).inputValue(), "(1 or 2)and 3");
+  assert.deepEqual((await marks(page)).map((m) => m.code), ["missing_space"], "the rest of the report stays");
+
+  await expressionBox(page).fill("1 or 4");
+  const unknown = await marks(page);
+  assert.deepEqual(unknown, [{ code: "unknown_condition", text: "4", start: 5, end: 6 }]);
+  assert.equal(await save.isDisabled(), true);
+  const warnings = await page.locator("#expression-problems li.warning").evaluateAll((n) => n.map((x) => x.dataset.code));
+  assert.ok(warnings.includes("unused_condition"), "condition 3 unused, shown as a warning");
+
+  await expressionBox(page).fill("(1 or 2) and 3");
+  assert.deepEqual(await marks(page), []);
+  assert.equal(await save.isDisabled(), false);
+  await save.click();
+  const secret = await page.locator(".secret-value").textContent();
+  assert.match(secret, /^whsec_/);
+  await page.getByRole("link", { name: "Back to webhooks" }).click();
+  const row = page.locator("tr", { hasText: "Refunds to CRM" });
+  await row.waitFor();
+  assert.match(await row.textContent(), /healthy/);
+  await page.screenshot({ path: path.join(shots, "list-1280.png"), fullPage: true });
+  await page.context().close();
+});
+
+test("conditions with problems are marked in place, and a 422 is shown the same way", async () => {
+  const page = await signedIn();
+  await page.getByRole("link", { name: "New webhook" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Bad condition");
+  await page.getByLabel("URL").fill("https://crm.example/hook");
+  await page.getByRole("button", { name: "Add condition" }).click();
+  await page.getByLabel("Field 1").selectOption("subject");
+  await page.getByLabel("Operator 1").selectOption("matches");
+  await page.getByLabel("Value 1").fill("(unclosed");
+  const row = page.locator('[data-condition-id="1"]');
+  assert.match(await row.getAttribute("class"), /has-error/);
+  assert.equal(await row.locator("li.diagnostic").first().getAttribute("data-code"), "invalid_regex");
+  assert.equal(await page.getByRole("button", { name: "Save" }).isDisabled(), true);
+  await page.context().close();
+});
+
+test("the panel and the server give the same diagnostics", async () => {
+  // Corpus cases whose ids are 1..n: the form then has conditions 1 to n.
+  const corpus = fs
+    .readFileSync(path.join(root, "tests/fixtures/expressions.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((c) => c.op === "check" && c.input.ids.length > 0 && c.input.ids.every((id, i) => id === i + 1))
+    // A one-line box cannot hold a line break: those cases are the API's.
+    .filter((c) => !/[\n\r]/.test(c.input.expression));
+  const picked = corpus.filter((_, i) => i % 4 === 0);
+  assert.ok(picked.length >= 30, `${picked.length} cases`);
+  const page = await signedIn();
+  await page.getByRole("link", { name: "New webhook" }).click();
+  await page.getByLabel("Logic expression").check();
+  let conditions = 0;
+  for (const c of picked) {
+    while (conditions < c.input.ids.length) {
+      await page.getByRole("button", { name: "Add condition" }).click();
+      conditions += 1;
+      await page.getByLabel(`Field ${conditions}`).selectOption("subject");
+      await page.getByLabel(`Operator ${conditions}`).selectOption("contains");
+      await page.getByLabel(`Value ${conditions}`).fill("x");
+    }
+    while (conditions > c.input.ids.length) {
+      await page.locator(".condition").last().getByRole("button", { name: "Remove" }).click();
+      conditions -= 1;
+    }
+    await expressionBox(page).fill(c.input.expression);
+    const shown = await page.locator("#expression-problems li").evaluateAll((nodes) =>
+      nodes.map((n) => ({
+        code: n.dataset.code,
+        message: n.querySelector(".engine-message").textContent,
+        start: n.dataset.start === "" ? undefined : Number(n.dataset.start),
+        end: n.dataset.end === "" ? undefined : Number(n.dataset.end),
+      })),
+    );
+    const server = await api("POST", "/v1/rules/validate", c.input);
+    const expected = [...server.errors, ...server.warnings].map((d) => ({
+      code: d.code,
+      message: d.message,
+      start: d.start,
+      end: d.end,
+    }));
+    assert.deepEqual(shown, expected, c.name);
+    if (server.errors.length > 0) {
+      const underlined = (await marks(page)).filter((m) => m.text.trim() !== "");
+      for (const m of underlined) {
+        assert.ok(server.errors.some((d) => d.code === m.code && d.start <= m.start && m.end <= Math.max(d.end, d.start + 1)), `${c.name}: ${JSON.stringify(m)}`);
+      }
+    }
+  }
+  await page.context().close();
+});
+
+test("Try it follows the sample as it is edited", async () => {
+  const page = await signedIn();
+  await threeConditions(page);
+  await expressionBox(page).fill("1 and 2");
+  const condition1 = page.locator('.condition-outcomes [data-condition-id="1"]');
+  assert.equal(await condition1.getAttribute("data-holds"), "true");
+  assert.equal(await page.locator(".explained").getAttribute("data-fires"), "true");
+  const sample = page.getByLabel("Sample event (JSON)");
+  const text = (await sample.inputValue()).replace("Refund for order 1234", "Where is my parcel?");
+  await sample.fill(text);
+  assert.equal(await condition1.getAttribute("data-holds"), "false");
+  assert.equal(await page.locator(".explained").getAttribute("data-fires"), "false");
+  assert.match(await page.locator(".verdict").textContent(), /Does not fire/);
+  await page.context().close();
+});
+
+test("a test event is sent and shows in the delivery log; it can be resent", async () => {
+  const page = await signedIn();
+  await threeConditions(page, `http://127.0.0.1:${receiver.address().port}/hook`);
+  await expressionBox(page).fill("1 or 2 or 3");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator(".secret-value").waitFor();
+  await page.getByRole("link", { name: "Back to webhooks" }).click();
+  const row = page.locator("tr", { hasText: "127.0.0.1" }).first();
+  await row.getByRole("link", { name: "Deliveries" }).click();
+  await page.getByRole("button", { name: "Send test event" }).click();
+  await page.locator(".test-outcome", { hasText: "Delivered: 200" }).waitFor();
+  const delivery = page.locator("tbody tr").first();
+  assert.equal(await delivery.getAttribute("data-state"), "succeeded");
+  assert.equal(await delivery.locator(".status").textContent(), "200");
+  assert.match(await delivery.locator(".answer").textContent(), /thanks/);
+  const before = received.length;
+  await delivery.getByRole("button", { name: "Resend" }).click();
+  for (let i = 0; i < 100 && received.length === before; i++) await page.waitForTimeout(50);
+  assert.equal(received.length, before + 1, "resent");
+  assert.equal(received.at(-1).headers["webhook-id"], received.at(-2).headers["webhook-id"]);
+  await page.reload();
+  await page.locator("tbody tr").first().waitFor();
+  await page.screenshot({ path: path.join(shots, "deliveries-1280.png"), fullPage: true });
+  await page.context().close();
+});
+
+test("narrow screens and Chinese", async () => {
+  const page = await signedIn(390);
+  await page.screenshot({ path: path.join(shots, "list-390.png"), fullPage: true });
+  await page.getByRole("link", { name: "New webhook" }).click();
+  await page.getByLabel("Language").selectOption("zh");
+  await page.getByRole("heading", { name: "新建网络钩子" }).waitFor();
+  await page.getByRole("button", { name: "添加条件" }).click();
+  await page.getByLabel("逻辑表达式").check();
+  await page.getByLabel("表达式", { exact: true }).fill("1 or 2）");
+  const first = page.locator("#expression-problems li").first();
+  assert.match(await first.locator(".code-text").textContent(), /全角字符/);
+  await page.screenshot({ path: path.join(shots, "form-error-390.png"), fullPage: true });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `no horizontal scrolling at 390 px (${width})`);
+  const row = await page.evaluate(() => getComputedStyle(document.querySelector(".form-layout")).gridTemplateColumns);
+  assert.equal(row.split(" ").length, 1, "one column");
+  await page.getByLabel("语言").selectOption("en");
+  await page.context().close();
+});
+
+test("keyboard: sign in and reach the form without a mouse", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(base);
+  await page.evaluate(() => sessionStorage.clear());
+  await page.reload();
+  await page.getByLabel("Admin API key").waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.type), "password", "the key field has focus");
+  await page.keyboard.type(key);
+  await page.keyboard.press("Enter");
+  await page.getByRole("link", { name: "New webhook" }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByLabel("Name", { exact: true }).waitFor();
+  await page.getByLabel("Name", { exact: true }).focus();
+  await page.keyboard.press("Tab");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "the focused input shows it");
+  assert.equal(await page.evaluate(() => sessionStorage.length), 1, "the key is in sessionStorage");
+  assert.ok(!page.url().includes(key), "never in the URL");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await context.close();
+});
