@@ -21,8 +21,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// When each ticket's first POST arrived, and how many have.
 #[derive(Clone, Default)]
-struct Arrivals(Arc<Mutex<HashMap<String, Instant>>>);
+struct Arrivals {
+    at: Arc<Mutex<HashMap<String, Instant>>>,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 struct Phase {
     name: &'static str,
@@ -60,12 +64,17 @@ async fn receiver(arrivals: Arrivals) -> String {
             if let Ok(event) = serde_json::from_str::<Value>(&body)
                 && let Some(ticket) = event["ticketId"].as_str()
             {
-                arrivals
-                    .0
+                let first = arrivals
+                    .at
                     .lock()
                     .expect("lock")
-                    .entry(ticket.to_owned())
-                    .or_insert(now);
+                    .insert(ticket.to_owned(), now)
+                    .is_none();
+                if first {
+                    arrivals
+                        .count
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             "ok"
         }
@@ -86,6 +95,7 @@ async fn run_phase(
     arrivals: &Arrivals,
     first_ticket: u64,
 ) -> (Row, u64) {
+    let arrived_before = arrivals.count.load(std::sync::atomic::Ordering::Relaxed);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(phase.connections)
         .build()
@@ -149,40 +159,31 @@ async fn run_phase(
         events += e;
     }
     let elapsed = start.elapsed();
-    // Wait for the deliveries of this phase to drain.
-    let expected = sent.lock().expect("lock").len();
-    let drain_deadline = Instant::now() + Duration::from_secs(120);
-    let mut to_post = Vec::new();
-    let mut last_arrival = start;
-    loop {
-        let done = {
-            let arrived = arrivals.0.lock().expect("lock");
-            let sent = sent.lock().expect("lock");
-            let all = sent.keys().filter(|t| arrived.contains_key(*t)).count();
-            if all >= events || Instant::now() > drain_deadline {
-                to_post = sent
-                    .iter()
-                    .filter_map(|(t, at)| {
-                        arrived.get(t).map(|got| got.saturating_duration_since(*at))
-                    })
-                    .collect();
-                last_arrival = sent
-                    .keys()
-                    .filter_map(|t| arrived.get(t))
-                    .max()
-                    .copied()
-                    .unwrap_or(start);
-                true
-            } else {
-                false
-            }
-        };
-        if done {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Wait for the deliveries of this phase to drain: each accepted event
+    // of it has arrived once (the earlier phases drained before it began).
+    let target = arrived_before + events;
+    let drain_deadline = Instant::now() + Duration::from_secs(180);
+    while arrivals.count.load(std::sync::atomic::Ordering::Relaxed) < target
+        && Instant::now() < drain_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = expected;
+    let (to_post, last_arrival) = {
+        let arrived = arrivals.at.lock().expect("lock");
+        let sent = sent.lock().expect("lock");
+        let to_post: Vec<Duration> = sent
+            .iter()
+            .filter_map(|(t, at)| arrived.get(t).map(|got| got.saturating_duration_since(*at)))
+            .collect();
+        let last = sent
+            .keys()
+            .filter_map(|t| arrived.get(t))
+            .max()
+            .copied()
+            .unwrap_or(start);
+        (to_post, last)
+    };
+    let mut to_post = to_post;
     latencies.sort_unstable();
     to_post.sort_unstable();
     let delivered = to_post.len();

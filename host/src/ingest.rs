@@ -9,7 +9,6 @@ use serde_json::{Map, Value};
 
 use crate::error::AppError;
 use crate::matcher::Matcher;
-use crate::rules::Pool;
 use crate::store::{NewDelivery, NewEvent, Store, now};
 
 /// The most events one request may carry.
@@ -29,23 +28,21 @@ pub struct Accepted {
 #[derive(Debug)]
 pub struct Ingestor {
     store: Arc<dyn Store>,
-    engine: Arc<Pool>,
     matcher: Arc<Matcher>,
     wake: Arc<tokio::sync::Notify>,
 }
 
 impl Ingestor {
-    /// The service over the store, the engine and the rule sets; `wake` is
-    /// notified when deliveries were stored.
+    /// The service over the store and the rule sets (whose engine
+    /// instances also check the events); `wake` is notified when
+    /// deliveries were stored.
     pub fn new(
         store: Arc<dyn Store>,
-        engine: Arc<Pool>,
         matcher: Arc<Matcher>,
         wake: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             store,
-            engine,
             matcher,
             wake,
         }
@@ -86,8 +83,10 @@ impl Ingestor {
             ));
         }
         let texts: Vec<String> = events.iter().map(Value::to_string).collect();
-        let admissions = self.admit(tenant, &events, &texts, batch).await?;
-        let matches = self.matcher.match_batch(tenant, texts.clone()).await?;
+        let (admissions, matches) = self.matcher.admit_and_match(tenant, texts.clone()).await?;
+        let admissions = admitted(tenant, &events, admissions, batch)?;
+        let matches =
+            matches.ok_or_else(|| AppError::internal(&"admitted events were not matched"))?;
 
         let mut stored = Vec::with_capacity(events.len());
         let mut created = 0;
@@ -143,51 +142,47 @@ impl Ingestor {
             deliveries,
         })
     }
+}
 
-    /// Checks every event with the engine; the payload of each, or a 422
-    /// naming each bad event's index and field.
-    async fn admit(
-        &self,
-        tenant: &str,
-        events: &[Value],
-        texts: &[String],
-        batch: bool,
-    ) -> Result<Vec<String>, AppError> {
-        let input = format!("[{}]", texts.join(","));
-        let answer = self.engine.run(move |s| s.call("events", &input)).await?;
-        let admissions: Vec<Value> =
-            serde_json::from_str(&answer).map_err(|e| AppError::internal(&e))?;
-        let mut problems = Vec::new();
-        let mut payloads = Vec::with_capacity(events.len());
-        for (i, (event, admission)) in events.iter().zip(admissions).enumerate() {
-            let mut errors = match admission.get("errors") {
-                Some(Value::Array(errors)) => errors.clone(),
-                _ => Vec::new(),
-            };
-            if let Some(Value::String(claimed)) = event.get("tenantId")
-                && claimed != tenant
-            {
-                errors.push(serde_json::json!({
-                    "code": "invalid_value",
-                    "message": format!("this ingest key belongs to tenant `{tenant}`, not `{claimed}`"),
-                    "path": "tenantId",
-                }));
-            }
-            for mut error in errors {
-                if let Value::Object(map) = &mut error {
-                    map.insert("index".to_owned(), Value::from(i));
-                }
-                problems.push(error);
-            }
-            if let Some(payload) = admission.get("payload") {
-                payloads.push(payload.to_string());
-            }
+/// The payload of each admitted event, or a 422 naming each bad event's
+/// index and field (the engine's problems, and a `tenantId` that is not the
+/// key's).
+fn admitted(
+    tenant: &str,
+    events: &[Value],
+    admissions: Vec<Value>,
+    batch: bool,
+) -> Result<Vec<String>, AppError> {
+    let mut problems = Vec::new();
+    let mut payloads = Vec::with_capacity(events.len());
+    for (i, (event, admission)) in events.iter().zip(admissions).enumerate() {
+        let mut errors = match admission.get("errors") {
+            Some(Value::Array(errors)) => errors.clone(),
+            _ => Vec::new(),
+        };
+        if let Some(Value::String(claimed)) = event.get("tenantId")
+            && claimed != tenant
+        {
+            errors.push(serde_json::json!({
+                "code": "invalid_value",
+                "message": format!("this ingest key belongs to tenant `{tenant}`, not `{claimed}`"),
+                "path": "tenantId",
+            }));
         }
-        if problems.is_empty() && payloads.len() == events.len() {
-            return Ok(payloads);
+        for mut error in errors {
+            if let Value::Object(map) = &mut error {
+                map.insert("index".to_owned(), Value::from(i));
+            }
+            problems.push(error);
         }
-        Err(invalid_events(problems, batch))
+        if let Some(payload) = admission.get("payload") {
+            payloads.push(payload.to_string());
+        }
     }
+    if problems.is_empty() && payloads.len() == events.len() {
+        return Ok(payloads);
+    }
+    Err(invalid_events(problems, batch))
 }
 
 /// 422 `invalid_event`: the message names the first problem (with its

@@ -105,18 +105,26 @@ impl Matcher {
         Ok(())
     }
 
-    /// Matches a batch of events (a JSON array of ingest events) in one
-    /// guest call; per event, the webhooks that fire with their
-    /// explanations, in id order.
-    pub async fn match_batch(
+    /// Checks a batch of events with the engine (`admit_event`) and, when
+    /// every one is admitted, matches them in one guest call: the engine's
+    /// admissions (JSON), and per event the webhooks that fire with their
+    /// explanations, in id order. One blocking hop for the whole request.
+    pub async fn admit_and_match(
         &self,
         tenant: &str,
         events: Vec<String>,
-    ) -> Result<Vec<Vec<Match>>, Error> {
+    ) -> Result<(Vec<serde_json::Value>, Option<Vec<Vec<Match>>>), Error> {
         self.with(tenant, move |set| {
             let batch = format!("[{}]", events.join(","));
+            let admissions: Vec<serde_json::Value> =
+                serde_json::from_str(&set.call("events", &batch)?).map_err(|e| {
+                    Error::Trap(format!("the engine's admissions are not JSON: {e}"))
+                })?;
+            if admissions.iter().any(|a| a["valid"] != true) {
+                return Ok((admissions, None));
+            }
             let matched = set.match_batch(&batch)?;
-            events
+            let matches = events
                 .iter()
                 .zip(matched)
                 .map(|(event, ids)| {
@@ -130,9 +138,10 @@ impl Matcher {
                                 explanation,
                             })
                         })
-                        .collect()
+                        .collect::<Result<Vec<_>, Error>>()
                 })
-                .collect()
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok((admissions, Some(matches)))
         })
         .await?
     }

@@ -483,6 +483,14 @@ impl RuleSet {
         .map_err(Error::Input)
     }
 
+    /// Runs an operation of the engine's JSON API (as [`Session::call`])
+    /// on this set's instance, saving a second instance and a thread hop
+    /// when a caller needs both.
+    pub fn call(&mut self, op: &str, input: &str) -> Result<String, Error> {
+        self.with(|store, b, _| b.cloudcx_inbox_rules_engine().call_call(store, op, input))?
+            .map_err(Error::Input)
+    }
+
     /// [`Self::matches`] for each event of a JSON array, in one call.
     pub fn match_batch(&mut self, events: &str) -> Result<Vec<Vec<String>>, Error> {
         self.with(|store, b, set| {

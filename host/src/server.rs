@@ -79,7 +79,6 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
         )),
         ingestor: Arc::new(Ingestor::new(
             Arc::clone(&store),
-            Arc::clone(&engine),
             Arc::clone(&matcher),
             Arc::clone(&wake),
         )),

@@ -297,6 +297,7 @@ async fn test(
             .ok()
             .and_then(|d| d.get("url").and_then(Value::as_str).map(str::to_owned)),
         enabled: true,
+        secrets: state.store.signing_secrets(&webhook.id, now()).await?,
         payload: delivery.payload.clone(),
         attempts: 0,
     };

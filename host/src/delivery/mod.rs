@@ -42,6 +42,10 @@ const CLAIM_BATCH: usize = 64;
 /// How often the queue is looked at when nothing wakes the dispatcher
 /// (retries that come due, leases that expire).
 const POLL: Duration = Duration::from_millis(250);
+/// While attempts are in flight, how long a wake-up waits for more
+/// completions and commits, so that one claim takes many rows instead of
+/// one claim per finished attempt.
+const COALESCE: Duration = Duration::from_millis(2);
 /// How often old records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
@@ -197,7 +201,11 @@ impl Dispatcher {
             }
             if !full {
                 tokio::select! {
-                    () = self.wake.notified() => {}
+                    () = self.wake.notified() => {
+                        if self.slots.available_permits() < self.settings.delivery_concurrency {
+                            tokio::time::sleep(COALESCE).await;
+                        }
+                    }
                     () = tokio::time::sleep(POLL) => {}
                     _ = stop.changed() => {}
                 }

@@ -172,6 +172,8 @@ pub struct Claimed {
     pub url: Option<String>,
     /// Whether the webhook is enabled now.
     pub enabled: bool,
+    /// The secrets that sign it now, the current one first.
+    pub secrets: Vec<String>,
     /// The exact body.
     pub payload: String,
     /// Attempts made before this one.

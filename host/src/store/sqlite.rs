@@ -663,25 +663,43 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        // Each webhook's URL, state and signing secrets, in one query.
+        let webhook_ids: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get("webhook_id"))
+            .collect::<Result<_, _>>()?;
+        let targets = sqlx::query(
+            "SELECT w.id, json_extract(w.definition, '$.url') AS url, w.enabled,
+                (SELECT json_group_array(secret) FROM (
+                    SELECT s.secret FROM webhook_secrets s
+                    WHERE s.webhook_id = w.id AND (s.expires_at IS NULL OR s.expires_at > ?1)
+                    ORDER BY s.expires_at IS NOT NULL, s.created_at DESC)) AS secrets
+             FROM webhooks w WHERE w.id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(at)
+        .bind(json_list(&webhook_ids))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_id = std::collections::HashMap::with_capacity(targets.len());
+        for target in targets {
+            let id: String = target.try_get("id")?;
+            let secrets: String = target.try_get("secrets")?;
+            let secrets: Vec<String> =
+                serde_json::from_str(&secrets).map_err(|e| sqlx::Error::Decode(e.into()))?;
+            let url: Option<String> = target.try_get("url")?;
+            let enabled: bool = target.try_get("enabled")?;
+            by_id.insert(id, (url, enabled, secrets));
+        }
         let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let webhook_id: String = row.try_get("webhook_id")?;
-            let target = sqlx::query(
-                "SELECT json_extract(definition, '$.url') AS url, enabled FROM webhooks WHERE id = ?",
-            )
-            .bind(&webhook_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (url, enabled) = match target {
-                Some(target) => (target.try_get("url")?, target.try_get("enabled")?),
-                None => (None, false),
-            };
+        for (row, webhook_id) in rows.iter().zip(webhook_ids) {
+            let (url, enabled, secrets) = by_id.get(&webhook_id).cloned().unwrap_or_default();
             claimed.push(Claimed {
                 id: row.try_get("id")?,
                 tenant_id: row.try_get("tenant_id")?,
                 webhook_id,
                 url,
                 enabled,
+                secrets,
                 payload: row.try_get("payload")?,
                 attempts: row.try_get("attempts")?,
             });

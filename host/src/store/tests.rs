@@ -264,6 +264,11 @@ async fn claims_keep_ticket_order_and_leases() {
         "msg_2 waits for msg_1 of the same ticket"
     );
     assert_eq!(claimed[0].url.as_deref(), Some("https://x.example/h"));
+    assert_eq!(
+        claimed[0].secrets,
+        ["whsec_x"],
+        "the claim carries the signing secrets"
+    );
     assert!(
         store
             .claim(at, at + 1000, 10, &[])
