@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, QueryParams};
+use super::extract::{Admin, JsonBody, QueryParams, page_limit};
 use super::webhooks::rfc3339;
 use crate::error::{AppError, ErrorBody};
 use crate::store::{Attempt, Claimed, DeliveryRecord, NewDelivery, NewEvent, now};
@@ -178,13 +178,7 @@ async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<DeliveryPage>, AppError> {
     state.webhooks.get(admin.tenant(), &id).await?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            "`limit` must be between 1 and 100",
-        ));
-    }
+    let limit = page_limit(params.limit)?;
     let before = match params.cursor {
         None => None,
         Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {

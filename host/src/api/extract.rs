@@ -140,3 +140,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             .map_err(|rejection| AppError::bad_request("invalid_query", rejection.body_text()))
     }
 }
+
+/// A page size from `limit`: 1 to 100, 50 when absent; 400 otherwise.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
+    match limit.unwrap_or(50) {
+        limit @ 1..=100 => Ok(limit),
+        _ => Err(AppError::bad_request(
+            "invalid_query",
+            "`limit` must be between 1 and 100",
+        )),
+    }
+}

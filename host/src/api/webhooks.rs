@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, QueryParams};
+use super::extract::{Admin, JsonBody, QueryParams, page_limit};
 use crate::delivery::breaker::State as BreakerState;
 use crate::error::{AppError, ErrorBody};
 use crate::store::{Millis, WebhookRecord};
@@ -243,13 +243,7 @@ async fn list(
     admin: Admin,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<WebhookPage>, AppError> {
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            "`limit` must be between 1 and 100",
-        ));
-    }
+    let limit = page_limit(params.limit)?;
     // One more than asked tells whether there is a next page.
     let mut records = state
         .store

@@ -60,6 +60,27 @@ async fn until(server: &TestServer, key: &str, path: &str, done: impl Fn(&Value)
     }
 }
 
+/// The webhook's newest delivery, once it has failed, with its attempts.
+async fn failed_delivery(server: &TestServer, keys: &Keys, webhook: &str) -> Value {
+    let page = until(
+        server,
+        &keys.admin,
+        &format!("/v1/webhooks/{webhook}/deliveries"),
+        |p| p["data"][0]["state"] == "failed",
+    )
+    .await;
+    let message = page["data"][0]["id"].as_str().expect("id");
+    let (_, detail) = server
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{message}"),
+            &keys.admin,
+            None,
+        )
+        .await;
+    detail
+}
+
 /// Checks a request with an independent Standard Webhooks implementation.
 fn verify(secret: &str, received: &crate::common::Received) {
     let verifier = standardwebhooks::Webhook::new(secret).expect("secret");
@@ -299,22 +320,7 @@ async fn redirects_are_not_followed() {
     let server = server_with(|c| c.retry_schedule = Vec::new()).await;
     let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
     ingest(&server, &keys, matching_event()).await;
-    let page = until(
-        &server,
-        &keys.admin,
-        &format!("/v1/webhooks/{id}/deliveries"),
-        |p| p["data"][0]["state"] == "failed",
-    )
-    .await;
-    let message = page["data"][0]["id"].as_str().expect("id");
-    let (_, detail) = server
-        .call(
-            Method::GET,
-            &format!("/v1/deliveries/{message}"),
-            &keys.admin,
-            None,
-        )
-        .await;
+    let detail = failed_delivery(&server, &keys, &id).await;
     assert_eq!(detail["attemptsLog"][0]["errorKind"], "redirect");
     assert_eq!(detail["attemptsLog"][0]["status"], 302);
     assert!(elsewhere.received().is_empty(), "the redirect was followed");
@@ -330,22 +336,7 @@ async fn a_receiver_that_never_answers_times_out() {
     .await;
     let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
     ingest(&server, &keys, matching_event()).await;
-    let page = until(
-        &server,
-        &keys.admin,
-        &format!("/v1/webhooks/{id}/deliveries"),
-        |p| p["data"][0]["state"] == "failed",
-    )
-    .await;
-    let message = page["data"][0]["id"].as_str().expect("id");
-    let (_, detail) = server
-        .call(
-            Method::GET,
-            &format!("/v1/deliveries/{message}"),
-            &keys.admin,
-            None,
-        )
-        .await;
+    let detail = failed_delivery(&server, &keys, &id).await;
     let attempt = &detail["attemptsLog"][0];
     assert_eq!(attempt["errorKind"], "timeout", "{detail}");
     let took = attempt["durationMs"].as_i64().expect("ms");
@@ -358,22 +349,7 @@ async fn private_targets_are_refused_unless_allowed() {
     let server = TestServer::start_with(|c| c.retry_schedule = Vec::new()).await;
     let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
     ingest(&server, &keys, matching_event()).await;
-    let page = until(
-        &server,
-        &keys.admin,
-        &format!("/v1/webhooks/{id}/deliveries"),
-        |p| p["data"][0]["state"] == "failed",
-    )
-    .await;
-    let message = page["data"][0]["id"].as_str().expect("id");
-    let (_, detail) = server
-        .call(
-            Method::GET,
-            &format!("/v1/deliveries/{message}"),
-            &keys.admin,
-            None,
-        )
-        .await;
+    let detail = failed_delivery(&server, &keys, &id).await;
     assert_eq!(
         detail["attemptsLog"][0]["errorKind"], "refused_target",
         "{detail}"
