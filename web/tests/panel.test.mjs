@@ -182,10 +182,63 @@ test("conditions with problems are marked in place, and a 422 is shown the same 
   await page.getByLabel("Field 1").selectOption("subject");
   await page.getByLabel("Operator 1").selectOption("matches");
   await page.getByLabel("Value 1").fill("(unclosed");
-  const row = page.locator('[data-condition-id="1"]');
+  const row = page.locator('.conditions [data-condition-id="1"]');
   assert.match(await row.getAttribute("class"), /has-error/);
   assert.equal(await row.locator("li.diagnostic").first().getAttribute("data-code"), "invalid_regex");
   assert.equal(await page.getByRole("button", { name: "Save" }).isDisabled(), true);
+
+  // Should the server still refuse what the page accepted, its 422 is shown
+  // like the page's own diagnostics (the answer is staged: both run one
+  // engine, so a real disagreement would be a bug).
+  await page.getByLabel("Value 1").fill("refund");
+  await page.route("**/v1/webhooks", (route) =>
+    route.fulfill({
+      status: 422,
+      contentType: "application/json",
+      body: JSON.stringify({
+        error: "invalid_webhook",
+        message: "the webhook is invalid: there is no condition 1",
+        diagnostics: [
+          { code: "invalid_value", message: "staged by the test", path: "conditions[0].value", conditionId: 1 },
+        ],
+        warnings: [],
+      }),
+    }),
+  );
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator(".server-said").waitFor();
+  assert.match(await row.getAttribute("class"), /has-error/);
+  assert.equal(await row.locator(".engine-message").first().textContent(), "staged by the test");
+  await page.context().close();
+});
+
+test("the list enables, disables, edits and deletes", async () => {
+  const created = await api("POST", "/v1/webhooks", {
+    name: "Listed",
+    url: "https://crm.example/listed",
+    events: ["TicketStatusChanged"],
+  });
+  const page = await signedIn();
+  const row = page.locator(`tr[data-webhook-id="${created.id}"]`);
+  await row.getByRole("button", { name: "Disable" }).click();
+  await page.locator(`tr[data-webhook-id="${created.id}"] td.off`).waitFor();
+  assert.equal((await api("GET", `/v1/webhooks/${created.id}`)).enabled, false);
+  await page.locator(`tr[data-webhook-id="${created.id}"]`).getByRole("button", { name: "Enable" }).click();
+  await page.locator(`tr[data-webhook-id="${created.id}"] td.on`).waitFor();
+
+  await page.locator(`tr[data-webhook-id="${created.id}"]`).getByRole("link", { name: "Edit" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Listed and renamed");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator(`tr[data-webhook-id="${created.id}"]`, { hasText: "Listed and renamed" }).waitFor();
+
+  await page.locator(`tr[data-webhook-id="${created.id}"]`).getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByRole("button", { name: "Cancel" }).click();
+  assert.equal(await page.locator(`tr[data-webhook-id="${created.id}"]`).count(), 1, "cancel keeps it");
+  await page.locator(`tr[data-webhook-id="${created.id}"]`).getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("button", { name: "Yes, delete" }).click();
+  await page.locator(`tr[data-webhook-id="${created.id}"]`).waitFor({ state: "detached" });
+  assert.equal((await fetch(`${base}/v1/webhooks/${created.id}`, { headers: { authorization: `Bearer ${key}` } })).status, 404);
   await page.context().close();
 });
 
@@ -283,6 +336,11 @@ test("a test event is sent and shows in the delivery log; it can be resent", asy
   await page.reload();
   await page.locator("tbody tr").first().waitFor();
   await page.screenshot({ path: path.join(shots, "deliveries-1280.png"), fullPage: true });
+
+  await page.getByRole("button", { name: "Rotate secret" }).click();
+  assert.match(await page.locator(".secret-value").textContent(), /^whsec_/, "the new secret, shown once");
+  await page.setViewportSize({ width: 390, height: 900 });
+  await page.screenshot({ path: path.join(shots, "deliveries-390.png"), fullPage: true });
   await page.context().close();
 });
 
