@@ -145,17 +145,4 @@ impl Matcher {
         })
         .await?
     }
-
-    /// Explains a webhook of the set against an event; `None` when the set
-    /// has no such webhook.
-    pub async fn explain(
-        &self,
-        tenant: &str,
-        id: &str,
-        event: String,
-    ) -> Result<Option<String>, Error> {
-        let id = id.to_owned();
-        self.with(tenant, move |set| set.explain(&id, &event))
-            .await?
-    }
 }

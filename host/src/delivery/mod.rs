@@ -259,13 +259,9 @@ impl Dispatcher {
         delivery: &Claimed,
         url: &str,
     ) -> Result<&'static str, crate::store::StoreError> {
-        let secrets = self
-            .store
-            .signing_secrets(&delivery.webhook_id, now())
-            .await?;
         let outcome = self
             .sender
-            .send(url, &delivery.id, &delivery.payload, &secrets)
+            .send(url, &delivery.id, &delivery.payload, &delivery.secrets)
             .await;
         self.metrics.attempt(outcome.attempt.duration_ms);
         let succeeded = outcome.succeeded();
@@ -324,13 +320,9 @@ impl Dispatcher {
     /// test event): one attempt, recorded, and its outcome.
     pub async fn send_once(&self, delivery: &Claimed) -> Result<Outcome, crate::store::StoreError> {
         let url = delivery.url.clone().unwrap_or_default();
-        let secrets = self
-            .store
-            .signing_secrets(&delivery.webhook_id, now())
-            .await?;
         let outcome = self
             .sender
-            .send(&url, &delivery.id, &delivery.payload, &secrets)
+            .send(&url, &delivery.id, &delivery.payload, &delivery.secrets)
             .await;
         let next = match outcome.succeeded() {
             true => Next::Succeeded,
