@@ -10,5 +10,11 @@ root="$(dirname "$here")"
 cd "$here"
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
-cargo build --locked -q -p inbox-webhooks --manifest-path "$root/Cargo.toml"
-INBOX_BIN="$root/target/debug/inbox-webhooks" node --test tests/
+# `cargo test --workspace` (scripts/test) has built this binary; building it
+# again with `cargo build` would compile the host a second time with other
+# features, so only a missing binary is built.
+bin="${INBOX_BIN:-$root/target/debug/inbox-webhooks}"
+if [ ! -x "$bin" ]; then
+  cargo build --locked -q -p inbox-webhooks --manifest-path "$root/Cargo.toml"
+fi
+INBOX_BIN="$bin" node --test tests/
