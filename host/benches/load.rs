@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench -p inbox-webhooks --bench load               # 10 s per phase
 //! cargo bench -p inbox-webhooks --bench load -- --seconds 30
+//! cargo bench -p inbox-webhooks --bench load -- --webhook-concurrency 4
 //! ```
 //!
 //! Phases: single-event requests from 32 concurrent connections, then
@@ -201,12 +202,19 @@ async fn run_phase(
 
 fn main() {
     let mut seconds = 10;
+    let mut webhook_concurrency = inbox_webhooks::config::Config::default().webhook_concurrency;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--seconds" {
-            seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds);
+        let value = args.next().and_then(|s| s.parse().ok());
+        match arg.as_str() {
+            "--seconds" => seconds = value.unwrap_or(seconds),
+            "--webhook-concurrency" => {
+                webhook_concurrency = value.map_or(webhook_concurrency, |v| v as u32);
+            }
+            _ => {}
         }
     }
+    println!("load: {seconds} s per phase, webhook_concurrency {webhook_concurrency}");
     // The server logs every request at `info`, as it does in production;
     // the lines go nowhere, but their cost is measured.
     tracing_subscriber::fmt()
@@ -225,6 +233,7 @@ fn main() {
             bind: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
             allow_private_targets: true,
+            webhook_concurrency,
             log: "warn".to_owned(),
             ..Default::default()
         };
