@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, QueryParams, page_limit};
+use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
 use super::webhooks::rfc3339;
 use crate::error::{AppError, ErrorBody};
 use crate::store::{Attempt, Claimed, DeliveryRecord, NewDelivery, NewEvent, now};
@@ -185,15 +185,11 @@ async fn list(
             AppError::bad_request("invalid_query", "`cursor` is not one this API gave")
         })?),
     };
-    let mut records = state
+    let records = state
         .store
         .deliveries(admin.tenant(), &id, before, limit + 1)
         .await?;
-    let more = records.len() > limit as usize;
-    records.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| records.last().map(|r| r.seq.to_string()))
-        .flatten();
+    let (records, next_cursor) = page(records, limit, |r| r.seq.to_string());
     Ok(Json(DeliveryPage {
         data: records.into_iter().map(view).collect(),
         next_cursor,

@@ -151,3 +151,16 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
         )),
     }
 }
+
+/// Cuts a page out of `limit + 1` rows: the first `limit`, and the cursor of
+/// the next page (from the last row kept) when there was one more.
+pub fn page<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = more.then(|| rows.last().map(cursor)).flatten();
+    (rows, next)
+}

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, QueryParams, page_limit};
+use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
 use crate::delivery::breaker::State as BreakerState;
 use crate::error::{AppError, ErrorBody};
 use crate::store::{Millis, WebhookRecord};
@@ -245,13 +245,11 @@ async fn list(
 ) -> Result<Json<WebhookPage>, AppError> {
     let limit = page_limit(params.limit)?;
     // One more than asked tells whether there is a next page.
-    let mut records = state
+    let records = state
         .store
         .webhooks(admin.tenant(), params.cursor.as_deref(), limit + 1)
         .await?;
-    let more = records.len() > limit as usize;
-    records.truncate(limit as usize);
-    let next_cursor = more.then(|| records.last().map(|r| r.id.clone())).flatten();
+    let (records, next_cursor) = page(records, limit, |r| r.id.clone());
     let data = records
         .iter()
         .map(|r| view(&state, r))

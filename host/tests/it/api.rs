@@ -694,15 +694,7 @@ async fn health_readiness_and_metrics() {
     server
         .call(Method::GET, "/v1/webhooks/wh_nope", &key, None)
         .await;
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics().await;
     for line in [
         r#"inbox_http_requests_total{method="POST",route="/v1/webhooks",status="201"} 1"#,
         r#"inbox_http_requests_total{method="GET",route="/v1/webhooks/{id}",status="404"} 1"#,

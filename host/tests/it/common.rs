@@ -134,6 +134,12 @@ impl TestServer {
         }
     }
 
+    /// The text of `GET /metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await;
+        response.expect("sent").text().await.expect("text")
+    }
+
     /// A request with `key` as the bearer token.
     pub(crate) fn request(
         &self,

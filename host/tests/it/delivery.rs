@@ -208,15 +208,7 @@ async fn a_failure_is_retried_under_the_same_id() {
     assert_eq!(log[1]["status"], 200);
     assert!(log[1]["errorKind"].is_null());
 
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics().await;
     for line in [
         r#"inbox_deliveries_total{outcome="retrying"} 1"#,
         r#"inbox_deliveries_total{outcome="succeeded"} 1"#,
