@@ -266,20 +266,27 @@ impl Webhooks {
 
 /// Checks that a body has only webhook keys, and drops the read-only ones.
 pub fn writable(body: Map<String, Value>) -> Result<Map<String, Value>, AppError> {
-    if let Some(key) = body
+    check_keys(&body)?;
+    Ok(writable_only(body))
+}
+
+/// Refuses a body with a key a webhook does not have (read-only keys are
+/// allowed), so that a typo such as `channel` is not silently ignored.
+pub fn check_keys(body: &Map<String, Value>) -> Result<(), AppError> {
+    match body
         .keys()
         .find(|k| !WRITABLE.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str()))
     {
-        return Err(AppError::invalid_webhook(
+        None => Ok(()),
+        Some(key) => Err(AppError::invalid_webhook(
             format!(
                 "a webhook has no key `{key}`; it has: {}",
                 WRITABLE.join(", ")
             ),
             Value::Array(vec![]),
             Value::Array(vec![]),
-        ));
+        )),
     }
-    Ok(writable_only(body))
 }
 
 fn writable_only(mut body: Map<String, Value>) -> Map<String, Value> {

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::{Admin, JsonBody};
 use crate::error::{AppError, ErrorBody};
-use crate::webhooks::writable;
+use crate::webhooks::check_keys;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -73,7 +73,7 @@ async fn validate(
         Some(Value::Object(webhook)) => {
             // The same keys as `POST /v1/webhooks` takes, and the same
             // refusal of others; what the engine reads is the body as sent.
-            writable(webhook.clone())?;
+            check_keys(&webhook)?;
             ("validate", Value::Object(webhook))
         }
         Some(_) => {
