@@ -12,8 +12,9 @@ use async_trait::async_trait;
 
 use crate::keys::{KeyKind, NewKey};
 
-mod group;
 mod sqlite;
+mod writer;
+mod writes;
 
 pub use sqlite::SqliteStore;
 
@@ -39,6 +40,18 @@ pub enum StoreError {
     /// The database failed; the details are for the logs, never for clients.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write failed; the details are for the logs, never for clients.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer has stopped (the store was closed, or its thread died).
+    #[error("database error: the writer has stopped")]
+    WriterGone,
+    /// The URL names an in-memory database, which the writer and the
+    /// readers could not share.
+    #[error(
+        "an in-memory SQLite database is not supported: the writer and the readers would each see their own"
+    )]
+    InMemory,
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -358,9 +358,9 @@ async fn failures_retry_then_disable_the_webhook_after_the_limit() {
     );
 
     // Pretend the run of failures began long ago.
-    sqlx::query("UPDATE webhooks SET failing_since = ?")
-        .bind(at - 120_000)
-        .execute(&store.writer)
+    store
+        .writer
+        .write(move |tx| tx.execute("UPDATE webhooks SET failing_since = ?", [at - 120_000]))
         .await
         .expect("update");
     let disabled = store

@@ -1,0 +1,458 @@
+//! Every write of the SQLite store, as plain functions on the writer's
+//! transaction (see [`super::writer`]). They run on the writer thread, so
+//! they are synchronous and cheap to call: a statement is a call into
+//! SQLite, prepared once and cached.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension as _, Transaction, params};
+
+use super::{Attempt, Claimed, Health, Ingested, KeyRecord, Millis, NewEvent, Next, WebhookRecord};
+
+/// A JSON array of strings, for `json_each(?)`.
+pub(super) fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn decode_error(error: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(error))
+}
+
+/// Whether the tenant was created (`false`: the id is taken).
+pub(super) fn create_tenant(
+    tx: &Transaction<'_>,
+    id: &str,
+    name: &str,
+    at: Millis,
+) -> rusqlite::Result<bool> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![id, name, at])?;
+    Ok(inserted == 1)
+}
+
+/// Whether the key was stored (`false`: no such tenant).
+pub(super) fn create_key(
+    tx: &Transaction<'_>,
+    record: &KeyRecord,
+    digest: &[u8],
+) -> rusqlite::Result<bool> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO api_keys (id, tenant_id, kind, digest, hint, created_at)
+             SELECT ?, id, ?, ?, ?, ? FROM tenants WHERE id = ?",
+        )?
+        .execute(params![
+            record.id,
+            record.kind.as_str(),
+            digest,
+            record.hint,
+            record.created_at,
+            record.tenant_id,
+        ])?;
+    Ok(inserted == 1)
+}
+
+/// Whether a key that was valid is now revoked.
+pub(super) fn revoke_key(tx: &Transaction<'_>, key_id: &str, at: Millis) -> rusqlite::Result<bool> {
+    let revoked = tx
+        .prepare_cached("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")?
+        .execute(params![at, key_id])?;
+    Ok(revoked == 1)
+}
+
+fn insert_secret(
+    tx: &Transaction<'_>,
+    webhook_id: &str,
+    secret: &str,
+    at: Millis,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)",
+    )?
+    .execute(params![webhook_id, secret, at])?;
+    Ok(())
+}
+
+pub(super) fn create_webhook(
+    tx: &Transaction<'_>,
+    webhook: &WebhookRecord,
+    secret: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO webhooks (id, tenant_id, definition, enabled, revision, created_at,
+            updated_at, disabled_reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        webhook.id,
+        webhook.tenant_id,
+        webhook.definition,
+        webhook.enabled,
+        webhook.revision,
+        webhook.created_at,
+        webhook.updated_at,
+        webhook.disabled_reason,
+    ])?;
+    insert_secret(tx, &webhook.id, secret, webhook.created_at)
+}
+
+/// Whether the webhook was at the revision before `webhook.revision` and
+/// is now written.
+pub(super) fn update_webhook(
+    tx: &Transaction<'_>,
+    webhook: &WebhookRecord,
+) -> rusqlite::Result<bool> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE webhooks SET definition = ?1, enabled = ?2, revision = ?3, updated_at = ?4,
+                disabled_reason = ?5,
+                -- enabling again starts a new record of failures
+                failing_since = CASE WHEN enabled = 0 AND ?2 THEN NULL ELSE failing_since END
+             WHERE tenant_id = ?6 AND id = ?7 AND revision = ?8",
+        )?
+        .execute(params![
+            webhook.definition,
+            webhook.enabled,
+            webhook.revision,
+            webhook.updated_at,
+            webhook.disabled_reason,
+            webhook.tenant_id,
+            webhook.id,
+            webhook.revision - 1,
+        ])?;
+    Ok(updated == 1)
+}
+
+pub(super) fn delete_webhook(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    id: &str,
+) -> rusqlite::Result<bool> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM webhooks WHERE tenant_id = ? AND id = ?")?
+        .execute(params![tenant_id, id])?;
+    Ok(deleted == 1)
+}
+
+/// Whether the webhook exists (and now signs with `secret`, the current
+/// one keeping until `old_until`).
+pub(super) fn rotate_secret(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    id: &str,
+    secret: &str,
+    old_until: Millis,
+    at: Millis,
+) -> rusqlite::Result<bool> {
+    let touched = tx
+        .prepare_cached("UPDATE webhooks SET updated_at = ? WHERE tenant_id = ? AND id = ?")?
+        .execute(params![at, tenant_id, id])?;
+    if touched == 0 {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "UPDATE webhook_secrets SET expires_at = ? WHERE webhook_id = ? AND expires_at IS NULL",
+    )?
+    .execute(params![old_until, id])?;
+    // Secrets whose overlap is over are of no use to anyone.
+    tx.prepare_cached("DELETE FROM webhook_secrets WHERE webhook_id = ? AND expires_at <= ?")?
+        .execute(params![id, at])?;
+    insert_secret(tx, id, secret, at)?;
+    Ok(true)
+}
+
+/// Stores events and their deliveries (see [`super::Store::ingest`]).
+pub(super) fn ingest(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    events: &[NewEvent],
+    at: Millis,
+) -> rusqlite::Result<Vec<Ingested>> {
+    let mut insert_event = tx.prepare_cached(
+        "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+         DO NOTHING",
+    )?;
+    let mut insert_delivery = tx.prepare_cached(
+        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
+            ticket_id, payload, explanation, state, next_attempt_at, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+    )?;
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        let stored = insert_event.execute(params![
+            event.id,
+            tenant_id,
+            event.idempotency_key,
+            event.body,
+            at,
+        ])?;
+        if stored == 0 {
+            let earlier: String = tx
+                .prepare_cached(
+                    "SELECT id FROM events WHERE tenant_id = ? AND idempotency_key = ?",
+                )?
+                .query_row(params![tenant_id, event.idempotency_key], |row| row.get(0))?;
+            answers.push(Ingested {
+                event_id: earlier,
+                new: false,
+            });
+            continue;
+        }
+        for delivery in &event.deliveries {
+            insert_delivery.execute(params![
+                delivery.id,
+                tenant_id,
+                delivery.webhook_id,
+                event.id,
+                delivery.event_type,
+                delivery.ticket_id,
+                delivery.payload,
+                delivery.explanation,
+                delivery.due.unwrap_or(at),
+                at,
+                at,
+            ])?;
+        }
+        answers.push(Ingested {
+            event_id: event.id.clone(),
+            new: true,
+        });
+    }
+    Ok(answers)
+}
+
+/// Leases due deliveries (see [`super::Store::claim`]), each with its
+/// webhook's URL, state and signing secrets.
+pub(super) fn claim(
+    tx: &Transaction<'_>,
+    at: Millis,
+    lease_until: Millis,
+    limit: u32,
+    skip: &[String],
+) -> rusqlite::Result<Vec<Claimed>> {
+    let mut claimed = tx
+        .prepare_cached(
+            "UPDATE deliveries SET leased_until = ?1 WHERE seq IN (
+                SELECT d.seq FROM deliveries d
+                WHERE d.state = 'pending' AND d.next_attempt_at <= ?2
+                  AND (d.leased_until IS NULL OR d.leased_until <= ?2)
+                  AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM deliveries e
+                      WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
+                        AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
+                ORDER BY d.next_attempt_at, d.seq
+                LIMIT ?4)
+             RETURNING id, tenant_id, webhook_id, payload, attempts",
+        )?
+        .query_map(params![lease_until, at, json_list(skip), limit], |row| {
+            Ok(Claimed {
+                id: row.get("id")?,
+                tenant_id: row.get("tenant_id")?,
+                webhook_id: row.get("webhook_id")?,
+                url: None,
+                enabled: false,
+                secrets: Vec::new(),
+                payload: row.get("payload")?,
+                attempts: row.get("attempts")?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if claimed.is_empty() {
+        return Ok(claimed);
+    }
+    // Each webhook's URL, state and signing secrets, in one query.
+    let webhook_ids: Vec<String> = claimed.iter().map(|c| c.webhook_id.clone()).collect();
+    let mut targets = HashMap::new();
+    let mut query = tx.prepare_cached(
+        "SELECT w.id, json_extract(w.definition, '$.url') AS url, w.enabled,
+            (SELECT json_group_array(secret) FROM (
+                SELECT s.secret FROM webhook_secrets s
+                WHERE s.webhook_id = w.id AND (s.expires_at IS NULL OR s.expires_at > ?1)
+                ORDER BY s.expires_at IS NOT NULL, s.created_at DESC)) AS secrets
+         FROM webhooks w WHERE w.id IN (SELECT value FROM json_each(?2))",
+    )?;
+    let mut rows = query.query(params![at, json_list(&webhook_ids)])?;
+    while let Some(row) = rows.next()? {
+        let secrets: String = row.get("secrets")?;
+        let secrets: Vec<String> = serde_json::from_str(&secrets).map_err(decode_error)?;
+        let target: (Option<String>, bool, Vec<String>) =
+            (row.get("url")?, row.get("enabled")?, secrets);
+        targets.insert(row.get::<_, String>("id")?, target);
+    }
+    for delivery in &mut claimed {
+        // A deleted webhook leaves no URL: the dispatcher cancels these.
+        if let Some((url, enabled, secrets)) = targets.get(&delivery.webhook_id) {
+            delivery.url.clone_from(url);
+            delivery.enabled = *enabled;
+            delivery.secrets.clone_from(secrets);
+        }
+    }
+    // Oldest first: the order the queue promised.
+    Ok(claimed)
+}
+
+/// Records an attempt and what follows it (see [`super::Store::finish`]);
+/// whether the webhook got disabled.
+pub(super) fn finish(
+    tx: &Transaction<'_>,
+    delivery_id: &str,
+    attempt: Option<&Attempt>,
+    next: Next,
+    health: Health,
+    at: Millis,
+) -> rusqlite::Result<bool> {
+    if let Some(attempt) = attempt {
+        tx.prepare_cached(
+            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
+                error_kind, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            delivery_id,
+            attempt.started_at,
+            attempt.duration_ms,
+            attempt.status,
+            attempt.response,
+            attempt.error_kind,
+            attempt.error,
+        ])?;
+    }
+    let (state, due) = match next {
+        Next::Succeeded => ("succeeded", None),
+        Next::RetryAt(due) => ("pending", Some(due)),
+        Next::Failed => ("failed", None),
+        Next::Cancelled => ("cancelled", None),
+    };
+    let last_error = match next {
+        Next::Cancelled => Some("not sent: the webhook is disabled or was deleted"),
+        _ => attempt.and_then(|a| a.error.as_deref()),
+    };
+    let webhook_id: Option<String> = tx
+        .prepare_cached(
+            "UPDATE deliveries SET state = ?, next_attempt_at = ?, leased_until = NULL,
+                attempts = attempts + ?, last_error = ?, updated_at = ?
+             WHERE id = ? RETURNING webhook_id",
+        )?
+        .query_row(
+            params![
+                state,
+                due,
+                i64::from(attempt.is_some()),
+                last_error,
+                at,
+                delivery_id
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(webhook_id) = webhook_id else {
+        return Ok(false);
+    };
+    match health {
+        Health::Unchanged => Ok(false),
+        Health::Healthy => {
+            tx.prepare_cached(
+                "UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
+            )?
+            .execute([&webhook_id])?;
+            Ok(false)
+        }
+        Health::Gone => disable(tx, &webhook_id, "the receiver answered 410 Gone", at),
+        Health::Failing { disable_after } => {
+            let since: Option<Millis> = tx
+                .prepare_cached(
+                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?)
+                     WHERE id = ? RETURNING failing_since",
+                )?
+                .query_row(params![at, webhook_id], |row| row.get(0))
+                .optional()?
+                .flatten();
+            match since {
+                Some(since) if at - since > disable_after => {
+                    let reason = format!(
+                        "every delivery failed for {} without a success",
+                        humantime::format_duration(Duration::from_millis(
+                            u64::try_from(disable_after).unwrap_or(0)
+                        ))
+                    );
+                    disable(tx, &webhook_id, &reason, at)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+}
+
+/// Disables a webhook: its definition says `enabled: false`, with the
+/// reason beside it. Whether it was enabled.
+fn disable(
+    tx: &Transaction<'_>,
+    webhook_id: &str,
+    reason: &str,
+    at: Millis,
+) -> rusqlite::Result<bool> {
+    let definition: Option<String> = tx
+        .prepare_cached("SELECT definition FROM webhooks WHERE id = ? AND enabled = 1")?
+        .query_row([webhook_id], |row| row.get(0))
+        .optional()?;
+    let Some(definition) = definition else {
+        return Ok(false);
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&definition).map_err(decode_error)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("enabled".to_owned(), serde_json::Value::Bool(false));
+    }
+    tx.prepare_cached(
+        "UPDATE webhooks SET definition = ?, enabled = 0, revision = revision + 1,
+         updated_at = ?, disabled_reason = ? WHERE id = ?",
+    )?
+    .execute(params![value.to_string(), at, reason, webhook_id])?;
+    Ok(true)
+}
+
+pub(super) fn release(tx: &Transaction<'_>, delivery_id: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE deliveries SET leased_until = NULL WHERE id = ?")?
+        .execute([delivery_id])?;
+    Ok(())
+}
+
+/// Whether the delivery exists (and is now due at `at`).
+pub(super) fn redeliver(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    id: &str,
+    at: Millis,
+) -> rusqlite::Result<bool> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE deliveries SET
+                leased_until = CASE WHEN state = 'pending' THEN leased_until END,
+                state = 'pending', next_attempt_at = ?1, updated_at = ?1
+             WHERE tenant_id = ?2 AND id = ?3",
+        )?
+        .execute(params![at, tenant_id, id])?;
+    Ok(updated == 1)
+}
+
+/// Rows removed: attempts, finished deliveries and their events older than
+/// `before`.
+pub(super) fn prune(tx: &Transaction<'_>, before: Millis) -> rusqlite::Result<u64> {
+    let mut gone = 0;
+    for statement in [
+        "DELETE FROM attempts WHERE started_at < ?",
+        "DELETE FROM deliveries WHERE state <> 'pending' AND updated_at < ?",
+        "DELETE FROM events WHERE received_at < ?
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+    ] {
+        gone += tx.prepare_cached(statement)?.execute([before])?;
+    }
+    Ok(u64::try_from(gone).unwrap_or(u64::MAX))
+}
