@@ -5,6 +5,7 @@
 //! Nothing the server accepts is held only in memory: every write returns
 //! after its transaction has committed.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -170,6 +171,39 @@ pub struct Ingested {
     pub event_id: String,
     /// `false` for a repeat: nothing was stored.
     pub new: bool,
+}
+
+/// How many deliveries a claim may take per webhook: what the dispatcher
+/// can start now, so that it never leases rows it would have to give back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Room {
+    /// For a webhook not listed.
+    pub default: u32,
+    /// Webhooks with other room: fewer free slots, or none (0) when at
+    /// their limit or behind an open circuit breaker.
+    pub webhooks: HashMap<String, u32>,
+}
+
+impl Room {
+    /// `default` for every webhook.
+    pub fn new(default: u32) -> Self {
+        Self {
+            default,
+            webhooks: HashMap::new(),
+        }
+    }
+
+    /// With `room` for `webhook`.
+    #[must_use]
+    pub fn with(mut self, webhook: &str, room: u32) -> Self {
+        self.webhooks.insert(webhook.to_owned(), room);
+        self
+    }
+
+    /// The room of `webhook`.
+    pub fn of(&self, webhook: &str) -> u32 {
+        self.webhooks.get(webhook).copied().unwrap_or(self.default)
+    }
 }
 
 /// A delivery a worker has leased.
@@ -357,15 +391,16 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<Vec<Ingested>, StoreError>;
     /// How many deliveries these events caused.
     async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError>;
-    /// Leases up to `limit` due deliveries until `lease_until`: pending,
-    /// due, not leased (or the lease expired), not for a webhook in `skip`,
-    /// and the oldest pending one of their webhook and ticket.
+    /// Leases up to `limit` due deliveries until `lease_until`, oldest due
+    /// first: pending, due, not leased (or the lease expired), the oldest
+    /// pending one of their webhook and ticket, and no more per webhook
+    /// than its [`Room`].
     async fn claim(
         &self,
         at: Millis,
         lease_until: Millis,
         limit: u32,
-        skip: &[String],
+        room: &Room,
     ) -> Result<Vec<Claimed>, StoreError>;
     /// Records an attempt and what follows it, in one transaction; `true`
     /// when this disabled the webhook.

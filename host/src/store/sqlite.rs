@@ -24,7 +24,7 @@ use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
     Attempt, Caller, Claimed, DeliveryRecord, Health, Ingested, KeyRecord, Millis, NewEvent, Next,
-    QueueStats, Store, StoreError, Tenant, WebhookCounts, WebhookRecord, now,
+    QueueStats, Room, Store, StoreError, Tenant, WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -364,11 +364,11 @@ impl Store for SqliteStore {
         at: Millis,
         lease_until: Millis,
         limit: u32,
-        skip: &[String],
+        room: &Room,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let skip = skip.to_vec();
+        let room = room.clone();
         self.writer
-            .write(move |tx| writes::claim(tx, at, lease_until, limit, &skip))
+            .write(move |tx| writes::claim(tx, at, lease_until, limit, &room))
             .await
     }
 

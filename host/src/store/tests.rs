@@ -241,6 +241,59 @@ async fn an_idempotency_key_stores_an_event_once() {
 }
 
 #[tokio::test]
+async fn claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first() {
+    let (_dir, store) = with_webhook().await;
+    let at = now();
+    // wh_1: five deliveries due at `at`; wh_2 (deleted: no row) two, one
+    // due earlier than all of them, one not due yet.
+    let mut events: Vec<_> = (1..=5)
+        .map(|n| {
+            event(
+                &format!("evt_{n}"),
+                None,
+                &[(&format!("msg_1_{n}"), "wh_1", &format!("t{n}"))],
+            )
+        })
+        .collect();
+    let mut early = event("evt_e", None, &[("msg_2_early", "wh_2", "t")]);
+    early.deliveries[0].due = Some(at - 10);
+    let mut later = event("evt_l", None, &[("msg_2_later", "wh_2", "u")]);
+    later.deliveries[0].due = Some(at + 60_000);
+    events.extend([early, later]);
+    store.ingest("a", &events, at).await.expect("ingest");
+
+    let room = super::Room::new(10).with("wh_1", 2);
+    let claimed = store.claim(at, at + 1000, 10, &room).await.expect("claim");
+    let ids: Vec<_> = claimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["msg_2_early", "msg_1_1", "msg_1_2"],
+        "wh_1 gives two, oldest due first"
+    );
+    assert_eq!(
+        claimed[0].url, None,
+        "a deleted webhook's rows come without a URL"
+    );
+
+    let claimed = store
+        .claim(at, at + 1000, 1, &super::Room::new(10))
+        .await
+        .expect("claim");
+    let ids: Vec<_> = claimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["msg_1_3"], "the limit holds over every webhook");
+
+    let none = super::Room::new(0).with("wh_2", 5);
+    assert!(
+        store
+            .claim(at, at + 1000, 10, &none)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "no room for wh_1; wh_2's only pending row is not due"
+    );
+}
+
+#[tokio::test]
 async fn claims_keep_ticket_order_and_leases() {
     let (_dir, store) = with_webhook().await;
     let at = now();
@@ -256,7 +309,10 @@ async fn claims_keep_ticket_order_and_leases() {
         )
         .await
         .expect("ingest");
-    let claimed = store.claim(at, at + 1000, 10, &[]).await.expect("claim");
+    let claimed = store
+        .claim(at, at + 1000, 10, &super::Room::new(10))
+        .await
+        .expect("claim");
     let ids: Vec<_> = claimed.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -271,7 +327,7 @@ async fn claims_keep_ticket_order_and_leases() {
     );
     assert!(
         store
-            .claim(at, at + 1000, 10, &[])
+            .claim(at, at + 1000, 10, &super::Room::new(10))
             .await
             .expect("claim")
             .is_empty(),
@@ -279,7 +335,7 @@ async fn claims_keep_ticket_order_and_leases() {
     );
     // A crashed worker's lease runs out and the row comes back.
     let back = store
-        .claim(at + 1000, at + 2000, 10, &[])
+        .claim(at + 1000, at + 2000, 10, &super::Room::new(10))
         .await
         .expect("claim");
     assert_eq!(back.len(), 2);
@@ -293,7 +349,7 @@ async fn claims_keep_ticket_order_and_leases() {
         .await
         .expect("finish");
     let next = store
-        .claim(at + 2000, at + 3000, 10, &[])
+        .claim(at + 2000, at + 3000, 10, &super::Room::new(10))
         .await
         .expect("claim");
     let ids: Vec<_> = next.iter().map(|c| c.id.as_str()).collect();
@@ -303,7 +359,12 @@ async fn claims_keep_ticket_order_and_leases() {
         "msg_2 is free once msg_1 is done, and older"
     );
     let skipped = store
-        .claim(at + 3000, at + 4000, 10, &["wh_1".to_owned()])
+        .claim(
+            at + 3000,
+            at + 4000,
+            10,
+            &super::Room::new(10).with("wh_1", 0),
+        )
         .await
         .expect("claim");
     assert!(skipped.is_empty(), "a skipped webhook's rows stay put");
@@ -463,7 +524,11 @@ async fn redelivery_and_pruning() {
             .expect("other tenant")
     );
     assert_eq!(
-        store.claim(at, at + 1, 10, &[]).await.expect("claim").len(),
+        store
+            .claim(at, at + 1, 10, &super::Room::new(10))
+            .await
+            .expect("claim")
+            .len(),
         1
     );
     store

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
-use super::{Attempt, Claimed, Health, Ingested, KeyRecord, Millis, NewEvent, Next, WebhookRecord};
+use super::{
+    Attempt, Claimed, Health, Ingested, KeyRecord, Millis, NewEvent, Next, Room, WebhookRecord,
+};
 
 /// A JSON array of strings, for `json_each(?)`.
 pub(super) fn json_list(items: &[String]) -> String {
@@ -230,29 +232,62 @@ pub(super) fn ingest(
 
 /// Leases due deliveries (see [`super::Store::claim`]), each with its
 /// webhook's URL, state and signing secrets.
+///
+/// The claim goes webhook by webhook: the webhooks with pending deliveries
+/// are found one index seek each, and each with room gives its oldest due
+/// deliveries, at most its room. A webhook at its limit or with a long
+/// backlog therefore costs one seek, never a scan of its backlog: a dead
+/// receiver's thousands of pending retries do not slow the claims of
+/// everyone else. Of all candidates, the `limit` oldest due are leased.
 pub(super) fn claim(
     tx: &Transaction<'_>,
     at: Millis,
     lease_until: Millis,
     limit: u32,
-    skip: &[String],
+    room: &Room,
 ) -> rusqlite::Result<Vec<Claimed>> {
-    let mut claimed = tx
-        .prepare_cached(
-            "UPDATE deliveries SET leased_until = ?1 WHERE seq IN (
-                SELECT d.seq FROM deliveries d
-                WHERE d.state = 'pending' AND d.next_attempt_at <= ?2
-                  AND (d.leased_until IS NULL OR d.leased_until <= ?2)
-                  AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
-                  AND NOT EXISTS (
-                      SELECT 1 FROM deliveries e
-                      WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
-                        AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
-                ORDER BY d.next_attempt_at, d.seq
-                LIMIT ?4)
-             RETURNING id, tenant_id, webhook_id, payload, attempts",
-        )?
-        .query_map(params![lease_until, at, json_list(skip), limit], |row| {
+    let mut next_webhook = tx.prepare_cached(
+        "SELECT webhook_id FROM deliveries
+         WHERE state = 'pending' AND webhook_id > ? ORDER BY webhook_id LIMIT 1",
+    )?;
+    let mut due = tx.prepare_cached(
+        "SELECT d.next_attempt_at, d.seq FROM deliveries d
+         WHERE d.state = 'pending' AND d.webhook_id = ?1 AND d.next_attempt_at <= ?2
+           AND (d.leased_until IS NULL OR d.leased_until <= ?2)
+           AND NOT EXISTS (
+               SELECT 1 FROM deliveries e
+               WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
+                 AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
+         ORDER BY d.next_attempt_at, d.seq
+         LIMIT ?3",
+    )?;
+    let mut candidates: Vec<(Millis, i64)> = Vec::new();
+    let mut webhook = String::new();
+    while let Some(found) = next_webhook
+        .query_row([&webhook], |row| row.get::<_, String>(0))
+        .optional()?
+    {
+        webhook = found;
+        let room = room.of(&webhook).min(limit);
+        if room == 0 {
+            continue;
+        }
+        let rows = due.query_map(params![webhook, at, room], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        for row in rows {
+            candidates.push(row?);
+        }
+    }
+    candidates.sort_unstable();
+    candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut lease = tx.prepare_cached(
+        "UPDATE deliveries SET leased_until = ? WHERE seq = ?
+         RETURNING id, tenant_id, webhook_id, payload, attempts",
+    )?;
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for (_, seq) in candidates {
+        claimed.push(lease.query_row(params![lease_until, seq], |row| {
             Ok(Claimed {
                 id: row.get("id")?,
                 tenant_id: row.get("tenant_id")?,
@@ -263,8 +298,8 @@ pub(super) fn claim(
                 payload: row.get("payload")?,
                 attempts: row.get("attempts")?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        })?);
+    }
     if claimed.is_empty() {
         return Ok(claimed);
     }
