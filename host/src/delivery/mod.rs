@@ -23,12 +23,14 @@ pub mod schedule;
 pub mod sender;
 pub mod signing;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use self::breaker::Breakers;
 use self::guard::Guard;
@@ -48,6 +50,14 @@ const POLL: Duration = Duration::from_millis(250);
 /// completions and commits, so that one claim takes many rows instead of
 /// one claim per finished attempt.
 const COALESCE: Duration = Duration::from_millis(2);
+/// Deliveries a claim may take ahead per slot of a webhook: they wait in
+/// the dispatcher for one of its workers, so a worker goes from one POST to
+/// the next without waiting for a claim to commit.
+const AHEAD: u32 = 1;
+/// The longest a delivery claimed ahead waits for a worker; after that it
+/// is given back, so that its lease (the attempt's timeout and 10 s) still
+/// covers the attempt when one sends it.
+const AHEAD_FOR: Duration = Duration::from_secs(5);
 /// How often old records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
@@ -103,7 +113,19 @@ pub struct Dispatcher {
     slots: Arc<Semaphore>,
     /// Attempt slots per webhook.
     webhook_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Deliveries claimed ahead, per webhook, waiting for one of its slots
+    /// (see [`Dispatcher::work`]).
+    ahead: Mutex<HashMap<String, VecDeque<(Claimed, Instant)>>>,
+    /// Set once the claim loop has ended: workers take nothing more.
+    stopping: AtomicBool,
+    /// Attempts being recorded, waited for at shutdown.
+    recording: TaskTracker,
     metrics: Arc<Metrics>,
+}
+
+/// Locks a mutex, whose data stays usable should a holder have panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn millis(duration: Duration) -> Millis {
@@ -128,6 +150,9 @@ impl Dispatcher {
             breakers: Arc::default(),
             slots: Arc::new(Semaphore::new(settings.delivery_concurrency)),
             webhook_slots: Mutex::default(),
+            ahead: Mutex::default(),
+            stopping: AtomicBool::new(false),
+            recording: TaskTracker::new(),
             settings,
             wake,
             metrics,
@@ -143,6 +168,7 @@ impl Dispatcher {
             let pruning = tokio::spawn(Arc::clone(&dispatcher).prune(stop.clone()));
             Arc::clone(&dispatcher).claim_loop(stop).await;
             pruning.abort();
+            dispatcher.stopping.store(true, Ordering::SeqCst);
             // Let the attempts in flight finish: take back every slot.
             let all = u32::try_from(dispatcher.settings.delivery_concurrency).unwrap_or(u32::MAX);
             let drained = dispatcher.slots.acquire_many(all);
@@ -151,14 +177,22 @@ impl Dispatcher {
                 drained,
             )
             .await;
+            // Give back what was claimed ahead and not sent.
+            let left: Vec<Claimed> = lock(&dispatcher.ahead)
+                .drain()
+                .flat_map(|(_, queue)| queue.into_iter().map(|(delivery, _)| delivery))
+                .collect();
+            for delivery in left {
+                dispatcher.release(&delivery.id).await;
+            }
+            dispatcher.recording.close();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), dispatcher.recording.wait()).await;
         })
     }
 
     fn webhook_slot(&self, webhook: &str) -> Arc<Semaphore> {
-        let mut slots = self
-            .webhook_slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut slots = lock(&self.webhook_slots);
         Arc::clone(
             slots
                 .entry(webhook.to_owned())
@@ -166,19 +200,25 @@ impl Dispatcher {
         )
     }
 
-    /// What each webhook can start now: its free slots, none behind an
-    /// open breaker, all of them for a webhook not seen yet.
+    /// What each webhook can take in a claim: its free slots and room to
+    /// claim ahead ([`AHEAD`] per slot), less what is already claimed
+    /// ahead; nothing behind an open breaker.
     fn room(&self, now: Instant) -> Room {
-        let mut room =
-            Room::new(u32::try_from(self.settings.webhook_concurrency).unwrap_or(u32::MAX));
+        let concurrency = u32::try_from(self.settings.webhook_concurrency).unwrap_or(u32::MAX);
+        let ahead = concurrency.saturating_mul(AHEAD);
+        let mut room = Room::new(concurrency.saturating_add(ahead));
+        let free: Vec<(String, usize)> = lock(&self.webhook_slots)
+            .iter()
+            .map(|(webhook, slot)| (webhook.clone(), slot.available_permits()))
+            .collect();
         {
-            let slots = self
-                .webhook_slots
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for (webhook, slot) in slots.iter() {
-                let free = u32::try_from(slot.available_permits()).unwrap_or(u32::MAX);
-                room.webhooks.insert(webhook.clone(), free);
+            let waiting = lock(&self.ahead);
+            for (webhook, free) in free {
+                let queued = waiting.get(&webhook).map_or(0, VecDeque::len);
+                let free = u32::try_from(free).unwrap_or(u32::MAX);
+                let queued = u32::try_from(queued).unwrap_or(u32::MAX);
+                room.webhooks
+                    .insert(webhook, free.saturating_add(ahead).saturating_sub(queued));
             }
         }
         for webhook in self.breakers.blocked_webhooks(now) {
@@ -222,18 +262,30 @@ impl Dispatcher {
         }
     }
 
-    /// Starts an attempt for a claimed delivery, or gives the lease back
-    /// when its webhook cannot take one now.
+    /// Starts a worker for a claimed delivery, or queues it for a worker of
+    /// its webhook when every slot of the webhook is taken, or gives the
+    /// lease back when no attempt can start at all.
     async fn start(self: &Arc<Self>, delivery: Claimed) {
-        let global = Arc::clone(&self.slots).try_acquire_owned();
-        let local = self.webhook_slot(&delivery.webhook_id).try_acquire_owned();
-        let (Ok(global), Ok(local)) = (global, local) else {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             return self.release(&delivery.id).await;
+        };
+        let webhook_slot = {
+            // Under the lock a leaving worker checks the queue with: a
+            // delivery queued here is seen by a worker still running.
+            let mut ahead = lock(&self.ahead);
+            match self.webhook_slot(&delivery.webhook_id).try_acquire_owned() {
+                Ok(webhook_slot) => webhook_slot,
+                Err(_) => {
+                    let queue = ahead.entry(delivery.webhook_id.clone()).or_default();
+                    queue.push_back((delivery, Instant::now()));
+                    return;
+                }
+            }
         };
         if !self.breakers.allow(&delivery.webhook_id, Instant::now()) {
             return self.release(&delivery.id).await;
         }
-        tokio::spawn(Arc::clone(self).deliver(delivery, [global, local]));
+        tokio::spawn(Arc::clone(self).work(delivery, slot, webhook_slot));
     }
 
     async fn release(&self, id: &str) {
@@ -243,19 +295,100 @@ impl Dispatcher {
         }
     }
 
-    /// One attempt, recorded, and what follows it.
-    async fn deliver(self: Arc<Self>, delivery: Claimed, _slots: [OwnedSemaphorePermit; 2]) {
-        let (url, enabled) = (delivery.url.clone(), delivery.enabled);
-        let result = match url.filter(|_| enabled) {
+    /// A worker: holds one slot of a webhook and sends its deliveries one
+    /// after another, the first claimed for it and then those claimed
+    /// ahead, until none is left. Each attempt is recorded in the
+    /// background, so the slot goes on to the next delivery while the
+    /// record commits (the row stays leased until then, so nothing takes it
+    /// twice, and the ticket's next event waits for it).
+    async fn work(
+        self: Arc<Self>,
+        first: Claimed,
+        _slot: OwnedSemaphorePermit,
+        webhook_slot: OwnedSemaphorePermit,
+    ) {
+        let mut webhook_slot = Some(webhook_slot);
+        let mut delivery = first;
+        loop {
+            let outcome = self.send(&delivery).await;
+            let webhook = delivery.webhook_id.clone();
+            self.recording
+                .spawn(Arc::clone(&self).record(delivery, outcome));
+            match self.next_ahead(&webhook, &mut webhook_slot) {
+                Some(next) => delivery = next,
+                None => break,
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// The next delivery claimed ahead for `webhook`, if the worker may go
+    /// on; otherwise `None`, and the worker's slot is given back under the
+    /// same lock [`Self::start`] queues with. A delivery that waited longer
+    /// than [`AHEAD_FOR`] is given back rather than sent, so that its lease
+    /// still covers a whole attempt.
+    fn next_ahead(
+        self: &Arc<Self>,
+        webhook: &str,
+        webhook_slot: &mut Option<OwnedSemaphorePermit>,
+    ) -> Option<Claimed> {
+        let mut give_back = Vec::new();
+        let next = {
+            let mut ahead = lock(&self.ahead);
+            let go_on = !self.stopping.load(Ordering::SeqCst)
+                && ahead.get(webhook).is_some_and(|queue| !queue.is_empty())
+                && self.breakers.allow(webhook, Instant::now());
+            let queue = ahead.entry(webhook.to_owned()).or_default();
+            let mut next = None;
+            while let Some((delivery, queued_at)) = queue.pop_front() {
+                if go_on && queued_at.elapsed() <= AHEAD_FOR {
+                    next = Some(delivery);
+                    break;
+                }
+                give_back.push(delivery);
+            }
+            if queue.is_empty() {
+                ahead.remove(webhook);
+            }
+            if next.is_none() {
+                webhook_slot.take();
+            }
+            next
+        };
+        for delivery in give_back {
+            let dispatcher = Arc::clone(self);
+            self.recording
+                .spawn(async move { dispatcher.release(&delivery.id).await });
+        }
+        next
+    }
+
+    /// One attempt, or `None` when the webhook is gone or disabled (the
+    /// delivery is then cancelled, not sent).
+    async fn send(&self, delivery: &Claimed) -> Option<Outcome> {
+        let url = delivery.url.as_deref().filter(|_| delivery.enabled)?;
+        let outcome = self
+            .sender
+            .send(url, &delivery.id, &delivery.payload, &delivery.secrets)
+            .await;
+        self.metrics.attempt(outcome.attempt.duration_ms);
+        self.breakers
+            .record(&delivery.webhook_id, outcome.succeeded(), Instant::now());
+        Some(outcome)
+    }
+
+    /// Records an attempt (or a cancellation) and what follows it.
+    async fn record(self: Arc<Self>, delivery: Claimed, outcome: Option<Outcome>) {
+        let result = match outcome {
             None => self
                 .store
                 .finish(&delivery.id, None, Next::Cancelled, Health::Unchanged)
                 .await
                 .map(|_| "cancelled"),
-            Some(url) => self.attempt(&delivery, &url).await,
+            Some(outcome) => self.record_attempt(&delivery, &outcome).await,
         };
         match result {
-            Ok(outcome) => self.metrics.delivery(outcome),
+            Ok(label) => self.metrics.delivery(label),
             Err(error) => {
                 tracing::error!(%error, delivery = %delivery.id, "recording an attempt failed; the lease will bring it back")
             }
@@ -263,20 +396,13 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    async fn attempt(
+    async fn record_attempt(
         &self,
         delivery: &Claimed,
-        url: &str,
+        outcome: &Outcome,
     ) -> Result<&'static str, crate::store::StoreError> {
-        let outcome = self
-            .sender
-            .send(url, &delivery.id, &delivery.payload, &delivery.secrets)
-            .await;
-        self.metrics.attempt(outcome.attempt.duration_ms);
         let succeeded = outcome.succeeded();
-        self.breakers
-            .record(&delivery.webhook_id, succeeded, Instant::now());
-        let (next, health, label) = self.next(delivery.attempts + 1, &outcome);
+        let (next, health, label) = self.next(delivery.attempts + 1, outcome);
         let disabled = self
             .store
             .finish(&delivery.id, Some(&outcome.attempt), next, health)
