@@ -1,0 +1,150 @@
+//! The dispatcher's bookkeeping of deliveries claimed ahead.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::{AHEAD_FOR, Dispatcher, lock};
+use crate::api::AppState;
+use crate::config::Config;
+use crate::store::{Claimed, NewDelivery, NewEvent, Room, now};
+
+async fn state(dir: &tempfile::TempDir) -> AppState {
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    crate::server::state(&config).await.expect("state")
+}
+
+/// Two deliveries to `wh_x` (which need not exist), leased for a minute.
+async fn claimed(state: &AppState) -> Vec<Claimed> {
+    state.store.create_tenant("a", "A").await.expect("tenant");
+    let delivery = |id: &str, ticket: &str| NewDelivery {
+        id: id.to_owned(),
+        webhook_id: "wh_x".to_owned(),
+        event_type: "TicketCreated".to_owned(),
+        ticket_id: ticket.to_owned(),
+        payload: "{}".to_owned(),
+        explanation: "{}".to_owned(),
+        due: None,
+    };
+    let event = NewEvent {
+        id: "evt_1".to_owned(),
+        idempotency_key: None,
+        body: "{}".to_owned(),
+        deliveries: vec![delivery("msg_1", "t1"), delivery("msg_2", "t2")],
+    };
+    let at = now();
+    state.store.ingest("a", &[event], at).await.expect("ingest");
+    let claimed = state
+        .store
+        .claim(at, at + 60_000, 10, &Room::new(10))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    claimed
+}
+
+fn queue(dispatcher: &Dispatcher, deliveries: Vec<(Claimed, Instant)>) {
+    lock(&dispatcher.ahead)
+        .entry("wh_x".to_owned())
+        .or_default()
+        .extend(deliveries);
+}
+
+#[tokio::test]
+async fn a_delivery_claimed_ahead_too_long_ago_is_given_back_not_sent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state(&dir).await;
+    let dispatcher = &state.dispatcher;
+    let mut rows = claimed(&state).await.into_iter();
+    let (stale, fresh) = (rows.next().expect("one"), rows.next().expect("two"));
+    let long_ago = Instant::now()
+        .checked_sub(AHEAD_FOR + Duration::from_secs(1))
+        .expect("the clock has run that long");
+    queue(dispatcher, vec![(stale, long_ago), (fresh, Instant::now())]);
+
+    let mut slot = Some(
+        Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("permit"),
+    );
+    let next = dispatcher
+        .next_ahead("wh_x", &mut slot)
+        .expect("the fresh one");
+    assert_eq!(next.id, "msg_2");
+    assert!(slot.is_some(), "the worker goes on with its slot");
+
+    // The stale one's lease was given back: it can be claimed again now,
+    // while the fresh one stays leased to the worker.
+    dispatcher.recording.close();
+    dispatcher.recording.wait().await;
+    let at = now();
+    let again = state
+        .store
+        .claim(at, at + 60_000, 10, &Room::new(10))
+        .await
+        .expect("claim");
+    let ids: Vec<_> = again.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["msg_1"]);
+
+    assert!(dispatcher.next_ahead("wh_x", &mut slot).is_none());
+    assert!(
+        slot.is_none(),
+        "with nothing left, the worker gives its slot back"
+    );
+    assert!(lock(&dispatcher.ahead).is_empty());
+}
+
+#[tokio::test]
+async fn an_open_breaker_or_a_stop_gives_back_everything_claimed_ahead() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state(&dir).await;
+    let dispatcher = &state.dispatcher;
+    let rows = claimed(&state).await;
+    queue(
+        dispatcher,
+        rows.into_iter().map(|c| (c, Instant::now())).collect(),
+    );
+    dispatcher
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut slot = Some(
+        Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("permit"),
+    );
+    assert!(dispatcher.next_ahead("wh_x", &mut slot).is_none());
+    assert!(slot.is_none());
+    dispatcher.recording.close();
+    dispatcher.recording.wait().await;
+    let at = now();
+    let again = state
+        .store
+        .claim(at, at + 60_000, 10, &Room::new(10))
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 2, "both leases were given back");
+}
+
+#[tokio::test]
+async fn room_counts_free_slots_and_claims_ahead() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state(&dir).await;
+    let dispatcher = &state.dispatcher;
+    let concurrency = u32::try_from(dispatcher.settings.webhook_concurrency).expect("small");
+    let slots = dispatcher.webhook_slot("wh_x");
+    let _busy = Arc::clone(&slots)
+        .try_acquire_many_owned(3)
+        .expect("permits");
+    let rows = claimed(&state).await;
+    queue(
+        dispatcher,
+        rows.into_iter().map(|c| (c, Instant::now())).collect(),
+    );
+    let room = dispatcher.room(Instant::now());
+    assert_eq!(room.of("wh_x"), (concurrency - 3) + concurrency - 2);
+    assert_eq!(room.of("wh_other"), 2 * concurrency);
+}
