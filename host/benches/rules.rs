@@ -68,6 +68,23 @@ fn matching(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new(format!("{label}, native"), 10_000), |b| {
             b.iter(|| native.matches(black_box(&event)).len())
         });
+        // The same work as the guest call: the event as JSON text in, the
+        // ids of the webhooks that fire out as owned strings.
+        group.bench_function(
+            BenchmarkId::new(format!("{label}, native from JSON text"), 10_000),
+            |b| {
+                b.iter(|| {
+                    let event: inbox_rules::IngestEvent =
+                        inbox_rules::api::decode("event", black_box(&event_json)).expect("event");
+                    let ids: Vec<String> = native
+                        .matches(&event)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                    ids.len()
+                })
+            },
+        );
         group.bench_function(
             BenchmarkId::new(format!("{label}, wasmtime"), 10_000),
             |b| b.iter(|| guest.matches(black_box(&event_json)).expect("answer").len()),

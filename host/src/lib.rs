@@ -21,6 +21,12 @@ pub mod webhooks;
 
 use std::io::{BufRead, Write};
 
+/// mimalloc instead of the system allocator: the server allocates small
+/// buffers on many threads at once (requests, JSON, records), where glibc's
+/// malloc showed as about a sixth of the server's time under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context as _;
 
 /// Runs a parsed command line; returns the process exit status.
