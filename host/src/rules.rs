@@ -148,6 +148,11 @@ impl Runtime {
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> wasmtime::Result<Arc<Self>> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // A diagnostic: `INBOX_PERFMAP=1` writes /tmp/perf-<pid>.map, so that
+        // `perf report` names the guest's compiled functions (BENCHMARKS.md).
+        if std::env::var_os("INBOX_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = cache_dir {
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
