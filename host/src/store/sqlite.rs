@@ -50,10 +50,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let path = options.get_filename().to_owned();
-        if path.as_os_str() == ":memory:" {
+        // sqlx names an in-memory database `file:sqlx-in-memory-N`, which
+        // the writer would open as a file of that name.
+        if url.contains(":memory:") || url.contains("mode=memory") {
             return Err(StoreError::InMemory);
         }
+        let path = options.get_filename().to_owned();
         let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

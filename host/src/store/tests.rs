@@ -575,3 +575,24 @@ async fn a_failing_write_in_a_group_fails_alone() {
     );
     assert!(store.delivery("a", "msg_3").await.expect("get").is_none());
 }
+
+#[tokio::test]
+async fn an_in_memory_database_is_refused_with_a_reason() {
+    for url in ["sqlite::memory:", "sqlite://inbox.db?mode=memory"] {
+        let error = SqliteStore::open(url).await.expect_err("refused");
+        assert!(matches!(error, StoreError::InMemory), "{url}: {error}");
+        assert!(error.to_string().contains("in-memory"), "{error}");
+    }
+    assert!(
+        !std::path::Path::new("file:sqlx-in-memory-0").exists(),
+        "no file was made for it"
+    );
+}
+
+#[tokio::test]
+async fn writes_after_close_fail_cleanly() {
+    let (_dir, store) = open().await;
+    store.close().await;
+    let error = store.create_tenant("a", "A").await.expect_err("closed");
+    assert!(matches!(error, StoreError::WriterGone), "{error}");
+}
