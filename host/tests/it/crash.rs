@@ -34,8 +34,11 @@ async fn every_accepted_event_survives_kill_9() {
     let admin = keys["apiKey"].as_str().expect("key").to_owned();
     let ingest = keys["ingestKey"].as_str().expect("key").to_owned();
     let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
+    // A short timeout makes a short lease (timeout + 10 s): the deliveries
+    // a killed process held come back sooner, and the test ends sooner.
     let settings = [
         ("INBOX_ALLOW_PRIVATE_TARGETS", "true"),
+        ("INBOX_DELIVERY_TIMEOUT", "2s"),
         (
             "INBOX_RETRY_SCHEDULE",
             "200ms,200ms,200ms,200ms,200ms,200ms",
