@@ -47,6 +47,19 @@ async fn claimed(state: &AppState) -> Vec<Claimed> {
     claimed
 }
 
+/// What can be claimed once the dispatcher's background work (the leases
+/// it gives back) is done.
+async fn claimable_once_given_back(state: &AppState) -> Vec<Claimed> {
+    state.dispatcher.recording.close();
+    state.dispatcher.recording.wait().await;
+    let at = now();
+    state
+        .store
+        .claim(at, at + 60_000, 10, &Room::new(10))
+        .await
+        .expect("claim")
+}
+
 fn queue(dispatcher: &Dispatcher, deliveries: Vec<(Claimed, Instant)>) {
     lock(&dispatcher.ahead)
         .entry("wh_x".to_owned())
@@ -79,14 +92,7 @@ async fn a_delivery_claimed_ahead_too_long_ago_is_given_back_not_sent() {
 
     // The stale one's lease was given back: it can be claimed again now,
     // while the fresh one stays leased to the worker.
-    dispatcher.recording.close();
-    dispatcher.recording.wait().await;
-    let at = now();
-    let again = state
-        .store
-        .claim(at, at + 60_000, 10, &Room::new(10))
-        .await
-        .expect("claim");
+    let again = claimable_once_given_back(&state).await;
     let ids: Vec<_> = again.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["msg_1"]);
 
@@ -118,14 +124,7 @@ async fn an_open_breaker_or_a_stop_gives_back_everything_claimed_ahead() {
     );
     assert!(dispatcher.next_ahead("wh_x", &mut slot).is_none());
     assert!(slot.is_none());
-    dispatcher.recording.close();
-    dispatcher.recording.wait().await;
-    let at = now();
-    let again = state
-        .store
-        .claim(at, at + 60_000, 10, &Room::new(10))
-        .await
-        .expect("claim");
+    let again = claimable_once_given_back(&state).await;
     assert_eq!(again.len(), 2, "both leases were given back");
 }
 
