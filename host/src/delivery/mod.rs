@@ -207,9 +207,15 @@ impl Dispatcher {
         let concurrency = u32::try_from(self.settings.webhook_concurrency).unwrap_or(u32::MAX);
         let ahead = concurrency.saturating_mul(AHEAD);
         let mut room = Room::new(concurrency.saturating_add(ahead));
+        // Only webhooks with a slot taken differ from the default (rows are
+        // claimed ahead only while every slot of their webhook is taken, and
+        // the last worker leaves only once none is left).
+        let full = self.settings.webhook_concurrency;
         let free: Vec<(String, usize)> = lock(&self.webhook_slots)
             .iter()
-            .map(|(webhook, slot)| (webhook.clone(), slot.available_permits()))
+            .map(|(webhook, slot)| (webhook, slot.available_permits()))
+            .filter(|&(_, free)| free < full)
+            .map(|(webhook, free)| (webhook.clone(), free))
             .collect();
         {
             let waiting = lock(&self.ahead);

@@ -146,4 +146,11 @@ async fn room_counts_free_slots_and_claims_ahead() {
     let room = dispatcher.room(Instant::now());
     assert_eq!(room.of("wh_x"), (concurrency - 3) + concurrency - 2);
     assert_eq!(room.of("wh_other"), 2 * concurrency);
+    let _idle = dispatcher.webhook_slot("wh_idle");
+    let room = dispatcher.room(Instant::now());
+    assert!(
+        !room.webhooks.contains_key("wh_idle"),
+        "a webhook with every slot free has the default room, and is not listed"
+    );
+    assert_eq!(room.of("wh_idle"), 2 * concurrency);
 }
