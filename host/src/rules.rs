@@ -33,7 +33,7 @@ wasmtime::component::bindgen!({
     path: "../engine/wit",
 });
 
-use exports::cloudcx::inbox_rules::engine::Refusal;
+use exports::cloudcx::inbox_rules::engine::{Inserted, Refusal};
 
 /// The guest component, built by `build.rs`.
 static GUEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inbox_rules_guest.wasm"));
@@ -359,14 +359,26 @@ pub enum Refused {
 /// A tenant's compiled webhooks, living inside one guest instance.
 ///
 /// The host keeps each webhook's JSON too, the way to rebuild the guest's
-/// set on a fresh instance after a failed call.
+/// set on a fresh instance after a failed call, and the id behind each
+/// handle the guest's set answers matches with.
 #[derive(Debug)]
 pub struct RuleSet {
     runtime: Arc<Runtime>,
     limits: Limits,
     live: Option<(Live, ResourceAny)>,
-    /// Every webhook the set holds, by id, as inserted.
-    webhooks: std::collections::BTreeMap<String, String>,
+    /// Every webhook the set holds, by id.
+    webhooks: std::collections::BTreeMap<String, Held>,
+    /// The id behind each handle of the live instance's set; `None` for a
+    /// handle not in use. Rebuilt with the instance.
+    ids: Vec<Option<String>>,
+}
+
+/// A webhook of a [`RuleSet`]: its JSON as inserted, and its handle in the
+/// live instance's set.
+#[derive(Debug)]
+struct Held {
+    json: String,
+    handle: u32,
 }
 
 impl RuleSet {
@@ -383,6 +395,7 @@ impl RuleSet {
             limits,
             live: None,
             webhooks: Default::default(),
+            ids: Vec::new(),
         }
     }
 
@@ -412,8 +425,9 @@ impl RuleSet {
         Ok(answer)
     }
 
-    /// A fresh instance holding every webhook of the set.
-    fn rebuild(&self) -> Result<(Live, ResourceAny), Error> {
+    /// A fresh instance holding every webhook of the set, and the ids
+    /// behind its handles.
+    fn rebuild(&mut self) -> Result<(Live, ResourceAny), Error> {
         let live = self.runtime.instantiate(&self.limits)?;
         let (mut live, set) = live.run(&self.limits, |store, bindings| {
             bindings
@@ -421,18 +435,23 @@ impl RuleSet {
                 .rule_set()
                 .call_constructor(store)
         })?;
-        for webhook in self.webhooks.values() {
+        let mut ids = Vec::with_capacity(self.webhooks.len());
+        for (id, held) in &mut self.webhooks {
             let (next, accepted) = live.run(&self.limits, |store, bindings| {
                 bindings
                     .cloudcx_inbox_rules_engine()
                     .rule_set()
-                    .call_insert(store, set, webhook)
+                    .call_insert(store, set, &held.json)
             })?;
             // Every webhook here was accepted once; the same engine accepts
             // it again.
-            accepted.map_err(|_| Error::Trap("a webhook accepted before was refused".into()))?;
+            let inserted = accepted
+                .map_err(|_| Error::Trap("a webhook accepted before was refused".into()))?;
+            held.handle = inserted.handle;
+            name_handle(&mut ids, inserted.handle, id)?;
             live = next;
         }
+        self.ids = ids;
         Ok((live, set))
     }
 
@@ -445,7 +464,7 @@ impl RuleSet {
                 .call_insert(store, set, webhook)
         })?;
         match answer {
-            Ok(warnings) => {
+            Ok(Inserted { handle, warnings }) => {
                 /// The guest accepted the webhook, so it is JSON with an id.
                 #[derive(serde::Deserialize)]
                 struct Id {
@@ -453,7 +472,18 @@ impl RuleSet {
                 }
                 let Id { id } = serde_json::from_str(webhook)
                     .map_err(|e| Error::Trap(format!("an accepted webhook has no id: {e}")))?;
-                self.webhooks.insert(id, webhook.to_owned());
+                let json = webhook.to_owned();
+                if let Some(old) = self.webhooks.insert(id.clone(), Held { json, handle })
+                    && let Some(slot) = self.ids.get_mut(old.handle as usize)
+                {
+                    // The guest let the replaced webhook's handle go.
+                    *slot = None;
+                }
+                if let Err(error) = name_handle(&mut self.ids, handle, &id) {
+                    // Not to be trusted: the next call starts afresh.
+                    self.live = None;
+                    return Err(error.into());
+                }
                 Ok(warnings)
             }
             Err(Refusal::Invalid(report)) => Err(Refused::Invalid(report)),
@@ -465,8 +495,13 @@ impl RuleSet {
     /// cannot fail: should the guest call fail, the instance is dropped and
     /// the next call rebuilds the set without the webhook.
     pub fn remove(&mut self, id: &str) -> bool {
-        let known = self.webhooks.remove(id).is_some();
-        if known && self.live.is_some() {
+        let Some(held) = self.webhooks.remove(id) else {
+            return false;
+        };
+        if let Some(slot) = self.ids.get_mut(held.handle as usize) {
+            *slot = None;
+        }
+        if self.live.is_some() {
             let removed = self.with(|store, b, set| {
                 b.cloudcx_inbox_rules_engine()
                     .rule_set()
@@ -475,17 +510,36 @@ impl RuleSet {
             // A failed call has dropped the instance; nothing else to undo.
             drop(removed);
         }
-        known
+        true
     }
 
     /// The sorted ids of the webhooks that fire for one event (JSON).
     pub fn matches(&mut self, event: &str) -> Result<Vec<String>, Error> {
-        self.with(|store, b, set| {
-            b.cloudcx_inbox_rules_engine()
-                .rule_set()
-                .call_match_event(store, set, event)
-        })?
-        .map_err(Error::Input)
+        let handles = self
+            .with(|store, b, set| {
+                b.cloudcx_inbox_rules_engine()
+                    .rule_set()
+                    .call_match_event(store, set, event)
+            })?
+            .map_err(Error::Input)?;
+        self.named(&handles)
+    }
+
+    /// The ids behind handles the guest's set answered with.
+    fn named(&self, handles: &[u32]) -> Result<Vec<String>, Error> {
+        handles
+            .iter()
+            .map(|handle| {
+                self.ids
+                    .get(*handle as usize)
+                    .and_then(Option::clone)
+                    .ok_or_else(|| {
+                        Error::Trap(format!(
+                            "the engine answered handle {handle}, given to no webhook"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     /// Runs an operation of the engine's JSON API (as [`Session::call`])
@@ -498,12 +552,14 @@ impl RuleSet {
 
     /// [`Self::matches`] for each event of a JSON array, in one call.
     pub fn match_batch(&mut self, events: &str) -> Result<Vec<Vec<String>>, Error> {
-        self.with(|store, b, set| {
-            b.cloudcx_inbox_rules_engine()
-                .rule_set()
-                .call_match_batch(store, set, events)
-        })?
-        .map_err(Error::Input)
+        let batch = self
+            .with(|store, b, set| {
+                b.cloudcx_inbox_rules_engine()
+                    .rule_set()
+                    .call_match_batch(store, set, events)
+            })?
+            .map_err(Error::Input)?;
+        batch.iter().map(|handles| self.named(handles)).collect()
     }
 
     /// Explains the webhook with this id against an event (JSON).
@@ -515,6 +571,24 @@ impl RuleSet {
         })?
         .map_err(Error::Input)
     }
+}
+
+/// Records that the guest's set gave `handle` to webhook `id`. Handles are
+/// slots the set reuses, so a new one is at most one past those given out;
+/// anything else is refused rather than grown into.
+fn name_handle(ids: &mut Vec<Option<String>>, handle: u32, id: &str) -> Result<(), Error> {
+    let at = handle as usize;
+    match at.cmp(&ids.len()) {
+        std::cmp::Ordering::Less => ids[at] = Some(id.to_owned()),
+        std::cmp::Ordering::Equal => ids.push(Some(id.to_owned())),
+        std::cmp::Ordering::Greater => {
+            return Err(Error::Trap(format!(
+                "the engine gave webhook handle {handle}, past the {} in use",
+                ids.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Sessions shared by async tasks. A call takes an idle session (or makes

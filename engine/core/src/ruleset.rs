@@ -6,12 +6,13 @@
 //! that could fire for it.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use crate::condition::EventView;
 use crate::diagnostic::{Code, Diagnostic, Report};
 use crate::explain::{Explanation, explain_compiled};
 use crate::model::{EventType, IngestEvent, Webhook};
-use crate::webhook::{CompiledWebhook, Quick};
+use crate::webhook::CompiledWebhook;
 
 /// Compiled webhooks, ready to match events.
 ///
@@ -45,6 +46,19 @@ pub struct RuleSet {
     /// Per event type (indexed as `EventType::ALL`): enabled webhooks that
     /// could fire for it.
     index: [Bucket; 6],
+    /// The webhooks in id order, worked out by the first match after a
+    /// change: answers come sorted by id, and sorting the positions of the
+    /// webhooks that fire costs far less than sorting their ids as text.
+    order: OnceLock<Order>,
+}
+
+/// Where each webhook stands in id order.
+#[derive(Debug, Default)]
+struct Order {
+    /// Each slot's position (`u32::MAX` for a free slot).
+    position: Vec<u32>,
+    /// The slot at each position.
+    slot: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -117,6 +131,7 @@ impl RuleSet {
         }
         let (compiled, warnings) = CompiledWebhook::compile(webhook)?;
         self.remove(&webhook.id);
+        self.order.take();
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -138,6 +153,7 @@ impl RuleSet {
         let Some(slot) = self.by_id.remove(id) else {
             return false;
         };
+        self.order.take();
         if let Some(entry) = self.slots[slot as usize].take() {
             self.index_entry(slot, &entry.compiled, |list, slot| {
                 list.retain(|s| *s != slot)
@@ -173,15 +189,43 @@ impl RuleSet {
 
     /// The ids of the webhooks that fire for `event`, sorted.
     pub fn matches(&self, event: &IngestEvent) -> Vec<&str> {
-        let view = EventView::new(event);
-        let mut fired: Vec<&str> = self
-            .candidates(&view)
-            .filter(|entry| entry.compiled.decide(&view, &mut Quick))
+        self.match_handles(event)
+            .into_iter()
+            .filter_map(|handle| self.entry(handle))
             .map(|entry| entry.compiled.id.as_str())
-            .collect();
+            .collect()
+    }
+
+    /// [`Self::matches`] answering with the handles of the webhooks that
+    /// fire (see [`Self::handle`]), still in id order: what crosses from the
+    /// server's sandbox is then a list of numbers, not of strings.
+    pub fn match_handles(&self, event: &IngestEvent) -> Vec<u32> {
+        let view = EventView::new(event);
+        let order = self.order();
+        let mut fired = Vec::new();
+        for slot in self.candidates(&view) {
+            if let Some(entry) = self.entry(slot)
+                && entry.compiled.decide_indexed(&view)
+                && let Some(position) = order.position.get(slot as usize)
+            {
+                fired.push(*position);
+            }
+        }
+        // A webhook listed under both its channel and its account was a
+        // candidate twice.
         fired.sort_unstable();
         fired.dedup();
         fired
+            .into_iter()
+            .filter_map(|position| order.slot.get(position as usize).copied())
+            .collect()
+    }
+
+    /// The handle of the webhook with this id: a number that stands for it
+    /// until it is removed (a removed webhook's handle may go to the next
+    /// one added; replacing a webhook may change its handle).
+    pub fn handle(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
     }
 
     /// [`Self::matches`] for each event of a batch.
@@ -192,14 +236,42 @@ impl RuleSet {
     /// Explains the webhook with this id against `event`, or `None` when
     /// the set has no such webhook.
     pub fn explain(&self, id: &str, event: &IngestEvent) -> Option<Explanation> {
-        let entry = self.slots.get(*self.by_id.get(id)? as usize)?.as_ref()?;
+        let entry = self.entry(*self.by_id.get(id)?)?;
         Some(explain_compiled(&entry.source, &entry.compiled, event))
     }
 
-    /// Webhooks that might fire for the event: subscribed to its type and
-    /// to its channel, its account, or everything. A webhook listed under
-    /// both its channel and its account comes twice; `matches` dedups.
-    fn candidates<'s>(&'s self, view: &EventView<'_>) -> impl Iterator<Item = &'s Entry> + 's {
+    fn entry(&self, slot: u32) -> Option<&Entry> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    /// The webhooks in id order, worked out again after a change.
+    fn order(&self) -> &Order {
+        self.order.get_or_init(|| {
+            let mut by_id: Vec<(&str, u32)> = self
+                .by_id
+                .iter()
+                .map(|(id, slot)| (id.as_str(), *slot))
+                .collect();
+            by_id.sort_unstable();
+            let mut order = Order {
+                position: vec![u32::MAX; self.slots.len()],
+                slot: Vec::with_capacity(by_id.len()),
+            };
+            for (position, (_, slot)) in (0..).zip(by_id) {
+                if let Some(p) = order.position.get_mut(slot as usize) {
+                    *p = position;
+                }
+                order.slot.push(slot);
+            }
+            order
+        })
+    }
+
+    /// The slots of the webhooks that might fire for the event: enabled and
+    /// subscribed to its type and to its channel, its account, or
+    /// everything. A webhook listed under both its channel and its account
+    /// comes twice.
+    fn candidates<'s>(&'s self, view: &EventView<'_>) -> impl Iterator<Item = u32> + 's {
         let bucket = view.event_type.map(|e: EventType| &self.index[e.index()]);
         let ticket = &view.event.ticket;
         let lookup = |map: &'s HashMap<String, Vec<u32>>, key: &Option<String>| {
@@ -216,10 +288,7 @@ impl RuleSet {
             ],
             None => [&[], &[], &[]],
         };
-        lists
-            .into_iter()
-            .flatten()
-            .filter_map(|slot| self.slots.get(*slot as usize)?.as_ref())
+        lists.into_iter().flatten().copied()
     }
 }
 
@@ -246,6 +315,12 @@ mod tests {
             "ticket": {"channel": channel, "accountId": account},
         }))
         .expect("event shape")
+    }
+
+    #[test]
+    fn a_rule_set_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<RuleSet>();
     }
 
     #[test]

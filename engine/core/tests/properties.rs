@@ -161,6 +161,8 @@ fn condition() -> impl Strategy<Value = Condition> {
         ("message.from", "is_not_empty", json!(null)),
         ("requester.email", "ends_with", json!("@acme.example")),
         ("requester.name", "is", json!("ann")),
+        ("status", "is", json!("solved")),
+        ("priority", "in", json!(["low", "urgent"])),
         ("tags", "has_any", json!(["vip", "email"])),
         ("tags", "has_none", json!(["spam"])),
         ("customFields.seats", "gt", json!(10)),
@@ -288,6 +290,10 @@ proptest! {
         prop_assume!(!rules.is_empty());
         for event in &events {
             let matched = rules.matches(event);
+            // In id order as text (`wh_10` before `wh_2`), each id once.
+            prop_assert!(matched.windows(2).all(|w| w[0] < w[1]), "{:?}", matched);
+            let handles: Vec<u32> = matched.iter().filter_map(|id| rules.handle(id)).collect();
+            prop_assert_eq!(rules.match_handles(event), handles);
             for hook in &hooks {
                 let valid = inbox_rules::validate_webhook(hook).valid;
                 let alone = inbox_rules::matches(hook, event);
@@ -300,8 +306,29 @@ proptest! {
                 }
             }
         }
-        // Removing every webhook leaves nothing that fires.
+        // Removing some webhooks and adding them back changes what fires,
+        // then restores it: the order the answers come in follows changes.
         let mut rules = rules;
+        let before: Vec<Vec<String>> = events.iter().map(|e| owned(&rules.matches(e))).collect();
+        let removed: Vec<&Webhook> = hooks.iter().step_by(2).collect();
+        for hook in &removed {
+            rules.remove(&hook.id);
+        }
+        for (event, all) in events.iter().zip(&before) {
+            let kept: Vec<String> = all
+                .iter()
+                .filter(|id| !removed.iter().any(|h| h.id == **id))
+                .cloned()
+                .collect();
+            prop_assert_eq!(owned(&rules.matches(event)), kept);
+        }
+        for hook in removed.iter().rev() {
+            let _ = rules.insert(hook);
+        }
+        for (event, all) in events.iter().zip(&before) {
+            prop_assert_eq!(&owned(&rules.matches(event)), all);
+        }
+        // Removing every webhook leaves nothing that fires.
         for hook in &hooks {
             rules.remove(&hook.id);
         }
@@ -310,4 +337,8 @@ proptest! {
             prop_assert!(rules.matches(event).is_empty());
         }
     }
+}
+
+fn owned(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| (*id).to_owned()).collect()
 }

@@ -9,7 +9,7 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
-use exports::cloudcx::inbox_rules::engine::{Guest, GuestRuleSet, Refusal};
+use exports::cloudcx::inbox_rules::engine::{Guest, GuestRuleSet, Inserted, Refusal};
 
 /// JSON text in one of the contract's shapes.
 type Json = String;
@@ -63,12 +63,18 @@ impl GuestRuleSet for RuleSet {
         Self(RefCell::new(inbox_rules::RuleSet::new()))
     }
 
-    fn insert(&self, webhook: Json) -> Result<Json, Refusal> {
+    fn insert(&self, webhook: Json) -> Result<Inserted, Refusal> {
         let webhook: Webhook = from_json("webhook", &webhook).map_err(Refusal::Malformed)?;
-        match self.0.borrow_mut().insert(&webhook) {
-            Ok(warnings) => Ok(to_json(&warnings)),
-            Err(report) => Err(Refusal::Invalid(to_json(&report))),
-        }
+        let mut rules = self.0.borrow_mut();
+        let warnings = rules
+            .insert(&webhook)
+            .map_err(|report| Refusal::Invalid(to_json(&report)))?;
+        // An accepted webhook is in the set, so it has a handle.
+        let handle = rules.handle(&webhook.id).unwrap_or(u32::MAX);
+        Ok(Inserted {
+            handle,
+            warnings: to_json(&warnings),
+        })
     }
 
     fn remove(&self, id: String) -> bool {
@@ -79,25 +85,21 @@ impl GuestRuleSet for RuleSet {
         u32::try_from(self.0.borrow().len()).unwrap_or(u32::MAX)
     }
 
-    fn match_event(&self, event: Json) -> Result<Vec<String>, String> {
+    fn match_event(&self, event: Json) -> Result<Vec<u32>, String> {
         let event: IngestEvent = from_json("event", &event)?;
-        Ok(owned(self.0.borrow().matches(&event)))
+        Ok(self.0.borrow().match_handles(&event))
     }
 
-    fn match_batch(&self, events: Json) -> Result<Vec<Vec<String>>, String> {
+    fn match_batch(&self, events: Json) -> Result<Vec<Vec<u32>>, String> {
         let events: Vec<IngestEvent> = from_json("events", &events)?;
         let rules = self.0.borrow();
-        Ok(events.iter().map(|e| owned(rules.matches(e))).collect())
+        Ok(events.iter().map(|e| rules.match_handles(e)).collect())
     }
 
     fn explain(&self, id: String, event: Json) -> Result<Option<Json>, String> {
         let event: IngestEvent = from_json("event", &event)?;
         Ok(self.0.borrow().explain(&id, &event).map(|e| to_json(&e)))
     }
-}
-
-fn owned(ids: Vec<&str>) -> Vec<String> {
-    ids.into_iter().map(str::to_owned).collect()
 }
 
 export!(Component);

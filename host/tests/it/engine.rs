@@ -172,6 +172,78 @@ fn the_guest_rule_set_inserts_replaces_removes_and_explains() {
     assert!(rules.matches("{").is_err());
 }
 
+/// The guest answers with handles the host turns back into ids: through
+/// inserts, replacements, removals (whose handles the guest gives to the
+/// next webhook) and an instance rebuilt after a failed call, the guest's
+/// set keeps answering what a native set with the same changes answers, in
+/// id order (`wh_10` before `wh_2`).
+#[test]
+fn the_guest_rule_set_follows_changes_like_a_native_one() {
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let mut guest = RuleSet::with_limits(runtime(), limits);
+    let mut native = inbox_rules::RuleSet::new();
+    let hook = |i: usize, channel: &str| {
+        json!({"id": format!("wh_{i}"), "name": "n", "url": "https://crm.example/h",
+               "events": ["TicketCreated"], "channels": [channel]})
+    };
+    let events: Vec<Value> = ["email", "chat", "sms"]
+        .iter()
+        .map(|c| json!({"event": "TicketCreated", "ticketId": "t", "ticket": {"channel": c}}))
+        .collect();
+    let insert = |guest: &mut RuleSet, native: &mut inbox_rules::RuleSet, hook: Value| {
+        guest.insert(&hook.to_string()).expect("valid");
+        let webhook: inbox_rules::Webhook = serde_json::from_value(hook).expect("shape");
+        native.insert(&webhook).expect("valid");
+    };
+    let agree = |guest: &mut RuleSet, native: &inbox_rules::RuleSet, step: &str| {
+        for event in &events {
+            let typed: inbox_rules::IngestEvent =
+                serde_json::from_value(event.clone()).expect("shape");
+            assert_eq!(
+                guest.matches(&event.to_string()).expect("answer"),
+                native.matches(&typed),
+                "{step}: {event}"
+            );
+        }
+    };
+
+    for i in (0..24).rev() {
+        let channel = ["email", "chat"][i % 2];
+        insert(&mut guest, &mut native, hook(i, channel));
+    }
+    agree(&mut guest, &native, "inserted");
+    for i in (0..24).step_by(3) {
+        assert!(guest.remove(&format!("wh_{i}")));
+        native.remove(&format!("wh_{i}"));
+    }
+    agree(&mut guest, &native, "removed");
+    for i in [1, 4, 30, 31, 7] {
+        insert(&mut guest, &mut native, hook(i, "sms"));
+    }
+    agree(&mut guest, &native, "replaced and reused");
+
+    // A batch too large to copy into the guest's 16 MiB fails the call and
+    // drops the instance; the next call rebuilds the set.
+    let huge = json!([{"event": "TicketCreated", "ticketId": "x".repeat(32 << 20)}]);
+    let error = guest.match_batch(&huge.to_string()).expect_err("too large");
+    assert!(matches!(error, Error::OutOfMemory(_)), "{error}");
+    agree(&mut guest, &native, "rebuilt");
+    assert!(guest.remove("wh_31"));
+    native.remove("wh_31");
+    insert(&mut guest, &mut native, hook(40, "email"));
+    agree(&mut guest, &native, "changed after the rebuild");
+    let batch = Value::Array(events.clone()).to_string();
+    let both = guest.match_batch(&batch).expect("answer");
+    assert_eq!(both.len(), 3);
+    assert_eq!(
+        both[0],
+        guest.matches(&events[0].to_string()).expect("answer")
+    );
+}
+
 /// Webhooks that every event below reaches, so matching does real work.
 fn busy_rule_set(limits: Limits, count: usize) -> RuleSet {
     let mut rules = RuleSet::with_limits(runtime(), limits);
