@@ -50,9 +50,6 @@ enum Test {
     Empty(bool),
     /// Exact equality with one of the values (lowercased for text-like kinds).
     OneOf(Vec<String>, bool),
-    /// For an enum: the value's position in its order is one of these
-    /// (the event's position is worked out once, so no text is compared).
-    RankOneOf(Vec<usize>, bool),
     /// Position in an enum's order compared with a bound.
     Rank(Ordering, bool, usize),
     Number(Ordering, bool, f64),
@@ -155,9 +152,6 @@ impl CompiledCondition {
                 let text = value.comparable(self.field);
                 values.iter().any(|v| *v == *text) == *want
             }
-            Test::RankOneOf(ranks, want) => {
-                event.rank(self.field).is_some_and(|r| ranks.contains(&r)) == *want
-            }
             Test::Rank(ordering, or_equal, bound) => ordered(
                 event.rank(self.field).map(|r| r.cmp(bound)),
                 *ordering,
@@ -243,12 +237,7 @@ fn build_test(
         ValueType::String | ValueType::Enum | ValueType::Regex => {
             let s = expect_string(value, op)?;
             if value_type == ValueType::Enum {
-                let rank = enum_rank(s)?;
-                match op {
-                    Operator::Is => return Ok(Test::RankOneOf(vec![rank], true)),
-                    Operator::IsNot => return Ok(Test::RankOneOf(vec![rank], false)),
-                    _ => {}
-                }
+                enum_rank(s)?;
             }
             match op {
                 Operator::Is => Test::OneOf(vec![normalise(s)], true),
@@ -269,15 +258,7 @@ fn build_test(
         ValueType::StringList | ValueType::EnumList => {
             let items = expect_list(value, op)?;
             if value_type == ValueType::EnumList {
-                let ranks = items
-                    .iter()
-                    .map(|s| enum_rank(s))
-                    .collect::<Result<Vec<_>, _>>()?;
-                match op {
-                    Operator::In => return Ok(Test::RankOneOf(ranks, true)),
-                    Operator::NotIn => return Ok(Test::RankOneOf(ranks, false)),
-                    _ => {}
-                }
+                items.iter().try_for_each(|s| enum_rank(s).map(drop))?;
             }
             let items: Vec<String> = items.iter().map(|s| normalise(s)).collect();
             match op {

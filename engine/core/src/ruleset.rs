@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use serde_json::Value;
+
 use crate::condition::EventView;
 use crate::diagnostic::{Code, Diagnostic, Report};
 use crate::explain::{Explanation, explain_compiled};
-use crate::model::{EventType, IngestEvent, Webhook};
+use crate::model::{Condition, EventType, IngestEvent, Webhook};
 use crate::webhook::CompiledWebhook;
 
 /// Compiled webhooks, ready to match events.
@@ -50,6 +52,8 @@ pub struct RuleSet {
     /// change: answers come sorted by id, and sorting the positions of the
     /// webhooks that fire costs far less than sorting their ids as text.
     order: OnceLock<Order>,
+    /// Conditions several webhooks share, decided once per event.
+    shared: Shared,
 }
 
 /// Where each webhook stands in id order.
@@ -65,7 +69,97 @@ struct Order {
 struct Entry {
     source: Webhook,
     compiled: CompiledWebhook,
+    /// The shared number of each of its conditions.
+    shared: Vec<u32>,
 }
+
+/// Numbers for distinct conditions: two conditions with the same field,
+/// operator and value decide every event alike, whichever webhooks they
+/// belong to, so matching decides each number at most once per event.
+/// Tenants repeat conditions (`status in [open, pending]`, `priority gte
+/// high`) across many webhooks.
+#[derive(Debug, Default)]
+struct Shared {
+    numbers: HashMap<String, u32>,
+    /// How many conditions use each number; 0 for a free number.
+    uses: Vec<u32>,
+    free: Vec<u32>,
+}
+
+impl Shared {
+    /// What makes two conditions decide alike (the id is only a label),
+    /// each part prefixed with its length so no two conditions share a
+    /// key; `None` for a value of another shape, which is not shared.
+    fn key(condition: &Condition) -> Option<String> {
+        fn push(key: &mut String, part: &str) {
+            key.push_str(&part.len().to_string());
+            key.push(':');
+            key.push_str(part);
+        }
+        let mut key = String::new();
+        push(&mut key, &condition.field);
+        push(&mut key, &condition.operator);
+        match &condition.value {
+            Value::Null => key.push('-'),
+            Value::String(text) => push(&mut key, text),
+            Value::Number(number) => {
+                key.push('#');
+                push(&mut key, &number.to_string());
+            }
+            Value::Array(items) => {
+                key.push('[');
+                for item in items {
+                    push(&mut key, item.as_str()?);
+                }
+            }
+            Value::Bool(_) | Value::Object(_) => return None,
+        }
+        Some(key)
+    }
+
+    /// The number of `condition`, now used once more; [`UNSHARED`] for a
+    /// condition with no key.
+    fn take(&mut self, condition: &Condition) -> u32 {
+        let Some(key) = Self::key(condition) else {
+            return UNSHARED;
+        };
+        let number = match self.numbers.get(&key) {
+            Some(number) => *number,
+            None => {
+                let number = self.free.pop().unwrap_or_else(|| {
+                    self.uses.push(0);
+                    u32::try_from(self.uses.len() - 1).unwrap_or(UNSHARED)
+                });
+                self.numbers.insert(key, number);
+                number
+            }
+        };
+        if let Some(uses) = self.uses.get_mut(number as usize) {
+            *uses += 1;
+        }
+        number
+    }
+
+    /// Gives back the number of `condition`, freed with its last use.
+    fn give_back(&mut self, condition: &Condition) {
+        let Some(key) = Self::key(condition) else {
+            return;
+        };
+        let Some(number) = self.numbers.get(&key).copied() else {
+            return;
+        };
+        if let Some(uses) = self.uses.get_mut(number as usize) {
+            *uses = uses.saturating_sub(1);
+            if *uses == 0 {
+                self.numbers.remove(&key);
+                self.free.push(number);
+            }
+        }
+    }
+}
+
+/// The number of a condition that is not shared: decided each time.
+const UNSHARED: u32 = u32::MAX;
 
 /// Enabled webhooks of one event type, by what they subscribe to.
 #[derive(Debug, Default)]
@@ -140,9 +234,15 @@ impl RuleSet {
             }
         };
         self.index_entry(slot, &compiled, |list, slot| list.push(slot));
+        let shared = webhook
+            .conditions
+            .iter()
+            .map(|c| self.shared.take(c))
+            .collect();
         self.slots[slot as usize] = Some(Entry {
             source: webhook.clone(),
             compiled,
+            shared,
         });
         self.by_id.insert(webhook.id.clone(), slot);
         Ok(warnings)
@@ -158,6 +258,9 @@ impl RuleSet {
             self.index_entry(slot, &entry.compiled, |list, slot| {
                 list.retain(|s| *s != slot)
             });
+            for condition in &entry.source.conditions {
+                self.shared.give_back(condition);
+            }
         }
         self.free.push(slot);
         true
@@ -202,23 +305,55 @@ impl RuleSet {
     pub fn match_handles(&self, event: &IngestEvent) -> Vec<u32> {
         let view = EventView::new(event);
         let order = self.order();
-        let mut fired = Vec::new();
+        // What each shared condition decided for this event: 0 not yet
+        // asked, 1 false, 2 true.
+        let mut decided = vec![0u8; self.shared.uses.len()];
+        // Bit `p` set: the webhook at position `p` in id order fires. Read
+        // in order, the bits give the answer sorted, each webhook once
+        // (one listed under its channel and its account is a candidate
+        // twice), with no sort.
+        let mut fired = vec![0u64; order.slot.len().div_ceil(64)];
         for slot in self.candidates(&view) {
-            if let Some(entry) = self.entry(slot)
-                && entry.compiled.decide_indexed(&view)
+            let Some(entry) = self.entry(slot) else {
+                continue;
+            };
+            let fires = entry.compiled.decide_indexed(&mut |index| {
+                let holds = || {
+                    entry
+                        .compiled
+                        .conditions
+                        .get(index)
+                        .is_some_and(|c| c.holds(&view))
+                };
+                let Some(known) = entry
+                    .shared
+                    .get(index)
+                    .and_then(|n| decided.get_mut(*n as usize))
+                else {
+                    return holds();
+                };
+                if *known == 0 {
+                    *known = 1 + u8::from(holds());
+                }
+                *known == 2
+            });
+            if fires
                 && let Some(position) = order.position.get(slot as usize)
+                && let Some(word) = fired.get_mut(*position as usize / 64)
             {
-                fired.push(*position);
+                *word |= 1 << (position % 64);
             }
         }
-        // A webhook listed under both its channel and its account was a
-        // candidate twice.
-        fired.sort_unstable();
-        fired.dedup();
-        fired
-            .into_iter()
-            .filter_map(|position| order.slot.get(position as usize).copied())
-            .collect()
+        let mut handles = Vec::new();
+        for (at, word) in (0..).step_by(64).zip(fired) {
+            let mut bits = word;
+            while bits != 0 {
+                let position = at + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                handles.extend(order.slot.get(position));
+            }
+        }
+        handles
     }
 
     /// The handle of the webhook with this id: a number that stands for it
@@ -298,7 +433,7 @@ mod tests {
 
     use super::*;
 
-    fn hook(id: &str, extra: serde_json::Value) -> Webhook {
+    fn hook(id: &str, extra: Value) -> Webhook {
         let mut value = json!({
             "id": id, "name": id, "url": "https://crm.example/hook",
             "events": ["TicketCreated"], "channels": ["email"],
@@ -382,6 +517,52 @@ mod tests {
         assert_eq!(rules.matches(&event("email", "a")), ["wh_2"]);
         assert_eq!(rules.matches(&event("chat", "b")), ["wh_3"]);
         assert!(rules.explain("wh_1", &event("email", "a")).is_none());
+    }
+
+    #[test]
+    fn shared_conditions_are_decided_per_event_and_freed_with_their_last_use() {
+        let subject = |value: &str| json!({"conditions": [{"id": 1, "field": "subject", "operator": "contains", "value": value}]});
+        let about = |subject: &str| {
+            let mut e = event("email", "a");
+            e.ticket.subject = Some(subject.to_owned());
+            e
+        };
+        let mut rules = RuleSet::new();
+        rules
+            .insert(&hook("wh_1", subject("refund")))
+            .expect("valid");
+        rules
+            .insert(&hook("wh_2", subject("refund")))
+            .expect("valid");
+        rules
+            .insert(&hook("wh_3", subject("invoice")))
+            .expect("valid");
+        assert_eq!(rules.shared.numbers.len(), 2);
+        assert_eq!(rules.matches(&about("refund now")), ["wh_1", "wh_2"]);
+        assert_eq!(rules.matches(&about("an invoice")), ["wh_3"]);
+
+        // One use of `refund` goes; the other still decides.
+        assert!(rules.remove("wh_1"));
+        assert_eq!(rules.matches(&about("refund now")), ["wh_2"]);
+        // The last use goes: its number is free, and the next distinct
+        // condition takes it without inheriting anything.
+        assert!(rules.remove("wh_2"));
+        assert_eq!(rules.shared.numbers.len(), 1);
+        rules
+            .insert(&hook("wh_4", subject("refund please")))
+            .expect("valid");
+        assert_eq!(rules.shared.numbers.len(), 2);
+        assert!(rules.matches(&about("refund now")).is_empty());
+        assert_eq!(
+            rules.matches(&about("refund please, an invoice")),
+            ["wh_3", "wh_4"]
+        );
+        // Replacing a webhook gives back its old conditions.
+        rules
+            .insert(&hook("wh_3", subject("refund please")))
+            .expect("valid");
+        assert_eq!(rules.shared.numbers.len(), 1);
+        assert_eq!(rules.shared.uses.iter().sum::<u32>(), 2);
     }
 
     #[test]

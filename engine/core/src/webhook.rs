@@ -237,28 +237,34 @@ impl CompiledWebhook {
     /// [`Self::decide`] for a webhook the rule set's index found for the
     /// event: the index lists only enabled webhooks under the event types,
     /// channels and accounts they subscribe to, which answers the first
-    /// three checks, so only the conditions are left to decide. The
+    /// three checks, so only the conditions are left to decide, each asked
+    /// of `holds` (by index), which may know the answer already. The
     /// property tests hold the two to the same answers.
-    pub(crate) fn decide_indexed(&self, view: &EventView<'_>) -> bool {
-        self.conditions_hold(view, &mut Quick)
+    pub(crate) fn decide_indexed(&self, holds: &mut impl FnMut(usize) -> bool) -> bool {
+        self.combine(holds)
+    }
+
+    /// The webhook's match mode over its conditions, asking `holds` for
+    /// each condition it needs and stopping as soon as the answer is known.
+    fn combine(&self, holds: &mut impl FnMut(usize) -> bool) -> bool {
+        let count = self.conditions.len();
+        match (self.mode, &self.expression) {
+            _ if count == 0 => true,
+            (MatchMode::Expression, Some(expr)) => expr.eval(&mut |i| holds(i as usize)),
+            (MatchMode::Any, _) => (0..count).any(holds),
+            _ => (0..count).all(holds),
+        }
     }
 
     fn conditions_hold<P: Probe>(&self, view: &EventView<'_>, probe: &mut P) -> bool {
-        let mut holds = |index: usize| -> bool {
+        let result = self.combine(&mut |index: usize| -> bool {
             let result = self.conditions[index].holds(view);
             probe.condition(index, result);
             result
-        };
-        let count = self.conditions.len();
-        let result = match (self.mode, &self.expression) {
-            _ if count == 0 => true,
-            (MatchMode::Expression, Some(expr)) => expr.eval(&mut |i| holds(i as usize)),
-            (MatchMode::Any, _) => (0..count).any(&mut holds),
-            _ => (0..count).all(&mut holds),
-        };
+        });
         if P::EXHAUSTIVE {
             // Evaluate what the short-circuit skipped, for the record.
-            for i in 0..count {
+            for i in 0..self.conditions.len() {
                 if !probe.seen(i) {
                     let result = self.conditions[i].holds(view);
                     probe.condition(i, result);

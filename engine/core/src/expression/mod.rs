@@ -59,10 +59,18 @@ impl Expr {
     /// Evaluates the expression, asking `holds` about each condition it
     /// needs, left to right, skipping those whose answer cannot matter.
     pub fn eval(&self, holds: &mut impl FnMut(u32) -> bool) -> bool {
+        // Operands that are conditions are asked here rather than through a
+        // call each: most expressions are flat lists of conditions, and a
+        // call per leaf was most of the time spent evaluating them (the
+        // more so in wasmtime, which checks its deadline at each call).
+        let mut operand = |e: &Self| match e {
+            Self::Condition(id) => holds(*id),
+            group => group.eval(holds),
+        };
         match self {
             Self::Condition(id) => holds(*id),
-            Self::And(operands) => operands.iter().all(|e| e.eval(holds)),
-            Self::Or(operands) => operands.iter().any(|e| e.eval(holds)),
+            Self::And(operands) => operands.iter().all(&mut operand),
+            Self::Or(operands) => operands.iter().any(&mut operand),
         }
     }
 
