@@ -7,8 +7,12 @@
 //! cargo bench -p inbox-webhooks --bench load -- --webhook-concurrency 4
 //! ```
 //!
-//! Phases: single-event requests from 32 concurrent connections, then
-//! batches of 100 events from 8. The server is the real one (`Server::start`,
+//! Phases: single-event requests from 32 concurrent connections, each
+//! sending its next request as soon as the last is answered (the most the
+//! server takes); then the same 32 connections offering a steady 5,000
+//! requests/s between them (latency at a given rate, each request timed
+//! from when it was due, so a late server is not hidden by sending less);
+//! then batches of 100 events from 8 connections. The server is the real one (`Server::start`,
 //! SQLite in a temporary directory, `synchronous = FULL`), with one webhook
 //! that every event matches, so each event is one delivery. Measured:
 //! accepted events per second, deliveries per second (POSTs the receiver
@@ -33,6 +37,9 @@ struct Phase {
     name: &'static str,
     connections: usize,
     batch: usize,
+    /// Requests per second offered by all connections together; `None`:
+    /// each connection sends again as soon as it is answered.
+    rate: Option<f64>,
 }
 
 struct Row {
@@ -106,7 +113,7 @@ async fn run_phase(
     let start = Instant::now();
     let stop = start + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..phase.connections {
+    for connection in 0..phase.connections as u32 {
         let (http, base, key, sent, next) = (
             http.clone(),
             base.to_owned(),
@@ -115,11 +122,23 @@ async fn run_phase(
             Arc::clone(&next),
         );
         let batch = phase.batch;
+        // A paced connection sends every `interval`, the connections spread
+        // evenly over it.
+        let interval = phase
+            .rate
+            .map(|rate| Duration::from_secs_f64(phase.connections as f64 / rate));
+        let offset = interval.map_or(Duration::ZERO, |i| {
+            i * connection / phase.connections as u32
+        });
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0;
             let mut events = 0;
+            let mut due = start + offset;
             while Instant::now() < stop {
+                if interval.is_some() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let first = next.fetch_add(batch as u64, std::sync::atomic::Ordering::Relaxed);
                 let tickets: Vec<String> = (first..first + batch as u64).map(ticket).collect();
                 let bodies: Vec<Value> = tickets
@@ -127,7 +146,9 @@ async fn run_phase(
                     .map(|t| json!({"event": "TicketCreated", "ticketId": t, "ticket": {"channel": "email", "subject": "load"}}))
                     .collect();
                 let body = if batch == 1 { bodies[0].clone() } else { Value::Array(bodies) };
-                let began = Instant::now();
+                // A paced request is timed from when it was due.
+                let began = if interval.is_some() { due } else { Instant::now() };
+                due += interval.unwrap_or_default();
                 {
                     let mut sent = sent.lock().expect("lock");
                     for t in &tickets {
@@ -266,8 +287,14 @@ fn main() {
         let ingest = keys["ingestKey"].as_str().expect("key").to_owned();
 
         let phases = [
-            Phase { name: "single events, 32 connections", connections: 32, batch: 1 },
-            Phase { name: "batches of 100, 8 connections", connections: 8, batch: 100 },
+            Phase { name: "single events, 32 connections", connections: 32, batch: 1, rate: None },
+            Phase {
+                name: "single events, 32 connections, 5,000/s offered",
+                connections: 32,
+                batch: 1,
+                rate: Some(5_000.0),
+            },
+            Phase { name: "batches of 100, 8 connections", connections: 8, batch: 100, rate: None },
         ];
         let mut rows = Vec::new();
         let mut first = 0;
