@@ -313,37 +313,35 @@ impl RuleSet {
         // (one listed under its channel and its account is a candidate
         // twice), with no sort.
         let mut fired = vec![0u64; order.slot.len().div_ceil(64)];
-        for list in self.candidates(&view) {
-            for &slot in list {
-                let Some(entry) = self.entry(slot) else {
-                    continue;
-                };
-                let fires = entry.compiled.decide_indexed(&mut |index| {
-                    let holds = || {
-                        entry
-                            .compiled
-                            .conditions
-                            .get(index)
-                            .is_some_and(|c| c.holds(&view))
-                    };
-                    let Some(known) = entry
-                        .shared
+        for slot in self.candidates(&view) {
+            let Some(entry) = self.entry(slot) else {
+                continue;
+            };
+            let fires = entry.compiled.decide_indexed(&mut |index| {
+                let holds = || {
+                    entry
+                        .compiled
+                        .conditions
                         .get(index)
-                        .and_then(|n| decided.get_mut(*n as usize))
-                    else {
-                        return holds();
-                    };
-                    if *known == 0 {
-                        *known = 1 + u8::from(holds());
-                    }
-                    *known == 2
-                });
-                if fires
-                    && let Some(position) = order.position.get(slot as usize)
-                    && let Some(word) = fired.get_mut(*position as usize / 64)
-                {
-                    *word |= 1 << (position % 64);
+                        .is_some_and(|c| c.holds(&view))
+                };
+                let Some(known) = entry
+                    .shared
+                    .get(index)
+                    .and_then(|n| decided.get_mut(*n as usize))
+                else {
+                    return holds();
+                };
+                if *known == 0 {
+                    *known = 1 + u8::from(holds());
                 }
+                *known == 2
+            });
+            if fires
+                && let Some(position) = order.position.get(slot as usize)
+                && let Some(word) = fired.get_mut(*position as usize / 64)
+            {
+                *word |= 1 << (position % 64);
             }
         }
         let mut handles = Vec::new();
@@ -404,11 +402,11 @@ impl RuleSet {
         })
     }
 
-    /// The slots of the webhooks that might fire for the event, in three
-    /// lists: enabled and subscribed to its type and to everything, to its
-    /// channel, or to its account. A webhook listed under both its channel
-    /// and its account comes twice.
-    fn candidates<'s>(&'s self, view: &EventView<'_>) -> [&'s [u32]; 3] {
+    /// The slots of the webhooks that might fire for the event: enabled and
+    /// subscribed to its type and to its channel, its account, or
+    /// everything. A webhook listed under both its channel and its account
+    /// comes twice.
+    fn candidates<'s>(&'s self, view: &EventView<'_>) -> impl Iterator<Item = u32> + 's {
         let bucket = view.event_type.map(|e: EventType| &self.index[e.index()]);
         let ticket = &view.event.ticket;
         let lookup = |map: &'s HashMap<String, Vec<u32>>, key: &Option<String>| {
@@ -417,14 +415,15 @@ impl RuleSet {
                 .map(Vec::as_slice)
                 .unwrap_or_default()
         };
-        match bucket {
+        let lists: [&'s [u32]; 3] = match bucket {
             Some(b) => [
                 &b.everywhere,
                 lookup(&b.by_channel, &ticket.channel),
                 lookup(&b.by_account, &ticket.account_id),
             ],
             None => [&[], &[], &[]],
-        }
+        };
+        lists.into_iter().flatten().copied()
     }
 }
 
