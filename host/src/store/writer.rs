@@ -289,8 +289,7 @@ impl Checkpointer {
 
 /// Copies what is committed into the database file without holding writes
 /// back; past `restart_frames` pages of log, makes the log start over.
-/// Returns the log's length, in pages, before the restart if one was made.
-fn checkpoint(conn: &Connection, restart_frames: i64) -> rusqlite::Result<i64> {
+fn checkpoint(conn: &Connection, restart_frames: i64) -> rusqlite::Result<()> {
     let frames = |mode: &str| {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
             row.get::<_, i64>(1)
@@ -300,7 +299,7 @@ fn checkpoint(conn: &Connection, restart_frames: i64) -> rusqlite::Result<i64> {
     if log >= restart_frames {
         frames("RESTART")?;
     }
-    Ok(log)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -314,33 +313,35 @@ mod tests {
             .expect("checkpoint")
     }
 
-    async fn fill(writer: &Writer, writes: usize) {
+    /// 1,500 commits of a page or more each, through a writer with
+    /// `checkpoints`, into a database in `dir`: a log of thousands of pages
+    /// if nothing checkpoints, since the writer never does.
+    async fn fill(dir: &Path, checkpoints: Checkpoints) -> (Writer, std::path::PathBuf) {
+        let path = dir.join("w.db");
+        let writer = Writer::open_with(&path, checkpoints).expect("open");
+        writer
+            .write(|tx| tx.execute_batch("CREATE TABLE t (b BLOB)"))
+            .await
+            .expect("schema");
         let blob = vec![7u8; 3000];
-        for _ in 0..writes {
+        for _ in 0..1500 {
             let blob = blob.clone();
             writer
                 .write(move |tx| tx.execute("INSERT INTO t (b) VALUES (?1)", [&blob]))
                 .await
                 .expect("write");
         }
+        (writer, path)
     }
 
     #[tokio::test]
     async fn the_log_starts_over_instead_of_growing() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("w.db");
         let checkpoints = Checkpoints {
             every: Duration::from_millis(5),
             restart_frames: 64,
         };
-        let writer = Writer::open_with(&path, checkpoints).expect("open");
-        writer
-            .write(|tx| tx.execute_batch("CREATE TABLE t (b BLOB)"))
-            .await
-            .expect("schema");
-        // 1,500 commits of a page or more each: a log of thousands of pages
-        // without checkpoints, since the writer never checkpoints itself.
-        fill(&writer, 1500).await;
+        let (writer, path) = fill(dir.path(), checkpoints).await;
         let frames = log_frames(&path);
         assert!(frames < 1000, "the log holds {frames} pages");
         let rows: i64 = Connection::open(&path)
@@ -354,18 +355,12 @@ mod tests {
     #[tokio::test]
     async fn the_writer_itself_never_checkpoints() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("w.db");
         // A checkpointer that does not come round during the test.
         let checkpoints = Checkpoints {
             every: Duration::from_secs(3600),
             restart_frames: 64,
         };
-        let writer = Writer::open_with(&path, checkpoints).expect("open");
-        writer
-            .write(|tx| tx.execute_batch("CREATE TABLE t (b BLOB)"))
-            .await
-            .expect("schema");
-        fill(&writer, 1500).await;
+        let (writer, path) = fill(dir.path(), checkpoints).await;
         let frames = log_frames(&path);
         assert!(frames > 1500, "the log holds {frames} pages");
         writer.close().await;
