@@ -123,7 +123,12 @@ impl Matcher {
             if admissions.iter().any(|a| a["valid"] != true) {
                 return Ok((admissions, None));
             }
-            let matched = set.match_batch(&batch)?;
+            // Owned, so that the set can explain them.
+            let matched: Vec<Vec<String>> = set
+                .match_batch(&batch)?
+                .into_iter()
+                .map(|ids| ids.into_iter().map(str::to_owned).collect())
+                .collect();
             let matches = events
                 .iter()
                 .zip(matched)

@@ -163,7 +163,7 @@ impl CompiledCondition {
                 *or_equal,
             ),
             Test::NumberIs(bound, want) => (value().number() == Some(*bound)) == *want,
-            Test::Contains(needle, want) => needle.found_in(&value().lowercase()) == *want,
+            Test::Contains(needle, want) => needle.found_in(&value()) == *want,
             Test::StartsWith(prefix) => value().lowercase().starts_with(prefix.as_str()),
             Test::EndsWith(suffix) => value().lowercase().ends_with(suffix.as_str()),
             Test::Matches(regex) => regex.is_match(&value().lowercase()),
@@ -289,11 +289,14 @@ fn build_test(
 }
 
 /// A substring to search for. With the `memchr` feature (on for the server
-/// and the CLI) the searcher is built once per condition, which pays when
-/// thousands of webhooks test one event; without it (the npm package, where
-/// size matters more) the standard library searches.
+/// and the CLI) the searcher is built once per condition and a byte filter
+/// ([`fast::Bytes`]) skips most searches, which pays when thousands of
+/// webhooks test one event; without it (the npm package, where size
+/// matters more) the standard library searches. Both answer alike.
 #[derive(Debug, Clone)]
 struct Needle {
+    #[cfg(feature = "memchr")]
+    bytes: fast::Bytes,
     #[cfg(feature = "memchr")]
     finder: Box<memchr::memmem::Finder<'static>>,
     #[cfg(not(feature = "memchr"))]
@@ -304,17 +307,68 @@ impl Needle {
     fn new(text: &str) -> Self {
         Self {
             #[cfg(feature = "memchr")]
+            bytes: fast::Bytes::of(text),
+            #[cfg(feature = "memchr")]
             finder: Box::new(memchr::memmem::Finder::new(text.as_bytes()).into_owned()),
             #[cfg(not(feature = "memchr"))]
             text: text.to_owned(),
         }
     }
 
-    fn found_in(&self, haystack: &str) -> bool {
+    /// Whether the value, lowercased, contains the needle.
+    fn found_in(&self, value: &Read<'_>) -> bool {
         #[cfg(feature = "memchr")]
-        return self.finder.find(haystack.as_bytes()).is_some();
+        return value.may_contain(self.bytes)
+            && self.finder.find(value.lowercase().as_bytes()).is_some();
         #[cfg(not(feature = "memchr"))]
-        return haystack.contains(self.text.as_str());
+        return value.lowercase().contains(self.text.as_str());
+    }
+}
+
+/// The fast search's filter: which bytes a text holds.
+#[cfg(feature = "memchr")]
+mod fast {
+    use super::{Forms, Read};
+
+    /// Which ASCII bytes a text holds (any other byte counts as one more):
+    /// a needle with a byte its haystack lacks is not in it, found without
+    /// a search. A tenant's `contains` conditions are mostly words that an
+    /// event's subject or message does not hold.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Bytes([u64; 2]);
+
+    impl Bytes {
+        pub(super) fn of(text: &str) -> Self {
+            let mut set = [0u64; 2];
+            for b in text.bytes().map(|b| b.min(127)) {
+                set[usize::from(b >> 6)] |= 1 << (b & 63);
+            }
+            Self(set)
+        }
+
+        /// Whether every byte of `self` is in `other`.
+        pub(super) fn within(self, other: Self) -> bool {
+            self.0[0] & !other.0[0] == 0 && self.0[1] & !other.0[1] == 0
+        }
+    }
+
+    impl Forms {
+        fn bytes(&self, text: &str) -> Bytes {
+            *self.bytes.get_or_init(|| Bytes::of(self.lower(text)))
+        }
+    }
+
+    impl Read<'_> {
+        /// Whether the lowercase text may contain a text made of `bytes`:
+        /// `false` only when one of them is not in it. Only for a field
+        /// with a cache slot, whose bytes are worked out once per event;
+        /// any other may.
+        pub(super) fn may_contain(&self, bytes: Bytes) -> bool {
+            match self {
+                Self::Text(s, Some(forms)) => bytes.within(forms.bytes(s)),
+                _ => true,
+            }
+        }
     }
 }
 
@@ -416,7 +470,7 @@ fn compile_pattern(pattern: &str) -> Result<regex_lite::Regex, (Code, String)> {
 pub(crate) struct EventView<'a> {
     pub(crate) event: &'a IngestEvent,
     pub(crate) event_type: Option<EventType>,
-    lowered: [OnceCell<String>; 5],
+    lowered: [Forms; 5],
     tags: OnceCell<Vec<String>>,
     /// Positions of the ticket's status and priority in their orders.
     ranks: [OnceCell<Option<usize>>; 2],
@@ -501,11 +555,26 @@ impl<'a> EventView<'a> {
     }
 }
 
+/// A text field's lowercase form (and, with the fast search, the bytes in
+/// it), each worked out at most once per event.
+#[derive(Debug, Default)]
+struct Forms {
+    lower: OnceCell<String>,
+    #[cfg(feature = "memchr")]
+    bytes: OnceCell<fast::Bytes>,
+}
+
+impl Forms {
+    fn lower(&self, text: &str) -> &str {
+        self.lower.get_or_init(|| text.to_lowercase())
+    }
+}
+
 /// One field's value as read from an event.
 enum Read<'e> {
     Missing,
     /// Text, with the cache slot for its lowercase form when it has one.
-    Text(&'e str, Option<&'e OnceCell<String>>),
+    Text(&'e str, Option<&'e Forms>),
     Number(&'e serde_json::Number),
     Tags(&'e [String]),
 }
@@ -535,7 +604,7 @@ impl Read<'_> {
     /// The text, lowercased (from the cache when there is one).
     fn lowercase(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Self::Text(s, Some(cell)) => cell.get_or_init(|| s.to_lowercase()).as_str().into(),
+            Self::Text(s, Some(forms)) => forms.lower(s).into(),
             Self::Text(s, None) => s.to_lowercase().into(),
             Self::Number(n) => n.to_string().into(),
             Self::Missing | Self::Tags(_) => "".into(),
@@ -558,6 +627,51 @@ impl Read<'_> {
             Self::Text(s, _) => Value::String((*s).to_owned()),
             Self::Number(n) => Value::Number((*n).clone()),
             Self::Tags(tags) => json!(tags),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[cfg(feature = "memchr")]
+    #[test]
+    fn the_byte_filter_tells_a_needle_is_missing_only_when_it_is() {
+        use super::fast::Bytes;
+        assert!(Bytes::of("rder").within(Bytes::of("order 12")));
+        assert!(!Bytes::of("order 57").within(Bytes::of("order 12")));
+        // Bytes past ASCII count as one: a filter, never a verdict.
+        assert!(Bytes::of("é").within(Bytes::of("ü")));
+    }
+
+    #[test]
+    fn contains_finds_what_is_there_and_only_that() {
+        let event: IngestEvent = serde_json::from_value(json!({
+            "event": "TicketCreated", "ticketId": "t",
+            "ticket": {"subject": "Refund for ORDER 12, reçu"},
+        }))
+        .expect("event shape");
+        let view = EventView::new(&event);
+        let holds = |operator: &str, value: &str| {
+            let condition: Condition = serde_json::from_value(
+                json!({"id": 1, "field": "subject", "operator": operator, "value": value}),
+            )
+            .expect("condition shape");
+            let compiled = CompiledCondition::compile(&condition, 0).expect("valid");
+            compiled.holds(&view)
+        };
+        // Twice: the second time with the subject's bytes known.
+        for _ in 0..2 {
+            assert!(holds("contains", "order 12"));
+            assert!(holds("contains", "REÇU"));
+            assert!(!holds("contains", "order 57"));
+            assert!(!holds("contains", "order 21"));
+            assert!(!holds("contains", "reçue"));
+            assert!(holds("not_contains", "order 57"));
+            assert!(!holds("not_contains", "order 1"));
         }
     }
 }

@@ -32,6 +32,7 @@ mod event;
 mod explain;
 mod expression;
 mod model;
+mod plan;
 mod ruleset;
 mod webhook;
 

@@ -6,14 +6,13 @@
 //! that could fire for it.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use serde_json::Value;
-
-use crate::condition::EventView;
+use crate::condition::{CompiledCondition, EventView};
 use crate::diagnostic::{Code, Diagnostic, Report};
 use crate::explain::{Explanation, explain_compiled};
 use crate::model::{Condition, EventType, IngestEvent, Webhook};
+use crate::plan::{MAX_NUMBER, Plan};
 use crate::webhook::CompiledWebhook;
 
 /// Compiled webhooks, ready to match events.
@@ -41,6 +40,10 @@ use crate::webhook::CompiledWebhook;
 pub struct RuleSet {
     /// Webhooks by slot; `None` marks a free slot.
     slots: Vec<Option<Entry>>,
+    /// What decides each slot's conditions, apart from the rest of its
+    /// webhook so that matching reads little memory per candidate; the
+    /// empty plan for a free slot.
+    plans: Vec<Plan>,
     /// Free slots, reused before the vector grows.
     free: Vec<u32>,
     /// Slot of each webhook id.
@@ -52,7 +55,8 @@ pub struct RuleSet {
     /// change: answers come sorted by id, and sorting the positions of the
     /// webhooks that fire costs far less than sorting their ids as text.
     order: OnceLock<Order>,
-    /// Conditions several webhooks share, decided once per event.
+    /// The numbered conditions of every webhook, decided at most once per
+    /// event.
     shared: Shared,
 }
 
@@ -69,97 +73,84 @@ struct Order {
 struct Entry {
     source: Webhook,
     compiled: CompiledWebhook,
-    /// The shared number of each of its conditions.
-    shared: Vec<u32>,
+    /// The number of each of its conditions in [`Shared`].
+    numbers: Vec<u32>,
 }
 
-/// Numbers for distinct conditions: two conditions with the same field,
-/// operator and value decide every event alike, whichever webhooks they
-/// belong to, so matching decides each number at most once per event.
-/// Tenants repeat conditions (`status in [open, pending]`, `priority gte
-/// high`) across many webhooks.
+/// A number for each distinct condition of the set: two conditions with the
+/// same field, operator and value decide every event alike, whichever
+/// webhooks they belong to, so they share a number, and matching decides
+/// each number at most once per event. Tenants repeat conditions (`status
+/// in [open, pending]`, `priority gte high`) across many webhooks.
 #[derive(Debug, Default)]
 struct Shared {
+    /// The number of each condition, by [`Shared::key`].
     numbers: HashMap<String, u32>,
-    /// How many conditions use each number; 0 for a free number.
+    /// The condition behind each number; `None` for a free number.
+    conditions: Vec<Option<Arc<CompiledCondition>>>,
+    /// How many webhooks' conditions use each number; 0 for a free number.
     uses: Vec<u32>,
     free: Vec<u32>,
 }
 
 impl Shared {
-    /// What makes two conditions decide alike (the id is only a label),
-    /// each part prefixed with its length so no two conditions share a
-    /// key; `None` for a value of another shape, which is not shared.
-    fn key(condition: &Condition) -> Option<String> {
-        fn push(key: &mut String, part: &str) {
-            key.push_str(&part.len().to_string());
-            key.push(':');
-            key.push_str(part);
-        }
-        let mut key = String::new();
-        push(&mut key, &condition.field);
-        push(&mut key, &condition.operator);
-        match &condition.value {
-            Value::Null => key.push('-'),
-            Value::String(text) => push(&mut key, text),
-            Value::Number(number) => {
-                key.push('#');
-                push(&mut key, &number.to_string());
-            }
-            Value::Array(items) => {
-                key.push('[');
-                for item in items {
-                    push(&mut key, item.as_str()?);
-                }
-            }
-            Value::Bool(_) | Value::Object(_) => return None,
-        }
-        Some(key)
+    /// What makes two conditions decide alike (the id is only a label):
+    /// their field, operator and value, as JSON.
+    fn key(condition: &Condition) -> String {
+        serde_json::to_string(&(&condition.field, &condition.operator, &condition.value))
+            .unwrap_or_default()
     }
 
-    /// The number of `condition`, now used once more; [`UNSHARED`] for a
-    /// condition with no key.
-    fn take(&mut self, condition: &Condition) -> u32 {
-        let Some(key) = Self::key(condition) else {
-            return UNSHARED;
-        };
-        let number = match self.numbers.get(&key) {
-            Some(number) => *number,
-            None => {
-                let number = self.free.pop().unwrap_or_else(|| {
-                    self.uses.push(0);
-                    u32::try_from(self.uses.len() - 1).unwrap_or(UNSHARED)
-                });
-                self.numbers.insert(key, number);
-                number
+    /// Whether `count` new numbers can still be given out.
+    fn has_room_for(&self, count: usize) -> bool {
+        let unused = (MAX_NUMBER as usize + 1).saturating_sub(self.uses.len());
+        unused + self.free.len() >= count
+    }
+
+    /// A number for `condition` (compiled as `compiled`), now used once
+    /// more: the number of an equal condition when the set has one, else a
+    /// new number (see [`Self::has_room_for`]).
+    fn take(&mut self, condition: &Condition, compiled: &Arc<CompiledCondition>) -> u32 {
+        let key = Self::key(condition);
+        if let Some(number) = self.numbers.get(&key).copied() {
+            if let Some(uses) = self.uses.get_mut(number as usize) {
+                *uses += 1;
             }
-        };
-        if let Some(uses) = self.uses.get_mut(number as usize) {
-            *uses += 1;
+            return number;
         }
+        let number = self.free.pop().unwrap_or_else(|| {
+            self.uses.push(0);
+            self.conditions.push(None);
+            u32::try_from(self.uses.len() - 1).unwrap_or(MAX_NUMBER)
+        });
+        self.uses[number as usize] = 1;
+        self.conditions[number as usize] = Some(Arc::clone(compiled));
+        self.numbers.insert(key, number);
         number
     }
 
-    /// Gives back the number of `condition`, freed with its last use.
-    fn give_back(&mut self, condition: &Condition) {
-        let Some(key) = Self::key(condition) else {
+    /// Gives back `number`, taken for `condition`; the number is free
+    /// again after its last use.
+    fn give_back(&mut self, number: u32, condition: &Condition) {
+        let Some(uses) = self.uses.get_mut(number as usize) else {
             return;
         };
-        let Some(number) = self.numbers.get(&key).copied() else {
-            return;
-        };
-        if let Some(uses) = self.uses.get_mut(number as usize) {
-            *uses = uses.saturating_sub(1);
-            if *uses == 0 {
-                self.numbers.remove(&key);
-                self.free.push(number);
-            }
+        *uses = uses.saturating_sub(1);
+        if *uses == 0 {
+            self.numbers.remove(&Self::key(condition));
+            self.conditions[number as usize] = None;
+            self.free.push(number);
         }
     }
-}
 
-/// The number of a condition that is not shared: decided each time.
-const UNSHARED: u32 = u32::MAX;
+    /// Whether the condition numbered `number` holds for the event.
+    fn holds(&self, number: u32, view: &EventView<'_>) -> bool {
+        self.conditions
+            .get(number as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.holds(view))
+    }
+}
 
 /// Enabled webhooks of one event type, by what they subscribe to.
 #[derive(Debug, Default)]
@@ -224,25 +215,37 @@ impl RuleSet {
             return Err(Report::new(vec![d], Vec::new()));
         }
         let (compiled, warnings) = CompiledWebhook::compile(webhook)?;
+        if !self.shared.has_room_for(compiled.conditions.len()) {
+            let d = Diagnostic::at(
+                "conditions",
+                Code::TooManyConditions,
+                "the rule set holds as many distinct conditions as it can",
+            );
+            return Err(Report::new(vec![d], Vec::new()));
+        }
+        // Compiled conditions come in the webhook's order, one for each.
+        let numbers: Vec<u32> = webhook
+            .conditions
+            .iter()
+            .zip(&compiled.conditions)
+            .map(|(condition, c)| self.shared.take(condition, c))
+            .collect();
         self.remove(&webhook.id);
         self.order.take();
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
                 self.slots.push(None);
+                self.plans.push(Plan::default());
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
         self.index_entry(slot, &compiled, |list, slot| list.push(slot));
-        let shared = webhook
-            .conditions
-            .iter()
-            .map(|c| self.shared.take(c))
-            .collect();
+        self.plans[slot as usize] = compiled.plan(&numbers);
         self.slots[slot as usize] = Some(Entry {
             source: webhook.clone(),
             compiled,
-            shared,
+            numbers,
         });
         self.by_id.insert(webhook.id.clone(), slot);
         Ok(warnings)
@@ -258,9 +261,12 @@ impl RuleSet {
             self.index_entry(slot, &entry.compiled, |list, slot| {
                 list.retain(|s| *s != slot)
             });
-            for condition in &entry.source.conditions {
-                self.shared.give_back(condition);
+            for (number, condition) in entry.numbers.iter().zip(&entry.source.conditions) {
+                self.shared.give_back(*number, condition);
             }
+        }
+        if let Some(plan) = self.plans.get_mut(slot as usize) {
+            *plan = Plan::default();
         }
         self.free.push(slot);
         true
@@ -305,38 +311,28 @@ impl RuleSet {
     pub fn match_handles(&self, event: &IngestEvent) -> Vec<u32> {
         let view = EventView::new(event);
         let order = self.order();
-        // What each shared condition decided for this event: 0 not yet
+        // What each numbered condition decided for this event: 0 not yet
         // asked, 1 false, 2 true.
         let mut decided = vec![0u8; self.shared.uses.len()];
+        let mut holds = |number: u32| {
+            let Some(known) = decided.get_mut(number as usize) else {
+                return false;
+            };
+            if *known == 0 {
+                *known = 1 + u8::from(self.shared.holds(number, &view));
+            }
+            *known == 2
+        };
         // Bit `p` set: the webhook at position `p` in id order fires. Read
         // in order, the bits give the answer sorted, each webhook once
         // (one listed under its channel and its account is a candidate
         // twice), with no sort.
         let mut fired = vec![0u64; order.slot.len().div_ceil(64)];
         for slot in self.candidates(&view) {
-            let Some(entry) = self.entry(slot) else {
-                continue;
-            };
-            let fires = entry.compiled.decide_indexed(&mut |index| {
-                let holds = || {
-                    entry
-                        .compiled
-                        .conditions
-                        .get(index)
-                        .is_some_and(|c| c.holds(&view))
-                };
-                let Some(known) = entry
-                    .shared
-                    .get(index)
-                    .and_then(|n| decided.get_mut(*n as usize))
-                else {
-                    return holds();
-                };
-                if *known == 0 {
-                    *known = 1 + u8::from(holds());
-                }
-                *known == 2
-            });
+            let fires = self
+                .plans
+                .get(slot as usize)
+                .is_some_and(|plan| plan.decide(&mut holds));
             if fires
                 && let Some(position) = order.position.get(slot as usize)
                 && let Some(word) = fired.get_mut(*position as usize / 64)
@@ -429,7 +425,7 @@ impl RuleSet {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

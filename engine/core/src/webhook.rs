@@ -5,12 +5,14 @@
 //! at the first failed check while the explainer's records every step.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::catalog::{MAX_CONDITIONS, MAX_URL_CHARS, MAX_VALUE_CHARS};
 use crate::condition::{CompiledCondition, EventView};
 use crate::diagnostic::{Code, Diagnostic, Report};
-use crate::expression::{self, Expr};
+use crate::expression;
 use crate::model::{EventType, MatchMode, Webhook};
+use crate::plan::Plan;
 
 /// A webhook ready to decide events.
 #[derive(Debug, Clone)]
@@ -21,10 +23,11 @@ pub(crate) struct CompiledWebhook {
     events: u8,
     pub(crate) channels: Vec<String>,
     pub(crate) accounts: Vec<String>,
-    pub(crate) conditions: Vec<CompiledCondition>,
+    /// Shared with the rule set's numbered conditions.
+    pub(crate) conditions: Vec<Arc<CompiledCondition>>,
     pub(crate) mode: MatchMode,
-    /// For `expression` mode: the expression over indices into `conditions`.
-    expression: Option<Expr>,
+    /// The match mode over the conditions, condition `i` numbered `i`.
+    plan: Plan,
 }
 
 /// One of the checks a webhook makes, in the order it makes them.
@@ -133,7 +136,7 @@ impl CompiledWebhook {
                 errors.push(d);
             }
             match CompiledCondition::compile(condition, i) {
-                Ok(c) => conditions.push(c),
+                Ok(c) => conditions.push(Arc::new(c)),
                 Err(found) => errors.extend(found),
             }
         }
@@ -174,10 +177,17 @@ impl CompiledWebhook {
         let position = |id: u32| {
             let at = conditions
                 .iter()
-                .position(|c: &CompiledCondition| c.id == id);
+                .position(|c: &Arc<CompiledCondition>| c.id == id);
             u32::try_from(at.unwrap_or(0)).unwrap_or(0)
         };
-        let expression = expression.map(|e| e.map_ids(&position));
+        let plan = match (mode, expression) {
+            _ if conditions.is_empty() => Plan::flat(false, 0),
+            (Some(MatchMode::Expression), Some(expression)) => {
+                Plan::expression(&expression, position)
+            }
+            (Some(MatchMode::Any), _) => Plan::flat(true, conditions.len()),
+            _ => Plan::flat(false, conditions.len()),
+        };
         let compiled = Self {
             id: webhook.id.clone(),
             enabled: webhook.enabled,
@@ -186,7 +196,7 @@ impl CompiledWebhook {
             accounts: webhook.accounts.clone(),
             conditions,
             mode: mode.unwrap_or(MatchMode::All),
-            expression,
+            plan,
         };
         Ok((compiled, warnings))
     }
@@ -234,26 +244,20 @@ impl CompiledWebhook {
         fires
     }
 
-    /// [`Self::decide`] for a webhook the rule set's index found for the
-    /// event: the index lists only enabled webhooks under the event types,
-    /// channels and accounts they subscribe to, which answers the first
-    /// three checks, so only the conditions are left to decide, each asked
-    /// of `holds` (by index), which may know the answer already. The
-    /// property tests hold the two to the same answers.
-    pub(crate) fn decide_indexed(&self, holds: &mut impl FnMut(usize) -> bool) -> bool {
-        self.combine(holds)
+    /// What decides the conditions for a webhook the rule set's index found
+    /// for the event, condition `i` numbered `numbers[i]`: the index lists
+    /// only enabled webhooks under the event types, channels and accounts
+    /// they subscribe to, which answers the first three checks of
+    /// [`Self::decide`]. The property tests hold the two to the same
+    /// answers.
+    pub(crate) fn plan(&self, numbers: &[u32]) -> Plan {
+        self.plan.renumbered(numbers)
     }
 
     /// The webhook's match mode over its conditions, asking `holds` for
     /// each condition it needs and stopping as soon as the answer is known.
     fn combine(&self, holds: &mut impl FnMut(usize) -> bool) -> bool {
-        let count = self.conditions.len();
-        match (self.mode, &self.expression) {
-            _ if count == 0 => true,
-            (MatchMode::Expression, Some(expr)) => expr.eval(&mut |i| holds(i as usize)),
-            (MatchMode::Any, _) => (0..count).any(holds),
-            _ => (0..count).all(holds),
-        }
+        self.plan.decide(&mut |i| holds(i as usize))
     }
 
     fn conditions_hold<P: Probe>(&self, view: &EventView<'_>, probe: &mut P) -> bool {

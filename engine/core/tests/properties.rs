@@ -301,6 +301,22 @@ proptest! {
                 prop_assert_eq!(alone.is_ok(), valid);
                 if let (Ok(fires), Ok(explanation)) = (alone, explained) {
                     prop_assert_eq!(fires, explanation.fires);
+                    // The match mode, worked out here from what each
+                    // condition decided: `evaluate` is held to a reference
+                    // of its own above.
+                    let truth: BTreeMap<u32, bool> =
+                        explanation.conditions.iter().map(|c| (c.id, c.holds)).collect();
+                    let combined = match hook.match_mode.as_str() {
+                        _ if truth.is_empty() => true,
+                        "any" => truth.values().any(|h| *h),
+                        "expression" => inbox_rules::evaluate(
+                            hook.expression.as_deref().unwrap_or_default(),
+                            &truth,
+                        )
+                        .expect("a valid webhook's expression"),
+                        _ => truth.values().all(|h| *h),
+                    };
+                    prop_assert_eq!(explanation.match_outcome.result, combined, "{:?}", hook);
                     prop_assert_eq!(fires, matched.contains(&hook.id.as_str()), "{:?}", hook);
                     prop_assert_eq!(Some(explanation), rules.explain(&hook.id, event));
                 }

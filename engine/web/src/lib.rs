@@ -36,17 +36,26 @@ fn type_error(message: impl AsRef<str>) -> JsValue {
 
 /// Reads an argument as the engine reads JSON on every surface.
 fn read<T: DeserializeOwned>(what: &str, value: &JsValue) -> Result<T, JsValue> {
+    // Through `Value`, as `run` goes: one deserializer per type in the
+    // package instead of two keeps the wasm small; and all but the last
+    // step out of this generic function, which has a copy per type.
+    T::deserialize(&read_json(what, value)?).map_err(|e| invalid(what, &e))
+}
+
+/// An argument as a JSON value.
+fn read_json(what: &str, value: &JsValue) -> Result<serde_json::Value, JsValue> {
     if value.is_undefined() {
-        return Err(type_error(format!("invalid {what}: missing argument")));
+        return Err(invalid(what, &"missing argument"));
     }
     let text = js_sys::JSON::stringify(value)
         .ok()
         .and_then(|text| text.as_string())
-        .ok_or_else(|| type_error(format!("invalid {what}: not representable as JSON")))?;
-    // Through `Value`, as `run` goes: one deserializer per type in the
-    // package instead of two keeps the wasm small.
-    let value: serde_json::Value = decode(what, &text).map_err(type_error)?;
-    T::deserialize(&value).map_err(|e| type_error(format!("invalid {what}: {e}")))
+        .ok_or_else(|| invalid(what, &"not representable as JSON"))?;
+    decode(what, &text).map_err(type_error)
+}
+
+fn invalid(what: &str, why: &dyn std::fmt::Display) -> JsValue {
+    type_error(format!("invalid {what}: {why}"))
 }
 
 /// A string argument, or a `TypeError`.

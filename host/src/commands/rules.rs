@@ -262,7 +262,10 @@ impl Rules {
                 let event: IngestEvent = decode("event", event)?;
                 Ok(set.matches(&event).into_iter().map(str::to_owned).collect())
             }
-            Self::Wasm(set) => set.matches(event).map_err(|e| e.to_string()),
+            Self::Wasm(set) => set
+                .matches(event)
+                .map(|ids| ids.into_iter().map(str::to_owned).collect())
+                .map_err(|e| e.to_string()),
         }
     }
 }
