@@ -103,6 +103,19 @@ fn matching(c: &mut Criterion) {
     group.bench_function("native", |b| {
         b.iter(|| native.match_batch(black_box(&events)).len())
     });
+    // The guest call's work: the batch as JSON text in, owned ids out.
+    group.bench_function("native from JSON text", |b| {
+        b.iter(|| {
+            let events: Vec<inbox_rules::IngestEvent> =
+                inbox_rules::api::decode("events", black_box(&batch)).expect("events");
+            let ids: Vec<Vec<String>> = native
+                .match_batch(&events)
+                .into_iter()
+                .map(|ids| ids.into_iter().map(str::to_owned).collect())
+                .collect();
+            ids.len()
+        })
+    });
     group.bench_function("wasmtime, one call", |b| {
         b.iter(|| guest.match_batch(black_box(&batch)).expect("answer").len())
     });
