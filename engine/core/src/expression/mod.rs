@@ -88,15 +88,6 @@ impl Expr {
         walk(self, &mut out);
         out
     }
-
-    /// The same expression with each condition id replaced by `f(id)`.
-    pub fn map_ids(&self, f: &impl Fn(u32) -> u32) -> Self {
-        match self {
-            Self::Condition(id) => Self::Condition(f(*id)),
-            Self::And(operands) => Self::And(operands.iter().map(|e| e.map_ids(f)).collect()),
-            Self::Or(operands) => Self::Or(operands.iter().map(|e| e.map_ids(f)).collect()),
-        }
-    }
 }
 
 /// Validates `expression` against the webhook's condition ids.
