@@ -470,7 +470,9 @@ fn compile_pattern(pattern: &str) -> Result<regex_lite::Regex, (Code, String)> {
 pub(crate) struct EventView<'a> {
     pub(crate) event: &'a IngestEvent,
     pub(crate) event_type: Option<EventType>,
-    lowered: [Forms; 5],
+    /// The cached forms of the five free-text fields (subject, message body
+    /// and sender, requester email and name).
+    texts: [Forms; 5],
     tags: OnceCell<Vec<String>>,
     /// Positions of the ticket's status and priority in their orders.
     ranks: [OnceCell<Option<usize>>; 2],
@@ -481,7 +483,7 @@ impl<'a> EventView<'a> {
         Self {
             event,
             event_type: EventType::parse(&event.event),
-            lowered: Default::default(),
+            texts: Default::default(),
             tags: OnceCell::new(),
             ranks: Default::default(),
         }
@@ -490,7 +492,7 @@ impl<'a> EventView<'a> {
     fn read(&self, field: Field, key: &str) -> Read<'_> {
         let ticket = &self.event.ticket;
         let text = |s: &'a Option<String>, slot: Option<usize>| match s.as_deref() {
-            Some(s) => Read::Text(s, slot.and_then(|i| self.lowered.get(i))),
+            Some(s) => Read::Text(s, slot.and_then(|i| self.texts.get(i))),
             None => Read::Missing,
         };
         let requester = ticket.requester.as_ref();
@@ -573,7 +575,7 @@ impl Forms {
 /// One field's value as read from an event.
 enum Read<'e> {
     Missing,
-    /// Text, with the cache slot for its lowercase form when it has one.
+    /// Text, with the cache of its forms when it has one.
     Text(&'e str, Option<&'e Forms>),
     Number(&'e serde_json::Number),
     Tags(&'e [String]),
