@@ -85,6 +85,20 @@ fn matching(c: &mut Criterion) {
             BenchmarkId::new(format!("{label}, wasmtime"), 10_000),
             |b| b.iter(|| guest.matches(black_box(&event_json)).expect("answer").len()),
         );
+        // Like the native row: the event decoded before, in the guest.
+        let decoded = guest.decode(&event_json).expect("event");
+        group.bench_function(
+            BenchmarkId::new(format!("{label}, wasmtime, event decoded before"), 10_000),
+            |b| {
+                b.iter(|| {
+                    guest
+                        .match_decoded(black_box(&decoded))
+                        .expect("answer")
+                        .len()
+                })
+            },
+        );
+        guest.forget(decoded);
     }
     group.finish();
 

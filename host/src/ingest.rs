@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::delivery::Dispatcher;
 use crate::error::AppError;
 use crate::matcher::Matcher;
 use crate::store::{NewDelivery, NewEvent, Store, now};
@@ -29,22 +30,19 @@ pub struct Accepted {
 pub struct Ingestor {
     store: Arc<dyn Store>,
     matcher: Arc<Matcher>,
-    wake: Arc<tokio::sync::Notify>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Ingestor {
     /// The service over the store and the rule sets (whose engine
-    /// instances also check the events); `wake` is notified when
-    /// deliveries were stored.
-    pub fn new(
-        store: Arc<dyn Store>,
-        matcher: Arc<Matcher>,
-        wake: Arc<tokio::sync::Notify>,
-    ) -> Self {
+    /// instances also check the events). Deliveries the dispatcher has room
+    /// for are stored leased and handed to it at once; it is woken for
+    /// the others.
+    pub fn new(store: Arc<dyn Store>, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> Self {
         Self {
             store,
             matcher,
-            wake,
+            dispatcher,
         }
     }
 
@@ -88,6 +86,8 @@ impl Ingestor {
         let matches =
             matches.ok_or_else(|| AppError::internal(&"admitted events were not matched"))?;
 
+        let at = now();
+        let mut reservation = self.dispatcher.reserve();
         let mut stored = Vec::with_capacity(events.len());
         let mut created = 0;
         for (i, ((event, text), (payload, matched))) in events
@@ -117,6 +117,7 @@ impl Ingestor {
                     .into_iter()
                     .map(|m| NewDelivery {
                         id: format!("msg_{}", ulid::Ulid::new()),
+                        lease_until: reservation.take(&m.webhook_id, at),
                         webhook_id: m.webhook_id,
                         event_type: field("event"),
                         ticket_id: field("ticketId"),
@@ -127,16 +128,33 @@ impl Ingestor {
                     .collect(),
             });
         }
-        let ingested = self.store.ingest(tenant, &stored, now()).await?;
+        // Once stored, the deliveries leased to this process must reach the
+        // dispatcher even if the request is dropped (its client gone), or
+        // they would wait for their lease to run out: the write and the
+        // hand-over run in a task of their own.
+        let (store, dispatcher) = (Arc::clone(&self.store), Arc::clone(&self.dispatcher));
+        let owner = tenant.to_owned();
+        let stored = tokio::spawn(async move {
+            let mut ingested = store.ingest(&owner, stored, at).await?;
+            let leased: Vec<_> = ingested
+                .iter_mut()
+                .flat_map(|i| std::mem::take(&mut i.leased))
+                .collect();
+            if leased.len() < created {
+                dispatcher.wake();
+            }
+            dispatcher.hand_over(reservation, leased).await;
+            Ok::<_, crate::store::StoreError>(ingested)
+        });
+        let ingested = stored
+            .await
+            .map_err(|e| AppError::internal(&format!("storing the events failed: {e}")))??;
         let event_ids: Vec<String> = ingested.iter().map(|i| i.event_id.clone()).collect();
         let deliveries = if ingested.iter().all(|i| i.new) {
             i64::try_from(created).unwrap_or(i64::MAX)
         } else {
             self.store.deliveries_of(&event_ids).await?
         };
-        if deliveries > 0 {
-            self.wake.notify_one();
-        }
         Ok(Accepted {
             event_ids,
             deliveries,

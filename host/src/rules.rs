@@ -371,6 +371,19 @@ pub struct RuleSet {
     /// The id behind each handle of the live instance's set; `None` for a
     /// handle not in use. Rebuilt with the instance.
     ids: Vec<Option<Box<str>>>,
+    /// How many instances the set has had: a [`Decoded`] event belongs to
+    /// the one it was decoded in.
+    instances: u64,
+}
+
+/// An event decoded inside a [`RuleSet`]'s instance ([`RuleSet::decode`]),
+/// to match and explain without decoding its JSON again. It is of use only
+/// to the set that decoded it, and only until that set's instance is
+/// replaced after a failed call; give it back with [`RuleSet::forget`].
+#[derive(Debug)]
+pub struct Decoded {
+    handle: ResourceAny,
+    instance: u64,
 }
 
 /// A webhook of a [`RuleSet`]: its JSON as inserted, and its handle in the
@@ -396,6 +409,7 @@ impl RuleSet {
             live: None,
             webhooks: Default::default(),
             ids: Vec::new(),
+            instances: 0,
         }
     }
 
@@ -452,6 +466,7 @@ impl RuleSet {
             live = next;
         }
         self.ids = ids;
+        self.instances += 1;
         Ok((live, set))
     }
 
@@ -525,6 +540,63 @@ impl RuleSet {
             })?
             .map_err(Error::Input)?;
         self.named(&handles)
+    }
+
+    /// Decodes an event (JSON) inside the set's instance, once, for the
+    /// calls that follow on it.
+    pub fn decode(&mut self, event: &str) -> Result<Decoded, Error> {
+        let handle = self
+            .with(|store, b, _| {
+                b.cloudcx_inbox_rules_engine()
+                    .event()
+                    .call_decode(store, event)
+            })?
+            .map_err(Error::Input)?;
+        Ok(Decoded {
+            handle,
+            instance: self.instances,
+        })
+    }
+
+    /// The guest's handle of an event this instance decoded.
+    fn decoded(&self, event: &Decoded) -> Result<ResourceAny, Error> {
+        match self.live.is_some() && event.instance == self.instances {
+            true => Ok(event.handle),
+            false => Err(Error::Input(
+                "the event was decoded by an instance of the rule set that has since been replaced"
+                    .into(),
+            )),
+        }
+    }
+
+    /// [`Self::matches`] for an event decoded before: one call, no JSON.
+    pub fn match_decoded(&mut self, event: &Decoded) -> Result<Vec<&str>, Error> {
+        let event = self.decoded(event)?;
+        let handles = self.with(|store, b, set| {
+            b.cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_match_decoded(store, set, event)
+        })?;
+        self.named(&handles)
+    }
+
+    /// [`Self::explain`] for an event decoded before.
+    pub fn explain_decoded(&mut self, id: &str, event: &Decoded) -> Result<Option<String>, Error> {
+        let event = self.decoded(event)?;
+        self.with(|store, b, set| {
+            b.cloudcx_inbox_rules_engine()
+                .rule_set()
+                .call_explain_decoded(store, set, id, event)
+        })
+    }
+
+    /// Frees a decoded event in the guest. (One from an instance since
+    /// replaced went with it.)
+    pub fn forget(&mut self, event: Decoded) {
+        if let Ok(handle) = self.decoded(&event) {
+            // A failed drop has replaced the instance, and the event with it.
+            drop(self.with(|store, _, _| handle.resource_drop(store)));
+        }
     }
 
     /// The ids behind handles the guest's set answered with.

@@ -80,7 +80,7 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
         ingestor: Arc::new(Ingestor::new(
             Arc::clone(&store),
             Arc::clone(&matcher),
-            Arc::clone(&wake),
+            Arc::clone(&dispatcher),
         )),
         store,
         engine,

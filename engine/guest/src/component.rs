@@ -9,7 +9,9 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
-use exports::cloudcx::inbox_rules::engine::{Guest, GuestRuleSet, Inserted, Refusal};
+use exports::cloudcx::inbox_rules::engine::{
+    EventBorrow, Guest, GuestEvent, GuestRuleSet, Inserted, Refusal,
+};
 
 /// JSON text in one of the contract's shapes.
 type Json = String;
@@ -20,6 +22,7 @@ struct Component;
 use inbox_rules::api::{decode as from_json, encode as to_json};
 
 impl Guest for Component {
+    type Event = Event;
     type RuleSet = RuleSet;
 
     fn validate_expression(expression: String, ids: Vec<u32>) -> Json {
@@ -51,6 +54,24 @@ impl Guest for Component {
     fn call(op: String, input: Json) -> Result<Json, String> {
         let input: serde_json::Value = from_json("input", &input)?;
         inbox_rules::api::run(&op, &input).map_err(|e| e.to_string())
+    }
+}
+
+/// The `event` resource: an ingest event, decoded once.
+struct Event(IngestEvent);
+
+impl GuestEvent for Event {
+    fn decode(event: Json) -> Result<exports::cloudcx::inbox_rules::engine::Event, String> {
+        let event: IngestEvent = from_json("event", &event)?;
+        Ok(exports::cloudcx::inbox_rules::engine::Event::new(Self(
+            event,
+        )))
+    }
+}
+
+impl Event {
+    fn of<'a>(event: &'a EventBorrow<'_>) -> &'a IngestEvent {
+        &event.get::<Self>().0
     }
 }
 
@@ -90,6 +111,10 @@ impl GuestRuleSet for RuleSet {
         Ok(self.0.borrow().match_handles(&event))
     }
 
+    fn match_decoded(&self, event: EventBorrow<'_>) -> Vec<u32> {
+        self.0.borrow().match_handles(Event::of(&event))
+    }
+
     fn match_batch(&self, events: Json) -> Result<Vec<Vec<u32>>, String> {
         let events: Vec<IngestEvent> = from_json("events", &events)?;
         let rules = self.0.borrow();
@@ -99,6 +124,11 @@ impl GuestRuleSet for RuleSet {
     fn explain(&self, id: String, event: Json) -> Result<Option<Json>, String> {
         let event: IngestEvent = from_json("event", &event)?;
         Ok(self.0.borrow().explain(&id, &event).map(|e| to_json(&e)))
+    }
+
+    fn explain_decoded(&self, id: String, event: EventBorrow<'_>) -> Option<Json> {
+        let rules = self.0.borrow();
+        rules.explain(&id, Event::of(&event)).map(|e| to_json(&e))
     }
 }
 

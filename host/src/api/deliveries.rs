@@ -278,6 +278,7 @@ async fn test(
         explanation: r#"{"test":true}"#.to_owned(),
         // Sent by this request, never by the dispatcher.
         due: Some(i64::MAX),
+        lease_until: None,
     };
     let claimed = Claimed {
         id: delivery.id.clone(),
@@ -297,7 +298,10 @@ async fn test(
         body: event.to_string(),
         deliveries: vec![delivery],
     };
-    state.store.ingest(admin.tenant(), &[stored], now()).await?;
+    state
+        .store
+        .ingest(admin.tenant(), vec![stored], now())
+        .await?;
     let outcome = state.dispatcher.send_once(&claimed).await?;
     Ok(Json(TestOutcome {
         delivered: outcome.succeeded(),

@@ -29,6 +29,7 @@ async fn claimed(state: &AppState) -> Vec<Claimed> {
         payload: "{}".to_owned(),
         explanation: "{}".to_owned(),
         due: None,
+        lease_until: None,
     };
     let event = NewEvent {
         id: "evt_1".to_owned(),
@@ -37,7 +38,11 @@ async fn claimed(state: &AppState) -> Vec<Claimed> {
         deliveries: vec![delivery("msg_1", "t1"), delivery("msg_2", "t2")],
     };
     let at = now();
-    state.store.ingest("a", &[event], at).await.expect("ingest");
+    state
+        .store
+        .ingest("a", vec![event], at)
+        .await
+        .expect("ingest");
     let claimed = state
         .store
         .claim(at, at + 60_000, 10, &Room::new(10))
@@ -153,4 +158,44 @@ async fn room_counts_free_slots_and_claims_ahead() {
         "a webhook with every slot free has the default room, and is not listed"
     );
     assert_eq!(room.of("wh_idle"), 2 * concurrency);
+}
+
+#[tokio::test]
+async fn ingest_takes_room_only_while_the_claim_loop_runs_and_gives_it_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state(&dir).await;
+    let dispatcher = &state.dispatcher;
+    let at = now();
+    let mut reservation = dispatcher.reserve();
+    assert_eq!(reservation.take("wh_x", at), None, "no claim loop yet");
+
+    dispatcher
+        .running
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let concurrency = u32::try_from(dispatcher.settings.webhook_concurrency).expect("small");
+    let lease = at + super::millis(dispatcher.settings.lease());
+    for _ in 0..2 * concurrency {
+        assert_eq!(reservation.take("wh_x", at), Some(lease));
+    }
+    assert_eq!(
+        reservation.take("wh_x", at),
+        None,
+        "every slot and the room to wait ahead are promised"
+    );
+    let room = dispatcher.room(Instant::now());
+    assert_eq!(room.of("wh_x"), 0, "claims leave promised room alone");
+    let mut other = dispatcher.reserve();
+    assert_eq!(other.take("wh_y", at), Some(lease));
+    drop(other);
+
+    drop(reservation);
+    assert!(lock(&dispatcher.promised).is_empty());
+    assert_eq!(dispatcher.room(Instant::now()).of("wh_x"), 2 * concurrency);
+    let mut again = dispatcher.reserve();
+    assert_eq!(again.take("wh_x", at), Some(lease));
+
+    dispatcher
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(again.take("wh_x", at), None, "nothing once stopping");
 }

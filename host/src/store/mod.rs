@@ -161,6 +161,11 @@ pub struct NewDelivery {
     /// When it is due: `None` for at once. A test delivery, sent by the
     /// request itself, is stored never due.
     pub due: Option<Millis>,
+    /// `Some`: this process sends it at once, so it is stored leased until
+    /// then and comes back in [`Ingested::leased`], saving a claim. Unless
+    /// an earlier delivery of its ticket to its webhook is still pending:
+    /// then it is stored unleased and waits its turn (per-ticket order).
+    pub lease_until: Option<Millis>,
 }
 
 /// What happened to one [`NewEvent`].
@@ -171,6 +176,9 @@ pub struct Ingested {
     pub event_id: String,
     /// `false` for a repeat: nothing was stored.
     pub new: bool,
+    /// The deliveries stored leased (see [`NewDelivery::lease_until`]),
+    /// with their webhook's URL, state and secrets, as a claim gives them.
+    pub leased: Vec<Claimed>,
 }
 
 /// How many deliveries a claim may take per webhook: what the dispatcher
@@ -386,7 +394,7 @@ pub trait Store: Send + Sync + Debug {
     async fn ingest(
         &self,
         tenant_id: &str,
-        events: &[NewEvent],
+        events: Vec<NewEvent>,
         at: Millis,
     ) -> Result<Vec<Ingested>, StoreError>;
     /// How many deliveries these events caused.

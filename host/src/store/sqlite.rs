@@ -343,10 +343,10 @@ impl Store for SqliteStore {
     async fn ingest(
         &self,
         tenant_id: &str,
-        events: &[NewEvent],
+        events: Vec<NewEvent>,
         at: Millis,
     ) -> Result<Vec<Ingested>, StoreError> {
-        let (tenant_id, events) = (tenant_id.to_owned(), events.to_vec());
+        let tenant_id = tenant_id.to_owned();
         self.writer
             .write(move |tx| writes::ingest(tx, &tenant_id, &events, at))
             .await

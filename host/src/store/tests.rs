@@ -1,6 +1,6 @@
 //! The SQLite store against a temporary database.
 
-use super::{SqliteStore, Store, StoreError, WebhookRecord, now};
+use super::{Millis, SqliteStore, Store, StoreError, WebhookRecord, now};
 use crate::keys::{KeyKind, NewKey, digest};
 
 async fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -182,6 +182,7 @@ fn event(id: &str, key: Option<&str>, deliveries: &[(&str, &str, &str)]) -> supe
                 payload: format!(r#"{{"msg":"{msg}"}}"#),
                 explanation: "{}".to_owned(),
                 due: None,
+                lease_until: None,
             })
             .collect(),
     }
@@ -205,7 +206,7 @@ async fn an_idempotency_key_stores_an_event_once() {
     let first = store
         .ingest(
             "a",
-            &[event("evt_1", Some("k"), &[("msg_1", "wh_1", "t")])],
+            vec![event("evt_1", Some("k"), &[("msg_1", "wh_1", "t")])],
             now(),
         )
         .await
@@ -214,7 +215,7 @@ async fn an_idempotency_key_stores_an_event_once() {
     let again = store
         .ingest(
             "a",
-            &[event("evt_2", Some("k"), &[("msg_2", "wh_1", "t")])],
+            vec![event("evt_2", Some("k"), &[("msg_2", "wh_1", "t")])],
             now(),
         )
         .await
@@ -223,7 +224,8 @@ async fn an_idempotency_key_stores_an_event_once() {
         again[0],
         super::Ingested {
             event_id: "evt_1".to_owned(),
-            new: false
+            new: false,
+            leased: Vec::new(),
         }
     );
     assert_eq!(
@@ -260,7 +262,7 @@ async fn claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first() {
     let mut later = event("evt_l", None, &[("msg_2_later", "wh_2", "u")]);
     later.deliveries[0].due = Some(at + 60_000);
     events.extend([early, later]);
-    store.ingest("a", &events, at).await.expect("ingest");
+    store.ingest("a", events, at).await.expect("ingest");
 
     let room = super::Room::new(10).with("wh_1", 2);
     let claimed = store.claim(at, at + 1000, 10, &room).await.expect("claim");
@@ -293,6 +295,28 @@ async fn claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first() {
     );
 }
 
+/// The ids a claim at `at` leases until `until`, room 10 everywhere.
+async fn claim_ids(store: &SqliteStore, at: Millis, until: Millis) -> Vec<String> {
+    let claimed = store
+        .claim(at, until, 10, &super::Room::new(10))
+        .await
+        .expect("claim");
+    claimed.into_iter().map(|c| c.id).collect()
+}
+
+/// Records a delivery's success.
+async fn succeed(store: &SqliteStore, delivery: &str) {
+    store
+        .finish(
+            delivery,
+            None,
+            super::Next::Succeeded,
+            super::Health::Healthy,
+        )
+        .await
+        .expect("finish");
+}
+
 #[tokio::test]
 async fn claims_keep_ticket_order_and_leases() {
     let (_dir, store) = with_webhook().await;
@@ -300,7 +324,7 @@ async fn claims_keep_ticket_order_and_leases() {
     store
         .ingest(
             "a",
-            &[
+            vec![
                 event("evt_1", None, &[("msg_1", "wh_1", "t1")]),
                 event("evt_2", None, &[("msg_2", "wh_1", "t1")]),
                 event("evt_3", None, &[("msg_3", "wh_1", "t2")]),
@@ -334,27 +358,11 @@ async fn claims_keep_ticket_order_and_leases() {
         "leased"
     );
     // A crashed worker's lease runs out and the row comes back.
-    let back = store
-        .claim(at + 1000, at + 2000, 10, &super::Room::new(10))
-        .await
-        .expect("claim");
+    let back = claim_ids(&store, at + 1000, at + 2000).await;
     assert_eq!(back.len(), 2);
-    store
-        .finish(
-            "msg_1",
-            None,
-            super::Next::Succeeded,
-            super::Health::Healthy,
-        )
-        .await
-        .expect("finish");
-    let next = store
-        .claim(at + 2000, at + 3000, 10, &super::Room::new(10))
-        .await
-        .expect("claim");
-    let ids: Vec<_> = next.iter().map(|c| c.id.as_str()).collect();
+    succeed(&store, "msg_1").await;
     assert_eq!(
-        ids,
+        claim_ids(&store, at + 2000, at + 3000).await,
         ["msg_2", "msg_3"],
         "msg_2 is free once msg_1 is done, and older"
     );
@@ -370,12 +378,73 @@ async fn claims_keep_ticket_order_and_leases() {
     assert!(skipped.is_empty(), "a skipped webhook's rows stay put");
 }
 
+/// A delivery ingest leases to this process comes back ready to send and
+/// no claim takes it, unless an earlier one of its ticket is pending: that
+/// one waits for a claim, after the earlier one (per-ticket order).
+#[tokio::test]
+async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits() {
+    let (_dir, store) = with_webhook().await;
+    let at = now();
+    let leased = |mut event: super::NewEvent| {
+        for delivery in &mut event.deliveries {
+            delivery.lease_until = Some(at + 1000);
+        }
+        event
+    };
+    let ingested = store
+        .ingest(
+            "a",
+            vec![
+                leased(event("evt_1", None, &[("msg_1", "wh_1", "t1")])),
+                leased(event(
+                    "evt_2",
+                    None,
+                    &[("msg_2", "wh_1", "t1"), ("msg_3", "wh_1", "t2")],
+                )),
+                event("evt_3", None, &[("msg_4", "wh_1", "t3")]),
+            ],
+            at,
+        )
+        .await
+        .expect("ingest");
+    let ids = |i: &super::Ingested| i.leased.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&ingested[0]), ["msg_1"]);
+    assert_eq!(ids(&ingested[1]), ["msg_3"], "msg_2 waits behind msg_1");
+    assert!(ingested[2].leased.is_empty(), "no lease asked for");
+    let first = &ingested[0].leased[0];
+    assert_eq!(first.url.as_deref(), Some("https://x.example/h"));
+    assert!(first.enabled);
+    assert_eq!(first.secrets, ["whsec_x"]);
+    assert_eq!(first.payload, r#"{"msg":"msg_1"}"#);
+
+    assert_eq!(
+        claim_ids(&store, at, at + 1000).await,
+        ["msg_4"],
+        "the leased ones and msg_2 are not claimed"
+    );
+    succeed(&store, "msg_1").await;
+    assert_eq!(
+        claim_ids(&store, at, at + 1000).await,
+        ["msg_2"],
+        "msg_2 is claimed once msg_1 is done"
+    );
+    // Like a claim's, the lease of a crashed process runs out.
+    assert_eq!(
+        claim_ids(&store, at + 1000, at + 2000).await,
+        ["msg_2", "msg_3", "msg_4"]
+    );
+}
+
 #[tokio::test]
 async fn failures_retry_then_disable_the_webhook_after_the_limit() {
     let (_dir, store) = with_webhook().await;
     let at = now();
     store
-        .ingest("a", &[event("evt_1", None, &[("msg_1", "wh_1", "t")])], at)
+        .ingest(
+            "a",
+            vec![event("evt_1", None, &[("msg_1", "wh_1", "t")])],
+            at,
+        )
         .await
         .expect("ingest");
     let failed = super::Attempt {
@@ -454,7 +523,7 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run() {
     store
         .ingest(
             "a",
-            &[event(
+            vec![event(
                 "evt_1",
                 None,
                 &[("msg_1", "wh_1", "t"), ("msg_2", "wh_1", "u")],
@@ -507,7 +576,7 @@ async fn redelivery_and_pruning() {
     store
         .ingest(
             "a",
-            &[event("evt_1", None, &[("msg_1", "wh_1", "t")])],
+            vec![event("evt_1", None, &[("msg_1", "wh_1", "t")])],
             at - 10_000,
         )
         .await
@@ -554,17 +623,17 @@ async fn redelivery_and_pruning() {
 async fn a_failing_write_in_a_group_fails_alone() {
     let (_dir, store) = with_webhook().await;
     store
-        .ingest("a", &[event("evt_taken", None, &[])], now())
+        .ingest("a", vec![event("evt_taken", None, &[])], now())
         .await
         .expect("first");
     let at = now();
-    let good = [event("evt_2", None, &[("msg_2", "wh_1", "t")])];
-    let clash = [event("evt_taken", None, &[("msg_3", "wh_1", "t")])];
-    let also_good = [event("evt_4", None, &[("msg_4", "wh_1", "u")])];
+    let good = vec![event("evt_2", None, &[("msg_2", "wh_1", "t")])];
+    let clash = vec![event("evt_taken", None, &[("msg_3", "wh_1", "t")])];
+    let also_good = vec![event("evt_4", None, &[("msg_4", "wh_1", "u")])];
     let (a, b, c) = tokio::join!(
-        store.ingest("a", &good, at),
-        store.ingest("a", &clash, at),
-        store.ingest("a", &also_good, at),
+        store.ingest("a", good, at),
+        store.ingest("a", clash, at),
+        store.ingest("a", also_good, at),
     );
     assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
     assert!(b.is_err(), "a duplicate event id is refused");

@@ -183,8 +183,13 @@ pub(super) fn ingest(
     )?;
     let mut insert_delivery = tx.prepare_cached(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
-            ticket_id, payload, explanation, state, next_attempt_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            ticket_id, payload, explanation, state, next_attempt_at, leased_until, created_at,
+            updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+    )?;
+    let mut ticket_waits = tx.prepare_cached(
+        "SELECT 1 FROM deliveries
+         WHERE state = 'pending' AND webhook_id = ? AND ticket_id = ? LIMIT 1",
     )?;
     let mut answers = Vec::with_capacity(events.len());
     for event in events {
@@ -204,10 +209,21 @@ pub(super) fn ingest(
             answers.push(Ingested {
                 event_id: earlier,
                 new: false,
+                leased: Vec::new(),
             });
             continue;
         }
+        let mut leased = Vec::new();
         for delivery in &event.deliveries {
+            let lease_until = match delivery.lease_until {
+                Some(until)
+                    if !ticket_waits
+                        .exists(params![delivery.webhook_id, delivery.ticket_id])? =>
+                {
+                    Some(until)
+                }
+                _ => None,
+            };
             insert_delivery.execute(params![
                 delivery.id,
                 tenant_id,
@@ -218,15 +234,30 @@ pub(super) fn ingest(
                 delivery.payload,
                 delivery.explanation,
                 delivery.due.unwrap_or(at),
+                lease_until,
                 at,
                 at,
             ])?;
+            if lease_until.is_some() {
+                leased.push(Claimed {
+                    id: delivery.id.clone(),
+                    tenant_id: tenant_id.to_owned(),
+                    webhook_id: delivery.webhook_id.clone(),
+                    url: None,
+                    enabled: false,
+                    secrets: Vec::new(),
+                    payload: delivery.payload.clone(),
+                    attempts: 0,
+                });
+            }
         }
         answers.push(Ingested {
             event_id: event.id.clone(),
             new: true,
+            leased,
         });
     }
+    fill_targets(tx, at, answers.iter_mut().flat_map(|a| &mut a.leased))?;
     Ok(answers)
 }
 
@@ -300,10 +331,22 @@ pub(super) fn claim(
             })
         })?);
     }
+    fill_targets(tx, at, &mut claimed)?;
+    // Oldest first: the order the queue promised.
+    Ok(claimed)
+}
+
+/// Gives each delivery its webhook's URL, state and signing secrets at
+/// `at`, with one query for them all.
+fn fill_targets<'c>(
+    tx: &Transaction<'_>,
+    at: Millis,
+    claimed: impl IntoIterator<Item = &'c mut Claimed>,
+) -> rusqlite::Result<()> {
+    let claimed: Vec<&mut Claimed> = claimed.into_iter().collect();
     if claimed.is_empty() {
-        return Ok(claimed);
+        return Ok(());
     }
-    // Each webhook's URL, state and signing secrets, in one query.
     let webhook_ids: Vec<String> = claimed.iter().map(|c| c.webhook_id.clone()).collect();
     let mut targets = HashMap::new();
     let mut query = tx.prepare_cached(
@@ -322,7 +365,7 @@ pub(super) fn claim(
             (row.get("url")?, row.get("enabled")?, secrets);
         targets.insert(row.get::<_, String>("id")?, target);
     }
-    for delivery in &mut claimed {
+    for delivery in claimed {
         // A deleted webhook leaves no URL: the dispatcher cancels these.
         if let Some((url, enabled, secrets)) = targets.get(&delivery.webhook_id) {
             delivery.url.clone_from(url);
@@ -330,8 +373,7 @@ pub(super) fn claim(
             delivery.secrets.clone_from(secrets);
         }
     }
-    // Oldest first: the order the queue promised.
-    Ok(claimed)
+    Ok(())
 }
 
 /// Records an attempt and what follows it (see [`super::Store::finish`]);

@@ -115,6 +115,16 @@ fn the_guest_rule_set_matches_the_corpus() {
         }
         let matched = texts(rules.matches(&case.input["event"].to_string()));
         assert_eq!(json!(matched), case.expect["matched"], "{}", case.name);
+        let decoded = rules
+            .decode(&case.input["event"].to_string())
+            .expect("event");
+        assert_eq!(
+            texts(rules.match_decoded(&decoded)),
+            matched,
+            "{}",
+            case.name
+        );
+        rules.forget(decoded);
         let batch = json!([case.input["event"], case.input["event"]]).to_string();
         let both = rules.match_batch(&batch).expect("answer");
         assert_eq!(both, vec![matched.clone(), matched], "{}", case.name);
@@ -153,6 +163,27 @@ fn the_guest_rule_set_inserts_replaces_removes_and_explains() {
         rules.explain("wh_9", &event("email")).expect("answer"),
         None
     );
+    // An event decoded once answers as its JSON does, call after call.
+    let decoded = rules.decode(&event("chat")).expect("event");
+    for _ in 0..2 {
+        assert_eq!(texts(rules.match_decoded(&decoded)), ["wh_1"]);
+        assert_eq!(
+            rules.explain_decoded("wh_1", &decoded).expect("answer"),
+            rules.explain("wh_1", &event("chat")).expect("answer"),
+        );
+    }
+    assert_eq!(
+        rules.explain_decoded("wh_9", &decoded).expect("answer"),
+        None
+    );
+    rules.forget(decoded);
+    match rules.decode(r#"{"ticketId": "t"}"#) {
+        Err(Error::Input(message)) => assert!(
+            message.starts_with("invalid event: missing field `event`"),
+            "{message}"
+        ),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
 
     match rules.insert(&hook("wh_3", json!([""]))) {
         Err(Refused::Invalid(report)) => {
@@ -222,10 +253,17 @@ fn the_guest_rule_set_follows_changes_like_a_native_one() {
 
     // A batch too large to copy into the guest's 16 MiB fails the call and
     // drops the instance; the next call rebuilds the set.
+    let decoded = guest.decode(&events[0].to_string()).expect("event");
     let huge = json!([{"event": "TicketCreated", "ticketId": "x".repeat(32 << 20)}]);
     let error = guest.match_batch(&huge.to_string()).expect_err("too large");
     assert!(matches!(error, Error::OutOfMemory(_)), "{error}");
     agree(&mut guest, &native, "rebuilt");
+    // An event decoded in the instance that failed went with it.
+    match guest.match_decoded(&decoded) {
+        Err(Error::Input(message)) => assert!(message.contains("replaced"), "{message}"),
+        other => panic!("expected a stale event to be refused, got {other:?}"),
+    }
+    guest.forget(decoded);
     assert!(guest.remove("wh_31"));
     native.remove("wh_31");
     insert(&mut guest, &mut native, hook(40, "email"));
