@@ -199,3 +199,57 @@ async fn ingest_takes_room_only_while_the_claim_loop_runs_and_gives_it_back() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(again.take("wh_x", at), None, "nothing once stopping");
 }
+
+/// Ingest stores a delivery its webhook has room for already leased and
+/// hands it straight to a worker: here no claim loop runs (the dispatcher
+/// is only marked as running), yet the delivery gets its attempt (refused:
+/// the target is on loopback, which these settings do not allow).
+#[tokio::test]
+async fn ingest_hands_a_delivery_straight_to_a_worker() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state(&dir).await;
+    state.store.create_tenant("a", "A").await.expect("tenant");
+    let webhook = serde_json::json!({
+        "name": "n", "url": "http://127.0.0.1:9/hook", "events": ["TicketCreated"],
+    });
+    let serde_json::Value::Object(webhook) = webhook else {
+        unreachable!("an object")
+    };
+    let (written, _secret) = state.webhooks.create("a", webhook).await.expect("webhook");
+    state
+        .dispatcher
+        .running
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let event = serde_json::json!({
+        "event": "TicketCreated", "ticketId": "00000000-0000-4000-8000-000000000001",
+        "ticket": {"channel": "email"},
+    });
+    let accepted = state
+        .ingestor
+        .ingest("a", event, None)
+        .await
+        .expect("accepted");
+    assert_eq!(accepted.deliveries, 1);
+
+    let listed = state
+        .store
+        .deliveries("a", &written.record.id, None, 10)
+        .await
+        .expect("deliveries");
+    let id = listed.first().expect("the delivery").id.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, attempts) = state
+            .store
+            .delivery("a", &id)
+            .await
+            .expect("read")
+            .expect("stored");
+        if let Some(attempt) = attempts.first() {
+            assert_eq!(attempt.error_kind.as_deref(), Some("refused_target"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no attempt within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -76,6 +76,9 @@ impl Default for Checkpoints {
 #[derive(Debug, Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Message>,
+    /// The checkpointer's request to catch up, for tests to make.
+    #[cfg(test)]
+    catch_up: Arc<AtomicBool>,
 }
 
 enum Message {
@@ -156,12 +159,18 @@ impl Writer {
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.set_prepared_statement_cache_capacity(STATEMENTS);
         let checkpointer = Checkpointer::start(path, checkpoints)?;
+        #[cfg(test)]
+        let catch_up = Arc::clone(&checkpointer.catch_up);
         let (queue, waiting) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(conn, waiting, checkpointer))
             .map_err(|_| StoreError::WriterGone)?;
-        Ok(Self { queue })
+        Ok(Self {
+            queue,
+            #[cfg(test)]
+            catch_up,
+        })
     }
 
     /// Runs `write` in a transaction on the writer's connection and answers
@@ -216,11 +225,12 @@ fn run(mut conn: Connection, mut waiting: mpsc::Receiver<Message>, checkpointer:
             commit(&mut conn, group);
         }
         if checkpointer.catch_up.load(Ordering::Relaxed) {
-            match copy_log(&conn) {
-                Ok(true) => checkpointer.catch_up.store(false, Ordering::Relaxed),
-                // Another checkpoint is running, or a reader holds pages
-                // back: again after the next group.
-                Ok(false) => {}
+            match copy_committed(&conn) {
+                Ok(Copied { all: true, .. }) => {
+                    checkpointer.catch_up.store(false, Ordering::Relaxed);
+                }
+                // Again after the next group.
+                Ok(Copied { all: false, .. }) => {}
                 Err(error) => tracing::warn!(%error, "checkpointing the database"),
             }
         }
@@ -282,7 +292,8 @@ impl Checkpointer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // A restart waits for the writer's transaction in progress.
+        // Should a lock it needs be held a moment (opening the log, say),
+        // it waits rather than fails. (A `PASSIVE` checkpoint never waits.)
         conn.busy_timeout(Duration::from_secs(10))?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let catch_up = Arc::new(AtomicBool::new(false));
@@ -294,7 +305,7 @@ impl Checkpointer {
                     stopped.recv_timeout(checkpoints.every)
                 {
                     match copy_committed(&conn) {
-                        Ok(frames) if frames >= checkpoints.restart_frames => {
+                        Ok(copied) if copied.log >= checkpoints.restart_frames => {
                             asking.store(true, Ordering::Relaxed);
                         }
                         Ok(_) => {}
@@ -319,19 +330,25 @@ impl Checkpointer {
     }
 }
 
-/// Copies what is committed into the database file, without waiting for
-/// anyone; the log's length in pages.
-fn copy_committed(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+/// What a checkpoint did, in pages.
+struct Copied {
+    /// The log's length.
+    log: i64,
+    /// Whether every page of the log is now in the database file (so that
+    /// the next transaction starts the log over). Not when another
+    /// checkpoint was running, or a reader still needs pages of the log.
+    all: bool,
 }
 
-/// [`copy_committed`] on the writer's connection, between two groups: whether
-/// every page of the log is now copied, so that the next transaction
-/// starts it over.
-fn copy_log(conn: &Connection) -> rusqlite::Result<bool> {
+/// Copies what is committed into the database file, without waiting for
+/// anyone (a `PASSIVE` checkpoint).
+fn copy_committed(conn: &Connection) -> rusqlite::Result<Copied> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         let (busy, log, copied): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        Ok(busy == 0 && copied == log)
+        Ok(Copied {
+            log,
+            all: busy == 0 && copied == log,
+        })
     })
 }
 
@@ -356,16 +373,27 @@ mod tests {
             .write(|tx| tx.execute_batch("CREATE TABLE t (b BLOB)"))
             .await
             .expect("schema");
+        commit_blobs(&writer, 1500).await;
+        (writer, path)
+    }
+
+    /// `count` commits of a row of 3,000 bytes each.
+    async fn commit_blobs(writer: &Writer, count: usize) {
         let blob = vec![7u8; 3000];
-        for _ in 0..1500 {
+        for _ in 0..count {
             let blob = blob.clone();
             writer
                 .write(move |tx| tx.execute("INSERT INTO t (b) VALUES (?1)", [&blob]))
                 .await
                 .expect("write");
         }
-        (writer, path)
     }
+
+    /// A checkpointer that does not come round during a test.
+    const IDLE: Checkpoints = Checkpoints {
+        every: Duration::from_secs(3600),
+        restart_frames: 64,
+    };
 
     #[tokio::test]
     async fn the_log_starts_over_instead_of_growing() {
@@ -388,14 +416,39 @@ mod tests {
     #[tokio::test]
     async fn the_writer_checkpoints_only_when_asked() {
         let dir = tempfile::tempdir().expect("dir");
-        // A checkpointer that does not come round during the test.
-        let checkpoints = Checkpoints {
-            every: Duration::from_secs(3600),
-            restart_frames: 64,
-        };
-        let (writer, path) = fill(dir.path(), checkpoints).await;
+        let (writer, path) = fill(dir.path(), IDLE).await;
         let frames = log_frames(&path);
         assert!(frames > 1500, "the log holds {frames} pages");
+        writer.close().await;
+    }
+
+    /// Asked to catch up, the writer copies the log between two groups,
+    /// and the log starts over at the next: no other checkpoint is needed
+    /// (under load, the checkpointer's own passes never copy all of it).
+    /// The log's file is measured, not its pages: asking SQLite for those
+    /// would checkpoint it.
+    #[tokio::test]
+    async fn the_writer_catches_up_when_asked_and_the_log_starts_over() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (writer, path) = fill(dir.path(), IDLE).await;
+        let log_bytes = || {
+            std::fs::metadata(path.with_extension("db-wal"))
+                .expect("the log")
+                .len()
+        };
+        let filled = log_bytes();
+        assert!(filled > 1500 * 4096, "{filled} bytes of log");
+        writer.catch_up.store(true, Ordering::Relaxed);
+        commit_blobs(&writer, 1500).await;
+        assert!(!writer.catch_up.load(Ordering::Relaxed), "caught up");
+        // Had it grown, the second 1,500 commits would have doubled it; from
+        // the start again, they fill about as much (a little more: the
+        // table is deeper).
+        let after = log_bytes();
+        assert!(
+            after < filled + filled / 4,
+            "the log started over rather than grow: {filled} then {after} bytes"
+        );
         writer.close().await;
     }
 }
