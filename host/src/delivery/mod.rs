@@ -161,19 +161,12 @@ impl Reservation {
         {
             return None;
         }
-        let concurrency =
-            u32::try_from(dispatcher.settings.webhook_concurrency).unwrap_or(u32::MAX);
         let free = dispatcher.webhook_slot(webhook).available_permits();
         let waiting = lock(&dispatcher.ahead);
         let mut promised = lock(&dispatcher.promised);
         let all_promised: u32 = promised.values().sum();
-        let queued = waiting.get(webhook).map_or(0, VecDeque::len);
-        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        let room = count(free)
-            .saturating_add(concurrency.saturating_mul(AHEAD))
-            .saturating_sub(count(queued))
-            .saturating_sub(promised.get(webhook).copied().unwrap_or(0));
-        if room == 0 || count(dispatcher.slots.available_permits()) <= all_promised {
+        let slots = u32::try_from(dispatcher.slots.available_permits()).unwrap_or(u32::MAX);
+        if dispatcher.headroom(webhook, free, &waiting, &promised) == 0 || slots <= all_promised {
             return None;
         }
         *promised.entry(webhook.to_owned()).or_default() += 1;
@@ -296,22 +289,42 @@ impl Dispatcher {
         {
             let waiting = lock(&self.ahead);
             let promised = lock(&self.promised);
-            for (webhook, free) in free {
-                let queued = waiting.get(&webhook).map_or(0, VecDeque::len);
-                let free = u32::try_from(free).unwrap_or(u32::MAX);
-                let queued = u32::try_from(queued).unwrap_or(u32::MAX);
-                room.webhooks
-                    .insert(webhook, free.saturating_add(ahead).saturating_sub(queued));
-            }
-            for (webhook, promised) in promised.iter() {
-                let left = room.of(webhook).saturating_sub(*promised);
-                room.webhooks.insert(webhook.clone(), left);
+            // Webhooks with every slot free differ from the default only
+            // by what ingest promised them.
+            let promised_only = promised
+                .keys()
+                .filter(|webhook| !free.iter().any(|(w, _)| w == *webhook))
+                .map(|webhook| (webhook.clone(), full))
+                .collect::<Vec<_>>();
+            for (webhook, free) in free.into_iter().chain(promised_only) {
+                let left = self.headroom(&webhook, free, &waiting, &promised);
+                room.webhooks.insert(webhook, left);
             }
         }
         for webhook in self.breakers.blocked_webhooks(now) {
             room.webhooks.insert(webhook, 0);
         }
         room
+    }
+
+    /// What `webhook` can take now, with `free` of its slots free: those
+    /// slots and room to wait ahead ([`AHEAD`] per slot), less what waits
+    /// for them and what ingest promised. `waiting` and `promised` are the
+    /// locked queues and promises, so that taking room is one step.
+    fn headroom(
+        &self,
+        webhook: &str,
+        free: usize,
+        waiting: &HashMap<String, VecDeque<(Claimed, Instant)>>,
+        promised: &HashMap<String, u32>,
+    ) -> u32 {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let concurrency = count(self.settings.webhook_concurrency);
+        let queued = waiting.get(webhook).map_or(0, VecDeque::len);
+        count(free)
+            .saturating_add(concurrency.saturating_mul(AHEAD))
+            .saturating_sub(count(queued))
+            .saturating_sub(promised.get(webhook).copied().unwrap_or(0))
     }
 
     /// An empty reservation, for ingest to take room in before it stores

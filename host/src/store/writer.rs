@@ -359,8 +359,7 @@ mod tests {
     /// Pages in the log, as a checkpoint that copies nothing reports them.
     fn log_frames(path: &Path) -> i64 {
         let conn = Connection::open(path).expect("open");
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
-            .expect("checkpoint")
+        copy_committed(&conn).expect("checkpoint").log
     }
 
     /// 1,500 commits of a page or more each, through a writer with
