@@ -12,7 +12,11 @@
 //! server takes); then the same 32 connections offering a steady 5,000
 //! requests/s between them (latency at a given rate, each request timed
 //! from when it was due, so a late server is not hidden by sending less);
-//! then batches of 100 events from 8 connections. The server is the real one (`Server::start`,
+//! then batches of 100 events from 8 connections, delivered to the HTTP
+//! receiver and then, with the webhook's URL changed, to an HTTPS receiver
+//! (a CA made here, given to the server as `extra_ca_file`) speaking
+//! HTTP/1.1 and then HTTP/2, so the cost of TLS shows beside plain HTTP in
+//! one run. The server is the real one (`Server::start`,
 //! SQLite in a temporary directory, `synchronous = FULL`), with one webhook
 //! that every event matches, so each event is one delivery. Measured:
 //! accepted events per second, deliveries per second (POSTs the receiver
@@ -33,8 +37,19 @@ struct Arrivals {
     count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// Where a phase's deliveries go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Http,
+    /// HTTPS, the receiver offering only HTTP/1.1.
+    Https1,
+    /// HTTPS, the receiver offering HTTP/2 (and HTTP/1.1).
+    Https2,
+}
+
 struct Phase {
     name: &'static str,
+    target: Target,
     connections: usize,
     batch: usize,
     /// Requests per second offered by all connections together; `None`:
@@ -64,8 +79,9 @@ fn ticket(n: u64) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-async fn receiver(arrivals: Arrivals) -> String {
-    let app = axum::Router::new().fallback(move |body: String| {
+/// The receiver's handler: records when each ticket's first POST came.
+fn receiver_app(arrivals: Arrivals) -> axum::Router {
+    axum::Router::new().fallback(move |body: String| {
         let arrivals = arrivals.clone();
         async move {
             let now = Instant::now();
@@ -86,13 +102,63 @@ async fn receiver(arrivals: Arrivals) -> String {
             }
             "ok"
         }
-    });
+    })
+}
+
+async fn receiver(arrivals: Arrivals) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move { axum::serve(listener, receiver_app(arrivals)).await });
     format!("http://{addr}/hook")
+}
+
+/// An HTTPS receiver on 127.0.0.1 with a certificate from `ca`, offering
+/// `alpn`; its URL.
+async fn tls_receiver(
+    arrivals: Arrivals,
+    ca: &(rcgen::Certificate, rcgen::KeyPair),
+    alpn: &[&[u8]],
+) -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress([127, 0, 0, 1].into())];
+    let certificate = params.signed_by(&key, &ca.0, &ca.1).expect("certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server config");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = receiver_app(arrivals);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            });
+        }
+    });
+    format!("https://{addr}/hook")
 }
 
 async fn run_phase(
@@ -250,9 +316,20 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let arrivals = Arrivals::default();
         let url = receiver(arrivals.clone()).await;
+        let ca = {
+            let key = rcgen::KeyPair::generate().expect("CA key");
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            (params.self_signed(&key).expect("CA"), key)
+        };
+        let ca_file = dir.path().join("bench-ca.pem");
+        std::fs::write(&ca_file, ca.0.pem()).expect("CA file");
+        let https1 = tls_receiver(arrivals.clone(), &ca, &[b"http/1.1"]).await;
+        let https2 = tls_receiver(arrivals.clone(), &ca, &[b"h2", b"http/1.1"]).await;
         let config = inbox_webhooks::config::Config {
             bind: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
+            extra_ca_file: Some(ca_file),
             allow_private_targets: true,
             webhook_concurrency,
             log: "warn".to_owned(),
@@ -276,29 +353,64 @@ fn main() {
         let keys: Value = serde_json::from_slice(&out).expect("keys");
         let server = inbox_webhooks::server::Server::start(config).await.expect("server");
         let base = format!("http://{}", server.addr);
+        let admin = keys["apiKey"].as_str().expect("key").to_owned();
         let created = reqwest::Client::new()
             .post(format!("{base}/v1/webhooks"))
-            .bearer_auth(keys["apiKey"].as_str().expect("key"))
+            .bearer_auth(&admin)
             .json(&json!({"name": "everything", "url": url, "events": ["TicketCreated"]}))
             .send()
             .await
             .expect("webhook");
         assert_eq!(created.status(), 201);
+        let webhook: Value = created.json().await.expect("webhook");
+        let webhook = format!("{base}/v1/webhooks/{}", webhook["id"].as_str().expect("id"));
         let ingest = keys["ingestKey"].as_str().expect("key").to_owned();
 
         let phases = [
-            Phase { name: "single events, 32 connections", connections: 32, batch: 1, rate: None },
+            Phase { name: "single events, 32 connections", target: Target::Http, connections: 32, batch: 1, rate: None },
             Phase {
                 name: "single events, 32 connections, 5,000/s offered",
+                target: Target::Http,
                 connections: 32,
                 batch: 1,
                 rate: Some(5_000.0),
             },
-            Phase { name: "batches of 100, 8 connections", connections: 8, batch: 100, rate: None },
+            Phase { name: "batches of 100, 8 connections", target: Target::Http, connections: 8, batch: 100, rate: None },
+            Phase {
+                name: "batches of 100, 8 connections, HTTPS receiver (HTTP/1.1)",
+                target: Target::Https1,
+                connections: 8,
+                batch: 100,
+                rate: None,
+            },
+            Phase {
+                name: "batches of 100, 8 connections, HTTPS receiver (HTTP/2)",
+                target: Target::Https2,
+                connections: 8,
+                batch: 100,
+                rate: None,
+            },
         ];
         let mut rows = Vec::new();
         let mut first = 0;
+        let mut target = Target::Http;
         for phase in &phases {
+            if phase.target != target {
+                target = phase.target;
+                let url = match target {
+                    Target::Http => &url,
+                    Target::Https1 => &https1,
+                    Target::Https2 => &https2,
+                };
+                let changed = reqwest::Client::new()
+                    .patch(&webhook)
+                    .bearer_auth(&admin)
+                    .json(&json!({"url": url}))
+                    .send()
+                    .await
+                    .expect("webhook");
+                assert_eq!(changed.status(), 200);
+            }
             let (row, next) = run_phase(phase, seconds, &base, &ingest, &arrivals, first).await;
             first = next;
             rows.push(row);

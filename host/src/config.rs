@@ -65,10 +65,34 @@ pub struct Config {
     /// `10.1.0.0/16`), when `allow_private_targets` is off.
     #[serde(with = "networks")]
     pub allowed_targets: Vec<ipnet::IpNet>,
+    /// A PEM bundle of certificate authorities trusted for HTTPS receivers
+    /// besides the operating system's store, for receivers behind a
+    /// private CA. Unset: the system's store only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_ca_file: Option<PathBuf>,
+    /// An HTTP proxy every delivery goes through (`http://host:port`).
+    /// Unset: deliveries connect directly, and proxy variables of the
+    /// environment (`HTTP_PROXY`, `ALL_PROXY`, …) are ignored. Through a
+    /// proxy the guard resolves each target itself first and refuses it
+    /// if any of its addresses is internal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_proxy: Option<String>,
+    /// The key that encrypts webhook signing secrets and client keys in
+    /// the database (32 random bytes, base64). Unset:
+    /// `<data_dir>/secret.key`, created on first start. Keep it out of
+    /// database backups, and back it up on its own: without it the
+    /// secrets cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
     /// Attempts in flight to one webhook at most.
     pub webhook_concurrency: u32,
     /// Attempts in flight over every webhook at most.
     pub delivery_concurrency: u32,
+    /// Attempts in flight over one tenant's webhooks at most, so that one
+    /// tenant's slow receivers never hold every slot. Unset: a quarter of
+    /// `delivery_concurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_concurrency: Option<u32>,
     /// How long attempts, finished deliveries and events are kept.
     #[serde(with = "duration")]
     pub retention: Duration,
@@ -101,10 +125,14 @@ impl Default for Config {
             disable_after: Duration::from_secs(5 * 24 * 60 * 60),
             allow_private_targets: false,
             allowed_targets: Vec::new(),
+            extra_ca_file: None,
+            delivery_proxy: None,
+            secret_key_file: None,
             // A receiver that answers in 2 ms takes 8,000 deliveries/s at
             // 16; a dead one holds 16 of the 256 slots at most.
             webhook_concurrency: 16,
             delivery_concurrency: 256,
+            tenant_concurrency: None,
             retention: Duration::from_secs(30 * 24 * 60 * 60),
             log: "info".to_owned(),
             log_json: false,
@@ -152,7 +180,7 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 20] = [
+    pub const SETTINGS: [&'static str; 24] = [
         "bind",
         "data_dir",
         "panel_dir",
@@ -168,8 +196,12 @@ impl Config {
         "disable_after",
         "allow_private_targets",
         "allowed_targets",
+        "extra_ca_file",
+        "delivery_proxy",
+        "secret_key_file",
         "webhook_concurrency",
         "delivery_concurrency",
+        "tenant_concurrency",
         "retention",
         "log",
         "log_json",
@@ -184,6 +216,35 @@ impl Config {
         }
     }
 
+    /// The file of the key that encrypts secrets at rest.
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// Attempts in flight per tenant at most.
+    pub fn tenant_concurrency(&self) -> u32 {
+        self.tenant_concurrency
+            .unwrap_or(self.delivery_concurrency / 4)
+            .max(1)
+    }
+
+    /// The delivery proxy's URL, checked.
+    pub fn delivery_proxy(&self) -> anyhow::Result<Option<url::Url>> {
+        let Some(proxy) = self.delivery_proxy.as_deref().filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        match url::Url::parse(proxy) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Ok(Some(url))
+            }
+            _ => bail!(
+                "invalid delivery_proxy (INBOX_DELIVERY_PROXY): must be an http:// or https:// URL such as http://proxy.internal:3128"
+            ),
+        }
+    }
+
     /// Checks what parsing cannot.
     fn check(&self) -> anyhow::Result<()> {
         if self.rate_limit_per_second == 0 {
@@ -194,6 +255,10 @@ impl Config {
         if self.rate_limit_burst == 0 {
             bail!("invalid rate_limit_burst (INBOX_RATE_LIMIT_BURST): must be at least 1");
         }
+        if self.tenant_concurrency == Some(0) {
+            bail!("invalid tenant_concurrency (INBOX_TENANT_CONCURRENCY): must be at least 1");
+        }
+        self.delivery_proxy()?;
         let url = self.database_url();
         if !url.starts_with("sqlite:") {
             bail!(

@@ -87,7 +87,7 @@ impl Ingestor {
             matches.ok_or_else(|| AppError::internal(&"admitted events were not matched"))?;
 
         let at = now();
-        let mut reservation = self.dispatcher.reserve();
+        let mut reservation = self.dispatcher.reserve(tenant);
         let mut stored = Vec::with_capacity(events.len());
         let mut created = 0;
         for (i, ((event, text), (payload, matched))) in events

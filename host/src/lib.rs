@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod rules;
 pub mod server;
 pub mod store;
+pub mod vault;
 pub mod webhooks;
 
 use std::io::{BufRead, Write};

@@ -19,6 +19,7 @@ use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::rules::{Limits, Pool, Runtime};
 use crate::store::{SqliteStore, Store};
+use crate::vault::{self, Vault};
 use crate::webhooks::Webhooks;
 
 /// The wasmtime runtime, built once per process: compiling (or loading) the
@@ -39,18 +40,35 @@ fn runtime() -> anyhow::Result<Arc<Runtime>> {
 /// default SQLite file.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     if config.database_url.is_empty() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("creating the data directory {}", config.data_dir.display())
-        })?;
+        private_dir(&config.data_dir)?;
     }
     SqliteStore::open(&config.database_url())
         .await
         .context("opening the database")
 }
 
+/// Creates the data directory, readable by the server's user only (0700)
+/// whatever the umask: it holds the database and the key to its secrets.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making the data directory {} private", dir.display()))
+}
+
 /// Everything the API needs, opened and ready.
 pub async fn state(config: &Config) -> anyhow::Result<AppState> {
     let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
+    if config.secret_key_file.is_none() {
+        private_dir(&config.data_dir)?;
+    }
+    let key_file = config.secret_key_file();
+    let vault = Arc::new(Vault::open_or_create(&key_file)?);
+    vault::seal_stored(store.as_ref(), &vault, &key_file).await?;
     let runtime = runtime()?;
     let engine = Pool::new(Arc::clone(&runtime));
     let catalog = engine
@@ -68,6 +86,7 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
         Arc::clone(&matcher),
         Arc::clone(&wake),
         Arc::clone(&metrics),
+        Arc::clone(&vault),
     )?;
     let limit = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
     Ok(AppState {
@@ -75,6 +94,7 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
             Arc::clone(&store),
             Arc::clone(&engine),
             Arc::clone(&matcher),
+            vault,
             config.secret_overlap,
         )),
         ingestor: Arc::new(Ingestor::new(

@@ -5,17 +5,23 @@
 //! keys a webhook has, hands the rest to the engine, and stores what the
 //! engine accepted, re-serialised through the engine's model so that stored
 //! definitions have one canonical form.
+//!
+//! Transport is the host's, not the engine's: the client certificate a
+//! webhook presents (`tls`) is taken out of the body, checked here, and
+//! stored beside the definition with its key sealed, like signing secrets.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::delivery::tls;
 use crate::error::AppError;
 use crate::keys;
 use crate::matcher::Matcher;
 use crate::rules::Pool;
-use crate::store::{Millis, Store, WebhookRecord, now};
+use crate::store::{ClientTls, Millis, Store, WebhookRecord, now};
+use crate::vault::Vault;
 
 /// The keys a client writes.
 pub const WRITABLE: [&str; 9] = [
@@ -29,6 +35,10 @@ pub const WRITABLE: [&str; 9] = [
     "match",
     "expression",
 ];
+
+/// The key of a webhook's client certificate, which the host keeps apart
+/// from the definition the engine reads.
+pub const TLS: &str = "tls";
 
 /// Keys the server owns. A body may carry them, as `GET` returns them, so a
 /// client can send back what it read; their values are ignored.
@@ -65,6 +75,8 @@ pub struct Webhooks {
     engine: Arc<Pool>,
     /// Kept in step with every write, after it commits.
     matcher: Arc<Matcher>,
+    /// Seals signing secrets and client keys before they are stored.
+    vault: Arc<Vault>,
     /// How long a rotated-out secret keeps signing.
     overlap: Duration,
 }
@@ -75,13 +87,27 @@ impl Webhooks {
         store: Arc<dyn Store>,
         engine: Arc<Pool>,
         matcher: Arc<Matcher>,
+        vault: Arc<Vault>,
         overlap: Duration,
     ) -> Self {
         Self {
             store,
             engine,
             matcher,
+            vault,
             overlap,
+        }
+    }
+
+    /// What `input` makes of a client certificate that is `current`.
+    fn client_tls(&self, input: TlsInput, current: Option<ClientTls>) -> Option<ClientTls> {
+        match input {
+            TlsInput::Keep => current,
+            TlsInput::Remove => None,
+            TlsInput::Set { certificate, key } => Some(ClientTls {
+                certificate,
+                key: self.vault.seal(&key),
+            }),
         }
     }
 
@@ -130,9 +156,10 @@ impl Webhooks {
     pub async fn create(
         &self,
         tenant: &str,
-        body: Map<String, Value>,
+        mut body: Map<String, Value>,
     ) -> Result<(Written, String), AppError> {
         let id = format!("wh_{}", ulid::Ulid::new());
+        let tls = take_tls(&mut body)?;
         let accepted = self.accept(definition(&id, writable(body)?)).await?;
         let at = now();
         let record = WebhookRecord {
@@ -144,9 +171,12 @@ impl Webhooks {
             created_at: at,
             updated_at: at,
             disabled_reason: None,
+            client_tls: self.client_tls(tls, None),
         };
         let secret = keys::webhook_secret();
-        self.store.create_webhook(&record, &secret).await?;
+        self.store
+            .create_webhook(&record, &self.vault.seal(&secret))
+            .await?;
         self.matcher.upsert(tenant, record.definition.clone()).await;
         Ok((
             Written {
@@ -171,10 +201,11 @@ impl Webhooks {
         &self,
         tenant: &str,
         id: &str,
-        body: Map<String, Value>,
+        mut body: Map<String, Value>,
     ) -> Result<Written, AppError> {
+        let tls = take_tls(&mut body)?;
         let body = writable(body)?;
-        self.write(tenant, id, |_| Ok(body.clone())).await
+        self.write(tenant, id, &tls, |_| Ok(body.clone())).await
     }
 
     /// Applies a JSON merge patch (RFC 7396) to a webhook's definition.
@@ -182,10 +213,11 @@ impl Webhooks {
         &self,
         tenant: &str,
         id: &str,
-        patch: Map<String, Value>,
+        mut patch: Map<String, Value>,
     ) -> Result<Written, AppError> {
+        let tls = take_tls(&mut patch)?;
         let patch = writable(patch)?;
-        self.write(tenant, id, |current| {
+        self.write(tenant, id, &tls, |current| {
             let mut merged = Value::Object(current);
             merge(&mut merged, &Value::Object(patch.clone()));
             match merged {
@@ -204,6 +236,7 @@ impl Webhooks {
         &self,
         tenant: &str,
         id: &str,
+        tls: &TlsInput,
         change: impl Fn(Map<String, Value>) -> Result<Map<String, Value>, AppError>,
     ) -> Result<Written, AppError> {
         for _ in 0..WRITE_ATTEMPTS {
@@ -219,6 +252,7 @@ impl Webhooks {
                 updated_at: now().max(current.updated_at),
                 // Why the server disabled it stops being true once enabled.
                 disabled_reason: current.disabled_reason.filter(|_| !accepted.enabled),
+                client_tls: self.client_tls(tls.clone(), current.client_tls),
                 ..current
             };
             if self.store.update_webhook(&record).await? {
@@ -248,19 +282,97 @@ impl Webhooks {
     }
 
     /// Gives a webhook a new secret; the new secret and until when the old
-    /// one keeps signing.
+    /// one keeps signing: `previous_expires_in` from now (at most the
+    /// configured overlap, which is the default; zero cuts it off at once,
+    /// for a secret that leaked).
     pub async fn rotate_secret(
         &self,
         tenant: &str,
         id: &str,
+        previous_expires_in: Option<Duration>,
     ) -> Result<(String, Millis), AppError> {
+        let expires_in = previous_expires_in.unwrap_or(self.overlap);
+        if expires_in > self.overlap {
+            return Err(AppError::unprocessable(
+                "invalid_duration",
+                format!(
+                    "previousExpiresIn may be at most the server's secret overlap, {}",
+                    humantime::format_duration(self.overlap)
+                ),
+            ));
+        }
         let secret = keys::webhook_secret();
-        let overlap = i64::try_from(self.overlap.as_millis()).unwrap_or(i64::MAX);
-        let until = now().saturating_add(overlap);
-        match self.store.rotate_secret(tenant, id, &secret, until).await? {
+        let expires_in = i64::try_from(expires_in.as_millis()).unwrap_or(i64::MAX);
+        let until = now().saturating_add(expires_in);
+        let sealed = self.vault.seal(&secret);
+        match self.store.rotate_secret(tenant, id, &sealed, until).await? {
             true => Ok((secret, until)),
             false => Err(AppError::not_found("webhook")),
         }
+    }
+}
+
+/// What a body says of the webhook's client certificate (`tls`).
+#[derive(Clone)]
+enum TlsInput {
+    /// Not mentioned, or sent back as read: as it is.
+    Keep,
+    /// `"tls": null`: none.
+    Remove,
+    /// A new certificate and key, checked (the key still in clear).
+    Set { certificate: String, key: String },
+}
+
+/// Takes `tls` out of a body: `{"clientCertificate": PEM, "clientKey":
+/// PEM}` sets a client certificate (checked: both parse, the key is the
+/// certificate's, the certificate is valid now), `null` removes it, and
+/// the shape `GET` shows (`{"clientCertificate": {"subject", …}}`) keeps it.
+fn take_tls(body: &mut Map<String, Value>) -> Result<TlsInput, AppError> {
+    let Some(tls) = body.remove(TLS) else {
+        return Ok(TlsInput::Keep);
+    };
+    let invalid = |code: &str, message: &str, path: &str| {
+        AppError::invalid_webhook(
+            format!("the webhook is invalid: {message}"),
+            serde_json::json!([{"code": code, "message": message, "path": path}]),
+            Value::Array(vec![]),
+        )
+    };
+    let shape =
+        "`tls` takes {\"clientCertificate\": PEM, \"clientKey\": PEM}, or null to remove it";
+    let tls = match tls {
+        Value::Null => return Ok(TlsInput::Remove),
+        Value::Object(tls) => tls,
+        _ => return Err(invalid("invalid_tls", shape, TLS)),
+    };
+    if let Some(key) = tls
+        .keys()
+        .find(|k| *k != "clientCertificate" && *k != "clientKey")
+    {
+        let message = format!("`tls` has no key `{key}`; {shape}");
+        return Err(invalid("invalid_tls", &message, TLS));
+    }
+    match (tls.get("clientCertificate"), tls.get("clientKey")) {
+        (Some(Value::Object(_)) | None, None) => Ok(TlsInput::Keep),
+        (Some(Value::String(certificate)), Some(Value::String(key))) => {
+            tls::check_client(certificate, key)
+                .map_err(|refused| invalid(refused.code, &refused.message, refused.path))?;
+            Ok(TlsInput::Set {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            })
+        }
+        (Some(Value::String(_)), _) => Err(invalid(
+            "invalid_tls",
+            "a client certificate needs its key: set `tls.clientKey` (PEM) too",
+            "tls.clientKey",
+        )),
+        (_, Some(Value::String(_))) => Err(invalid(
+            "invalid_tls",
+            "a client key needs its certificate: set `tls.clientCertificate` (PEM) too",
+            "tls.clientCertificate",
+        )),
+        _ => Err(invalid("invalid_tls", shape, TLS)),
     }
 }
 
@@ -280,7 +392,7 @@ pub fn check_keys(body: &Map<String, Value>) -> Result<(), AppError> {
         None => Ok(()),
         Some(key) => Err(AppError::invalid_webhook(
             format!(
-                "a webhook has no key `{key}`; it has: {}",
+                "a webhook has no key `{key}`; it has: {}, {TLS}",
                 WRITABLE.join(", ")
             ),
             Value::Array(vec![]),

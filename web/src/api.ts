@@ -62,7 +62,12 @@ export interface StoredWebhook {
   updatedAt: string;
   disabledReason?: string;
   breaker: "closed" | "open" | "half_open";
+  /** The client certificate it presents (mutual TLS); never its key. */
+  tls?: { clientCertificate: { subject: string; notAfter: string } };
 }
+
+/** What a write says of the client certificate: set, remove (`null`), or leave out. */
+export type TlsWrite = { clientCertificate: string; clientKey: string } | null;
 
 export interface Attempt {
   startedAt: string;

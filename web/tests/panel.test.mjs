@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import http from "node:http";
+import https from "node:https";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -26,6 +27,24 @@ let key;
 let browser;
 let receiver;
 const received = [];
+// An HTTPS receiver whose certificate a CA made here signed; the server
+// trusts that CA through INBOX_EXTRA_CA_FILE.
+const pki = fs.mkdtempSync(path.join(os.tmpdir(), "inbox-panel-pki-"));
+let secureReceiver;
+const securelyReceived = [];
+
+/** A CA, a server certificate for 127.0.0.1 it signed, and a self-signed client certificate, made with openssl. */
+function makePki() {
+  const run = (...args) => execFileSync("openssl", args, { cwd: pki, stdio: ["ignore", "ignore", "pipe"] });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  run("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Panel Test CA",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  run("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1");
+  fs.writeFileSync(path.join(pki, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+    "-out", "server.pem", "-days", "2", "-extfile", "server.ext");
+  run("req", "-x509", ...ec, "-keyout", "client.key", "-out", "client.pem", "-days", "2", "-subj", "/CN=panel-client");
+}
 
 function chromiumPath() {
   return process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -44,11 +63,25 @@ before(async () => {
     });
   });
   await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  makePki();
+  secureReceiver = https.createServer(
+    { key: fs.readFileSync(path.join(pki, "server.key")), cert: fs.readFileSync(path.join(pki, "server.pem")) },
+    (request, response) => {
+      request.resume();
+      request.on("end", () => {
+        securelyReceived.push({ headers: request.headers });
+        response.writeHead(200, { "content-type": "text/plain" });
+        response.end("thanks over TLS");
+      });
+    },
+  );
+  await new Promise((resolve) => secureReceiver.listen(0, "127.0.0.1", resolve));
   server = spawn(binary, ["serve", "--bind", "127.0.0.1:0", "--data-dir", data], {
     env: {
       ...process.env,
       INBOX_PANEL_DIR: path.join(root, "web/dist"),
       INBOX_ALLOW_PRIVATE_TARGETS: "true",
+      INBOX_EXTRA_CA_FILE: path.join(pki, "ca.pem"),
       INBOX_LOG_JSON: "true",
     },
     stdio: ["ignore", "ignore", "pipe"],
@@ -86,7 +119,9 @@ after(async () => {
   await browser?.close();
   server?.kill("SIGTERM");
   receiver?.close();
+  secureReceiver?.close();
   fs.rmSync(data, { recursive: true, force: true });
+  fs.rmSync(pki, { recursive: true, force: true });
 });
 
 async function signedIn(width = 1280) {
@@ -341,6 +376,32 @@ test("a test event is sent and shows in the delivery log; it can be resent", asy
   assert.match(await page.locator(".secret-value").textContent(), /^whsec_/, "the new secret, shown once");
   await page.setViewportSize({ width: 390, height: 900 });
   await page.screenshot({ path: path.join(shots, "deliveries-390.png"), fullPage: true });
+  await page.context().close();
+});
+
+test("an HTTPS receiver behind a private CA gets the test event; a client certificate is pasted and shown", async () => {
+  const page = await signedIn();
+  await threeConditions(page, `https://127.0.0.1:${secureReceiver.address().port}/secure`);
+  await expressionBox(page).fill("1 or 2 or 3");
+  await page.getByLabel("Client certificate (PEM)").fill(fs.readFileSync(path.join(pki, "client.pem"), "utf8"));
+  // A key that is not the certificate's: the server's 422 lands by the field.
+  await page.getByLabel("Client key (PEM)").fill(fs.readFileSync(path.join(pki, "server.key"), "utf8"));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("fieldset.tls .field-problems li").first().waitFor();
+  assert.match(await page.locator("fieldset.tls").textContent(), /does not belong to the client certificate/);
+  await page.getByLabel("Client key (PEM)").fill(fs.readFileSync(path.join(pki, "client.key"), "utf8"));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator(".secret-value").waitFor();
+  await page.getByRole("link", { name: "Back to webhooks" }).click();
+  const row = page.locator("tr", { hasText: "/secure" }).first();
+  await row.getByRole("link", { name: "Edit" }).click();
+  await page.locator(".tls-current", { hasText: "CN=panel-client" }).waitFor();
+  await page.screenshot({ path: path.join(shots, "client-certificate-1280.png"), fullPage: true });
+  await page.getByRole("link", { name: "Deliveries" }).click();
+  await page.getByRole("button", { name: "Send test event" }).click();
+  await page.locator(".test-outcome", { hasText: "Delivered: 200" }).waitFor();
+  assert.equal(securelyReceived.length, 1);
+  assert.match(securelyReceived[0].headers["webhook-signature"], /^v1,/);
   await page.context().close();
 });
 

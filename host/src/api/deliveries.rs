@@ -289,6 +289,7 @@ async fn test(
             .and_then(|d| d.get("url").and_then(Value::as_str).map(str::to_owned)),
         enabled: true,
         secrets: state.store.signing_secrets(&webhook.id, now()).await?,
+        client_tls: webhook.client_tls.clone(),
         payload: delivery.payload.clone(),
         attempts: 0,
     };

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::{Admin, JsonBody};
 use crate::error::{AppError, ErrorBody};
-use crate::webhooks::check_keys;
+use crate::webhooks::{TLS, check_keys};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -70,9 +70,11 @@ async fn validate(
     JsonBody(mut body): JsonBody<Map<String, Value>>,
 ) -> Result<impl IntoResponse, AppError> {
     let (op, input) = match body.remove("webhook") {
-        Some(Value::Object(webhook)) => {
+        Some(Value::Object(mut webhook)) => {
             // The same keys as `POST /v1/webhooks` takes, and the same
-            // refusal of others; what the engine reads is the body as sent.
+            // refusal of others; what the engine reads is the body as sent,
+            // less the client certificate, which is the host's.
+            webhook.remove(TLS);
             check_keys(&webhook)?;
             ("validate", Value::Object(webhook))
         }

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
 use crate::delivery::breaker::State as BreakerState;
+use crate::delivery::tls::{self, CertificateSummary};
 use crate::error::{AppError, ErrorBody};
 use crate::store::{Millis, WebhookRecord};
 use crate::webhooks::Written;
@@ -58,6 +59,27 @@ pub(super) struct WebhookInput {
     match_mode: Option<String>,
     /// The logic expression when `match` is `expression`, e.g. `(1 or 2) and 3`.
     expression: Option<String>,
+    /// A client certificate to present to the receiver (mutual TLS); `null`
+    /// removes it. Write-only: the key is never shown again.
+    tls: Option<TlsInput>,
+}
+
+/// A client certificate and its key, both PEM.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code, reason = "documentation of the body; the service reads it")]
+pub(super) struct TlsInput {
+    /// The certificate chain, leaf first.
+    client_certificate: String,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    client_key: String,
+}
+
+/// What is shown of a webhook's client certificate: never its key.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TlsView {
+    client_certificate: CertificateSummary,
 }
 
 /// A condition: `{"id": 1, "field": "subject", "operator": "contains",
@@ -104,6 +126,9 @@ pub(super) struct WebhookView {
     /// Its delivery circuit breaker: `closed`, `open` (deliveries wait) or
     /// `half_open` (one probe goes through).
     breaker: BreakerState,
+    /// The client certificate it presents, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsView>,
 }
 
 /// A webhook just written, with the engine's warnings (valid, but worth a
@@ -192,6 +217,11 @@ fn view(state: &AppState, record: &WebhookRecord) -> Result<WebhookView, AppErro
             .dispatcher
             .breakers
             .state(&record.id, std::time::Instant::now()),
+        tls: record
+            .client_tls
+            .as_ref()
+            .and_then(|tls| tls::summary(&tls.certificate))
+            .map(|client_certificate| TlsView { client_certificate }),
     })
 }
 
@@ -380,19 +410,60 @@ async fn disable(
     set_enabled(&state, &admin, &id, false).await
 }
 
+/// How long the previous secret keeps signing after a rotation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RotateInput {
+    /// A duration such as `0s` (cut the previous secret off at once, for
+    /// one that leaked) or `1h`, at most `secret_overlap`, the default.
+    previous_expires_in: Option<String>,
+}
+
 /// Give a webhook a new signing secret. The previous one keeps signing
-/// alongside for the configured overlap (`secret_overlap`, 24 h by default).
+/// alongside for the configured overlap (`secret_overlap`, 24 h by
+/// default), or for `previousExpiresIn`; any older one stops at once.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
     params(("id" = String, Path, description = "`wh_…`")),
+    request_body(content = Option<RotateInput>, content_type = "application/json"),
     security(("bearer" = [])),
-    responses((status = 200, body = RotatedSecret), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = RotatedSecret), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn rotate_secret(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<RotatedSecret>, AppError> {
-    let (secret, until) = state.webhooks.rotate_secret(admin.tenant(), &id).await?;
+    let input: RotateInput = match body.is_empty() {
+        true => RotateInput {
+            previous_expires_in: None,
+        },
+        false => serde_json::from_slice(&body).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => {
+                AppError::unprocessable("invalid_body", error.to_string())
+            }
+            _ => AppError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {error}"),
+            ),
+        })?,
+    };
+    let expires_in = input
+        .previous_expires_in
+        .map(|text| {
+            humantime::parse_duration(&text).map_err(|e| {
+                AppError::unprocessable(
+                    "invalid_duration",
+                    format!("previousExpiresIn {text:?} is not a duration such as 0s or 1h ({e})"),
+                )
+            })
+        })
+        .transpose()?;
+    let (secret, until) = state
+        .webhooks
+        .rotate_secret(admin.tenant(), &id, expires_in)
+        .await?;
     Ok(Json(RotatedSecret {
         secret,
         previous_expires_at: rfc3339(until),

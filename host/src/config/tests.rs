@@ -173,3 +173,60 @@ fn the_default_retry_schedule_is_the_contracts() {
         .collect();
     assert_eq!(steps, ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]);
 }
+
+#[test]
+fn delivery_network_settings_come_from_the_environment() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INBOX_EXTRA_CA_FILE", "/etc/inbox/ca.pem");
+        jail.set_env("INBOX_DELIVERY_PROXY", "http://proxy.internal:3128");
+        jail.set_env("INBOX_SECRET_KEY_FILE", "/etc/inbox/secret.key");
+        jail.set_env("INBOX_TENANT_CONCURRENCY", "10");
+        let config = Config::load(None, &Overrides::default()).expect("config");
+        assert_eq!(
+            config.extra_ca_file.as_deref(),
+            Some(Path::new("/etc/inbox/ca.pem"))
+        );
+        assert_eq!(
+            config
+                .delivery_proxy()
+                .expect("proxy")
+                .map(|u| u.to_string()),
+            Some("http://proxy.internal:3128/".to_owned())
+        );
+        assert_eq!(config.secret_key_file(), Path::new("/etc/inbox/secret.key"));
+        assert_eq!(config.tenant_concurrency(), 10);
+        Ok(())
+    });
+}
+
+#[test]
+fn unset_delivery_settings_take_their_defaults() {
+    let config = Config {
+        data_dir: "/srv/inbox".into(),
+        delivery_concurrency: 256,
+        ..Config::default()
+    };
+    assert_eq!(config.secret_key_file(), Path::new("/srv/inbox/secret.key"));
+    assert_eq!(config.tenant_concurrency(), 64, "a quarter of the slots");
+    assert_eq!(config.delivery_proxy().expect("none"), None);
+}
+
+#[test]
+fn a_bad_proxy_or_tenant_limit_names_the_setting() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INBOX_DELIVERY_PROXY", "proxy.internal:3128");
+        let error = Config::load(None, &Overrides::default()).expect_err("no scheme");
+        assert!(
+            error.to_string().contains("INBOX_DELIVERY_PROXY"),
+            "{error}"
+        );
+        jail.set_env("INBOX_DELIVERY_PROXY", "");
+        jail.set_env("INBOX_TENANT_CONCURRENCY", "0");
+        let error = Config::load(None, &Overrides::default()).expect_err("zero");
+        assert!(
+            error.to_string().contains("INBOX_TENANT_CONCURRENCY"),
+            "{error}"
+        );
+        Ok(())
+    });
+}

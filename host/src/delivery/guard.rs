@@ -1,14 +1,23 @@
 //! The SSRF guard: a webhook URL must not reach inside the network.
 //!
 //! Checked after DNS resolution, on every address the name resolves to (a
-//! resolver for reqwest that drops refused addresses), and on IP literals in
-//! the URL (which reqwest never resolves). Refused: loopback, private,
-//! shared (CGNAT), link-local (with the cloud metadata address
-//! 169.254.169.254), multicast, broadcast, unspecified, documentation,
-//! benchmarking and reserved ranges, IPv6 unique-local, link-local and
-//! site-local, and IPv4 addresses inside IPv6 (mapped, compatible, NAT64,
-//! 6to4), judged as the IPv4 address they carry. Configuration can allow
-//! every internal address or some networks.
+//! resolver for reqwest that drops refused addresses), on IP literals in
+//! the URL (which reqwest never resolves), and, when deliveries go through
+//! `delivery_proxy`, on the target's addresses before the request leaves
+//! (the proxy connects, so every address must pass).
+//!
+//! IPv4: refused are loopback, private, shared (CGNAT), link-local (with
+//! the cloud metadata address 169.254.169.254), multicast, broadcast,
+//! unspecified, documentation, benchmarking and reserved ranges. IPv6: only
+//! global unicast (`2000::/3`) is permitted, less the special-purpose
+//! blocks inside it (`2001::/23` with Teredo, documentation `2001:db8::/32`
+//! and `3fff::/20`); 6to4 (`2002::/16`) is judged as the IPv4 address it
+//! carries. So IPv4-mapped, NAT64, unique-local, link-local and every range
+//! not yet assigned are refused. Configuration can allow every internal
+//! address or some networks.
+//!
+//! A refusal tells the tenant only that the host "resolves to a non-public
+//! address"; which addresses goes to the server's log.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,10 +33,20 @@ pub struct Guard {
     allowed: Vec<IpNet>,
 }
 
-/// Every address of a target was refused.
+/// A target was refused: the text for the attempt's log.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
+
+impl Refused {
+    /// The refusal of `host`, whose addresses `found` go to the log only.
+    pub fn of(host: &str, found: &[IpAddr]) -> Self {
+        tracing::warn!(host, addresses = ?found, "refused a delivery target: not a public address");
+        Self(format!(
+            "{host} resolves to a non-public address; deliveries go to public addresses only"
+        ))
+    }
+}
 
 impl Guard {
     /// A guard with the configured exceptions.
@@ -48,15 +67,36 @@ impl Guard {
     pub fn resolver(self: &Arc<Self>) -> Arc<Resolver> {
         Arc::new(Resolver(Arc::clone(self)))
     }
+
+    /// Resolves `host` and refuses it unless every address it resolves to
+    /// is permitted: for a request a proxy will connect, where no resolver
+    /// of ours picks the address.
+    pub async fn check_all(&self, host: &str, port: u16) -> Result<(), Refused> {
+        if self.allow_internal {
+            return Ok(());
+        }
+        let found: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|_| Refused(format!("{host} could not be resolved")))?
+                .map(|addr| addr.ip())
+                .collect(),
+        };
+        match found.iter().all(|ip| self.permits(*ip)) && !found.is_empty() {
+            true => Ok(()),
+            false => Err(Refused::of(host, &found)),
+        }
+    }
 }
 
 /// Whether `ip` is an address inside a network rather than on the internet.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => match embedded_v4(v6) {
+        IpAddr::V6(v6) => match six_to_four(v6) {
             Some(v4) => is_internal_v4(v4),
-            None => is_internal_v6(v6),
+            None => !is_public_v6(v6),
         },
     }
 }
@@ -77,27 +117,18 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
-fn is_internal_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local, fd00:ec2::254 (metadata) among them
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside)
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+/// Global unicast, outside the special-purpose blocks it holds.
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let [first, second, ..] = ip.segments();
+    (first & 0xe000) == 0x2000 // 2000::/3
+        && !(first == 0x2001 && second < 0x0200) // 2001::/23: Teredo, benchmarking, ORCHID
+        && !(first == 0x2001 && second == 0x0db8) // documentation
+        && (first & 0xfff0) != 0x3ff0 // 3fff::/20, documentation
 }
 
-/// The IPv4 address an IPv6 address carries, for the forms that carry one:
-/// mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`
-/// and 6to4 `2002:aabb:ccdd::`.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = ip.segments();
-    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-    match s {
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),
-        [0, 0, 0, 0, 0, 0, _, _] if !ip.is_loopback() && !ip.is_unspecified() => Some(low),
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+/// The IPv4 address a 6to4 address (`2002:aabb:ccdd::/48`) carries.
+fn six_to_four(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    match ip.segments() {
         [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
             (hi >> 8) as u8,
             hi as u8,
@@ -125,14 +156,9 @@ impl reqwest::dns::Resolve for Resolver {
                 .filter(|addr| guard.permits(addr.ip()))
                 .collect();
             if permitted.is_empty() && !found.is_empty() {
-                let error: Box<dyn std::error::Error + Send + Sync> = Box::new(Refused(format!(
-                    "{host} resolves only to internal addresses ({}); set allow_private_targets or allowed_targets to reach it",
-                    found
-                        .iter()
-                        .map(|a| a.ip().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                let found: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
+                let error: Box<dyn std::error::Error + Send + Sync> =
+                    Box::new(Refused::of(&host, &found));
                 return Err(error);
             }
             let addrs: reqwest::dns::Addrs = Box::new(permitted.into_iter());
@@ -176,6 +202,16 @@ mod tests {
             "::127.0.0.1",
             "64:ff9b::10.0.0.1",
             "2002:0a00:0001::1",
+            // Only global unicast: mapped, local-use NAT64, Teredo, the
+            // discard prefix, documentation, and what is not assigned yet.
+            "::ffff:93.184.216.34",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "100::1",
+            "3fff::1",
+            "4000::1",
         ] {
             let ip: IpAddr = internal.parse().expect(internal);
             assert!(!guard.permits(ip), "{internal} should be refused");
@@ -191,8 +227,7 @@ mod tests {
             "100.128.0.1",
             "172.32.0.1",
             "2606:4700:4700::1111",
-            "::ffff:93.184.216.34",
-            "64:ff9b::8.8.8.8",
+            "2a00:1450:4001:80b::200e",
             "2002:5db8:d822::1",
         ] {
             let ip: IpAddr = public.parse().expect(public);
@@ -220,6 +255,25 @@ mod tests {
             Err(error) => error,
         };
         assert!(error.is::<Refused>(), "{error}");
-        assert!(error.to_string().contains("internal"), "{error}");
+        assert!(error.to_string().contains("non-public address"), "{error}");
+        assert!(!error.to_string().contains("127.0.0.1"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_proxied_target_must_resolve_only_to_permitted_addresses() {
+        let guard = Guard::default();
+        for host in ["localhost", "127.0.0.1", "169.254.169.254"] {
+            let refused = guard.check_all(host, 80).await.expect_err(host);
+            assert!(refused.0.contains("non-public address"), "{refused}");
+        }
+        assert!(guard.check_all("8.8.8.8", 443).await.is_ok());
+        let some = Guard::new(false, vec!["127.0.0.0/8".parse().expect("net")]);
+        assert!(some.check_all("127.0.0.1", 80).await.is_ok());
+        assert!(
+            Guard::new(true, Vec::new())
+                .check_all("localhost", 80)
+                .await
+                .is_ok()
+        );
     }
 }

@@ -28,12 +28,14 @@ pub mod guard;
 pub mod schedule;
 pub mod sender;
 pub mod signing;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -41,11 +43,12 @@ use tokio_util::task::TaskTracker;
 use self::breaker::Breakers;
 use self::guard::Guard;
 use self::schedule::Schedule;
-use self::sender::{Outcome, Sender};
+use self::sender::{Identity, Network, Outcome, Sender};
 use crate::config::Config;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
-use crate::store::{Claimed, Health, Millis, Next, Room, Store, now};
+use crate::store::{Attempt, Claimed, Health, Millis, Next, Room, Store, now};
+use crate::vault::Vault;
 
 /// Deliveries claimed at once at most.
 const CLAIM_BATCH: usize = 64;
@@ -80,6 +83,8 @@ pub struct Settings {
     pub webhook_concurrency: usize,
     /// Attempts in flight in all.
     pub delivery_concurrency: usize,
+    /// Attempts in flight per tenant.
+    pub tenant_concurrency: usize,
     /// How long records are kept.
     pub retention: Duration,
 }
@@ -93,6 +98,7 @@ impl Settings {
             disable_after: config.disable_after,
             webhook_concurrency: config.webhook_concurrency as usize,
             delivery_concurrency: config.delivery_concurrency as usize,
+            tenant_concurrency: config.tenant_concurrency() as usize,
             retention: config.retention,
         }
     }
@@ -108,6 +114,8 @@ impl Settings {
 #[derive(Debug)]
 pub struct Dispatcher {
     store: Arc<dyn Store>,
+    /// Opens the signing secrets and client keys deliveries carry sealed.
+    vault: Arc<Vault>,
     sender: Sender,
     matcher: Arc<Matcher>,
     /// Every webhook's circuit breaker.
@@ -122,9 +130,12 @@ pub struct Dispatcher {
     /// Deliveries claimed ahead, per webhook, waiting for one of its slots
     /// (see [`Dispatcher::work`]).
     ahead: Mutex<HashMap<String, VecDeque<(Claimed, Instant)>>>,
-    /// Deliveries promised at ingest ([`Reservation`]), per webhook: room
-    /// taken before they are stored, until they are handed over.
-    promised: Mutex<HashMap<String, u32>>,
+    /// Attempt slots per tenant (`tenant_concurrency`), so that one
+    /// tenant's slow receivers never hold every slot.
+    tenant_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Deliveries promised at ingest ([`Reservation`]): room taken before
+    /// they are stored, until they are handed over.
+    promised: Mutex<Promised>,
     /// Set while the claim loop runs: only then does ingest hand
     /// deliveries over.
     running: AtomicBool,
@@ -146,13 +157,15 @@ pub struct Dispatcher {
 #[derive(Debug)]
 pub struct Reservation {
     dispatcher: Arc<Dispatcher>,
+    /// The tenant whose deliveries these are.
+    tenant: String,
     taken: HashMap<String, u32>,
 }
 
 impl Reservation {
     /// Takes room for one delivery to `webhook`, to be stored at `at`:
     /// the end of its lease, or `None` when there is no room (it is then
-    /// stored for a claim).
+    /// stored for a claim). The tenant's free slots bound it too.
     pub fn take(&mut self, webhook: &str, at: Millis) -> Option<Millis> {
         let dispatcher = &self.dispatcher;
         if !dispatcher.running.load(Ordering::SeqCst)
@@ -162,14 +175,20 @@ impl Reservation {
             return None;
         }
         let free = dispatcher.webhook_slot(webhook).available_permits();
+        let tenant_free = dispatcher.tenant_slot(&self.tenant).available_permits();
         let waiting = lock(&dispatcher.ahead);
         let mut promised = lock(&dispatcher.promised);
-        let all_promised: u32 = promised.values().sum();
+        let all_promised: u32 = promised.webhooks.values().sum();
+        let tenant_promised = promised.tenants.get(&self.tenant).copied().unwrap_or(0);
         let slots = u32::try_from(dispatcher.slots.available_permits()).unwrap_or(u32::MAX);
-        if dispatcher.headroom(webhook, free, &waiting, &promised) == 0 || slots <= all_promised {
+        if dispatcher.headroom(webhook, free, &waiting, &promised) == 0
+            || slots <= all_promised
+            || count(tenant_free) <= tenant_promised
+        {
             return None;
         }
-        *promised.entry(webhook.to_owned()).or_default() += 1;
+        *promised.webhooks.entry(webhook.to_owned()).or_default() += 1;
+        *promised.tenants.entry(self.tenant.clone()).or_default() += 1;
         *self.taken.entry(webhook.to_owned()).or_default() += 1;
         Some(at + millis(dispatcher.settings.lease()))
     }
@@ -178,15 +197,53 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut promised = lock(&self.dispatcher.promised);
+        let mut given_back = 0;
         for (webhook, taken) in self.taken.drain() {
-            if let Some(count) = promised.get_mut(&webhook) {
-                *count = count.saturating_sub(taken);
-                if *count == 0 {
-                    promised.remove(&webhook);
-                }
-            }
+            given_back += taken;
+            give_back(&mut promised.webhooks, &webhook, taken);
+        }
+        give_back(&mut promised.tenants, &self.tenant, given_back);
+    }
+}
+
+/// Room promised at ingest and not handed over yet.
+#[derive(Debug, Default)]
+struct Promised {
+    /// Per webhook.
+    webhooks: HashMap<String, u32>,
+    /// Per tenant (the same deliveries, counted by tenant).
+    tenants: HashMap<String, u32>,
+}
+
+fn give_back(counts: &mut HashMap<String, u32>, key: &str, taken: u32) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(taken);
+        if *count == 0 {
+            counts.remove(key);
         }
     }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The slots a worker holds besides its webhook's: one of all, one of its
+/// tenant's. Its deliveries all go to one webhook, so to one tenant.
+#[derive(Debug)]
+struct Slots {
+    _all: OwnedSemaphorePermit,
+    _tenant: OwnedSemaphorePermit,
+}
+
+/// The slots of `key` in `slots`, made with `size` permits on first use.
+fn slot(slots: &Mutex<HashMap<String, Arc<Semaphore>>>, key: &str, size: usize) -> Arc<Semaphore> {
+    let mut slots = lock(slots);
+    Arc::clone(
+        slots
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(size))),
+    )
 }
 
 /// Locks a mutex, whose data stays usable should a holder have panicked.
@@ -206,16 +263,24 @@ impl Dispatcher {
         matcher: Arc<Matcher>,
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
+        vault: Arc<Vault>,
     ) -> anyhow::Result<Arc<Self>> {
         let settings = Settings::new(config);
-        let guard = Guard::new(config.allow_private_targets, config.allowed_targets.clone());
+        let network = Network {
+            timeout: settings.timeout,
+            guard: Guard::new(config.allow_private_targets, config.allowed_targets.clone()),
+            extra_roots: tls::extra_roots(config.extra_ca_file.as_deref())?,
+            proxy: config.delivery_proxy()?,
+        };
         Ok(Arc::new(Self {
             store,
-            sender: Sender::new(settings.timeout, guard)?,
+            vault,
+            sender: Sender::new(network).context("building the HTTP client for deliveries")?,
             matcher,
             breakers: Arc::default(),
             slots: Arc::new(Semaphore::new(settings.delivery_concurrency)),
             webhook_slots: Mutex::default(),
+            tenant_slots: Mutex::default(),
             ahead: Mutex::default(),
             promised: Mutex::default(),
             running: AtomicBool::new(false),
@@ -261,21 +326,32 @@ impl Dispatcher {
     }
 
     fn webhook_slot(&self, webhook: &str) -> Arc<Semaphore> {
-        let mut slots = lock(&self.webhook_slots);
-        Arc::clone(
-            slots
-                .entry(webhook.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.settings.webhook_concurrency))),
+        slot(
+            &self.webhook_slots,
+            webhook,
+            self.settings.webhook_concurrency,
         )
+    }
+
+    fn tenant_slot(&self, tenant: &str) -> Arc<Semaphore> {
+        slot(&self.tenant_slots, tenant, self.settings.tenant_concurrency)
     }
 
     /// What each webhook can take in a claim: its free slots and room to
     /// claim ahead ([`AHEAD`] per slot), less what is already claimed
-    /// ahead; nothing behind an open breaker.
+    /// ahead; nothing behind an open breaker. And what each tenant can
+    /// take: its free slots, less what ingest promised it.
     fn room(&self, now: Instant) -> Room {
-        let concurrency = u32::try_from(self.settings.webhook_concurrency).unwrap_or(u32::MAX);
+        let concurrency = count(self.settings.webhook_concurrency);
         let ahead = concurrency.saturating_mul(AHEAD);
         let mut room = Room::new(concurrency.saturating_add(ahead));
+        room.tenant_default = count(self.settings.tenant_concurrency);
+        let tenants_full = self.settings.tenant_concurrency;
+        let tenants: Vec<(String, usize)> = lock(&self.tenant_slots)
+            .iter()
+            .map(|(tenant, slot)| (tenant.clone(), slot.available_permits()))
+            .filter(|&(_, free)| free < tenants_full)
+            .collect();
         // Only webhooks with a slot taken differ from the default (rows are
         // claimed ahead only while every slot of their webhook is taken, and
         // the last worker leaves only once none is left).
@@ -289,9 +365,20 @@ impl Dispatcher {
         {
             let waiting = lock(&self.ahead);
             let promised = lock(&self.promised);
+            for (tenant, free) in tenants {
+                let promised = promised.tenants.get(&tenant).copied().unwrap_or(0);
+                room.tenants
+                    .insert(tenant, count(free).saturating_sub(promised));
+            }
+            for (tenant, promised) in &promised.tenants {
+                room.tenants
+                    .entry(tenant.clone())
+                    .or_insert_with(|| room.tenant_default.saturating_sub(*promised));
+            }
             // Webhooks with every slot free differ from the default only
             // by what ingest promised them.
             let promised_only = promised
+                .webhooks
                 .keys()
                 .filter(|webhook| !free.iter().any(|(w, _)| w == *webhook))
                 .map(|webhook| (webhook.clone(), full))
@@ -316,22 +403,22 @@ impl Dispatcher {
         webhook: &str,
         free: usize,
         waiting: &HashMap<String, VecDeque<(Claimed, Instant)>>,
-        promised: &HashMap<String, u32>,
+        promised: &Promised,
     ) -> u32 {
-        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let concurrency = count(self.settings.webhook_concurrency);
         let queued = waiting.get(webhook).map_or(0, VecDeque::len);
         count(free)
             .saturating_add(concurrency.saturating_mul(AHEAD))
             .saturating_sub(count(queued))
-            .saturating_sub(promised.get(webhook).copied().unwrap_or(0))
+            .saturating_sub(promised.webhooks.get(webhook).copied().unwrap_or(0))
     }
 
     /// An empty reservation, for ingest to take room in before it stores
-    /// deliveries leased to this process ([`Reservation::take`]).
-    pub fn reserve(self: &Arc<Self>) -> Reservation {
+    /// `tenant`'s deliveries leased to this process ([`Reservation::take`]).
+    pub fn reserve(self: &Arc<Self>, tenant: &str) -> Reservation {
         Reservation {
             dispatcher: Arc::clone(self),
+            tenant: tenant.to_owned(),
             taken: HashMap::new(),
         }
     }
@@ -395,6 +482,9 @@ impl Dispatcher {
         let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             return self.release(&delivery.id).await;
         };
+        let Ok(tenant_slot) = self.tenant_slot(&delivery.tenant_id).try_acquire_owned() else {
+            return self.release(&delivery.id).await;
+        };
         let webhook_slot = {
             // Under the lock a leaving worker checks the queue with: a
             // delivery queued here is seen by a worker still running.
@@ -411,7 +501,11 @@ impl Dispatcher {
         if !self.breakers.allow(&delivery.webhook_id, Instant::now()) {
             return self.release(&delivery.id).await;
         }
-        tokio::spawn(Arc::clone(self).work(delivery, slot, webhook_slot));
+        let slots = Slots {
+            _all: slot,
+            _tenant: tenant_slot,
+        };
+        tokio::spawn(Arc::clone(self).work(delivery, slots, webhook_slot));
     }
 
     async fn release(&self, id: &str) {
@@ -430,7 +524,7 @@ impl Dispatcher {
     async fn work(
         self: Arc<Self>,
         first: Claimed,
-        _slot: OwnedSemaphorePermit,
+        _slots: Slots,
         webhook_slot: OwnedSemaphorePermit,
     ) {
         let mut webhook_slot = Some(webhook_slot);
@@ -493,14 +587,64 @@ impl Dispatcher {
     /// delivery is then cancelled, not sent).
     async fn send(&self, delivery: &Claimed) -> Option<Outcome> {
         let url = delivery.url.as_deref().filter(|_| delivery.enabled)?;
-        let outcome = self
-            .sender
-            .send(url, &delivery.id, &delivery.payload, &delivery.secrets)
-            .await;
+        let outcome = self.attempt(url, delivery).await;
         self.metrics.attempt(outcome.attempt.duration_ms);
         self.breakers
             .record(&delivery.webhook_id, outcome.succeeded(), Instant::now());
         Some(outcome)
+    }
+
+    /// One attempt to `url`, signed with the delivery's secrets and
+    /// presenting its webhook's client certificate, both opened here.
+    async fn attempt(&self, url: &str, delivery: &Claimed) -> Outcome {
+        let opened = delivery
+            .secrets
+            .iter()
+            .map(|secret| self.vault.open(secret))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|secrets| {
+                let identity = delivery
+                    .client_tls
+                    .as_ref()
+                    .map(|tls| {
+                        Ok(Identity {
+                            certificate: tls.certificate.clone(),
+                            key: self.vault.open(&tls.key)?,
+                        })
+                    })
+                    .transpose()?;
+                Ok((secrets, identity))
+            });
+        match opened {
+            Ok((secrets, identity)) => {
+                self.sender
+                    .send(
+                        url,
+                        &delivery.id,
+                        &delivery.payload,
+                        &secrets,
+                        identity.as_ref(),
+                    )
+                    .await
+            }
+            Err(error) => {
+                tracing::error!(%error, webhook = %delivery.webhook_id, "a stored secret cannot be opened");
+                Outcome {
+                    attempt: Attempt {
+                        started_at: now(),
+                        duration_ms: 0,
+                        status: None,
+                        response: None,
+                        error_kind: Some("secret".to_owned()),
+                        error: Some(
+                            "the webhook's stored secrets cannot be read; rotate its secret"
+                                .to_owned(),
+                        ),
+                    },
+                    retry_after: None,
+                }
+            }
+        }
     }
 
     /// Records an attempt (or a cancellation) and what follows it.
@@ -581,10 +725,7 @@ impl Dispatcher {
     /// test event): one attempt, recorded, and its outcome.
     pub async fn send_once(&self, delivery: &Claimed) -> Result<Outcome, crate::store::StoreError> {
         let url = delivery.url.clone().unwrap_or_default();
-        let outcome = self
-            .sender
-            .send(&url, &delivery.id, &delivery.payload, &delivery.secrets)
-            .await;
+        let outcome = self.attempt(&url, delivery).await;
         let next = match outcome.succeeded() {
             true => Next::Succeeded,
             false => Next::Failed,

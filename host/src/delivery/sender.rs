@@ -1,12 +1,21 @@
 //! One attempt: POST the payload, signed, to the webhook's URL, and say
 //! what happened. Never follows redirects; reads at most 1 KiB of the
-//! answer; refuses internal targets (see [`super::guard`]).
+//! answer; refuses internal targets (see [`super::guard`]); speaks HTTPS
+//! with the system's and `extra_ca_file`'s certificate authorities, and
+//! HTTP/2 where the receiver offers it (ALPN).
+//!
+//! Proxy variables of the environment (`HTTP_PROXY`, `ALL_PROXY`, …) are
+//! ignored: a proxy would resolve the target itself, out of the guard's
+//! sight. `delivery_proxy` names one explicitly; the guard then resolves
+//! and checks the target before each request leaves.
 
+use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+use sha2::{Digest as _, Sha256};
 
 use super::guard::{Guard, Refused};
 use super::signing::signature;
@@ -17,6 +26,10 @@ pub const RESPONSE_BYTES: usize = 1024;
 
 /// What a receiver is told about the sender.
 pub const USER_AGENT: &str = concat!("inbox-webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// Clients kept for webhooks' client certificates at most; past it the
+/// cache starts over (a client is a connection pool, cheap to rebuild).
+const IDENTITIES: usize = 1024;
 
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,36 +52,101 @@ impl Outcome {
     }
 }
 
+/// How attempts reach receivers.
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    /// How long a receiver has per attempt.
+    pub timeout: Duration,
+    /// Which addresses may be reached.
+    pub guard: Guard,
+    /// Certificate authorities trusted besides the system's.
+    pub extra_roots: Vec<reqwest::Certificate>,
+    /// `delivery_proxy`: every attempt goes through it.
+    pub proxy: Option<reqwest::Url>,
+}
+
+/// A webhook's client certificate and key (PEM, the key opened), presented
+/// to receivers that ask for one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The certificate chain, leaf first.
+    pub certificate: String,
+    /// The private key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").finish_non_exhaustive()
+    }
+}
+
 /// Sends attempts.
 #[derive(Debug, Clone)]
 pub struct Sender {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The client of webhooks without a client certificate.
     client: reqwest::Client,
+    /// A client per client certificate, by a digest of certificate and key.
+    identities: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+    network: Network,
     guard: Arc<Guard>,
 }
 
 impl Sender {
-    /// A sender with `timeout` per attempt and the SSRF `guard`.
-    pub fn new(timeout: Duration, guard: Guard) -> reqwest::Result<Self> {
-        let guard = Arc::new(guard);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT)
-            .dns_resolver(guard.resolver())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
-        Ok(Self { client, guard })
+    /// A sender over `network`.
+    pub fn new(network: Network) -> reqwest::Result<Self> {
+        let guard = Arc::new(network.guard.clone());
+        let client = client(&network, &guard, None)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                identities: Mutex::default(),
+                network,
+                guard,
+            }),
+        })
+    }
+
+    /// The client that presents `identity`, built on first use.
+    fn client_for(&self, identity: &Identity) -> reqwest::Result<reqwest::Client> {
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(identity.certificate.as_bytes())
+            .chain_update([0])
+            .chain_update(identity.key.as_bytes())
+            .finalize()
+            .into();
+        let mut identities = self
+            .inner
+            .identities
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = identities.get(&digest) {
+            return Ok(client.clone());
+        }
+        let pem = format!("{}\n{}", identity.key, identity.certificate);
+        let identity = reqwest::Identity::from_pem(pem.as_bytes())?;
+        let client = client(&self.inner.network, &self.inner.guard, Some(identity))?;
+        if identities.len() >= IDENTITIES {
+            identities.clear();
+        }
+        identities.insert(digest, client.clone());
+        Ok(client)
     }
 
     /// POSTs `payload` to `url` as message `message_id`, signed with
-    /// `secrets`.
+    /// `secrets`, presenting `identity` when the webhook has one.
     pub async fn send(
         &self,
         url: &str,
         message_id: &str,
         payload: &str,
         secrets: &[String],
+        identity: Option<&Identity>,
     ) -> Outcome {
         let started_at = now();
         let clock = Instant::now();
@@ -92,23 +170,23 @@ impl Sender {
                 );
             }
         };
-        // reqwest connects to IP literals without resolving them.
-        let literal = match target.host() {
-            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal.filter(|ip| !self.guard.permits(*ip)) {
-            return failed(
-                "refused_target",
-                format!(
-                    "{ip} is an internal address; set allow_private_targets or allowed_targets to reach it"
-                ),
-            );
+        if let Err(refused) = self.check_target(&target).await {
+            return failed("refused_target", refused.to_string());
         }
+        let client = match identity {
+            None => self.inner.client.clone(),
+            Some(identity) => match self.client_for(identity) {
+                Ok(client) => client,
+                Err(_) => {
+                    return failed(
+                        "tls",
+                        "the webhook's client certificate could not be loaded".to_owned(),
+                    );
+                }
+            },
+        };
         let timestamp = unix_seconds();
-        let request = self
-            .client
+        let request = client
             .post(target)
             .header(CONTENT_TYPE, "application/json")
             .header("webhook-id", message_id)
@@ -169,6 +247,62 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Refuses an internal target before anything is sent: an IP literal
+    /// (reqwest connects to those without resolving them), or, through a
+    /// proxy, a host with any non-public address. Otherwise the guarded
+    /// resolver checks each address as reqwest connects.
+    async fn check_target(&self, target: &reqwest::Url) -> Result<(), Refused> {
+        let guard = &self.inner.guard;
+        let port = target.port_or_known_default().unwrap_or(443);
+        match target.host() {
+            Some(url::Host::Ipv4(ip)) => permitted(guard, std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => permitted(guard, std::net::IpAddr::V6(ip)),
+            Some(url::Host::Domain(host)) if self.inner.network.proxy.is_some() => {
+                guard.check_all(host, port).await
+            }
+            Some(url::Host::Domain(_)) => Ok(()),
+            None => Err(Refused("the URL has no host".to_owned())),
+        }
+    }
+}
+
+fn permitted(guard: &Guard, ip: std::net::IpAddr) -> Result<(), Refused> {
+    match guard.permits(ip) {
+        true => Ok(()),
+        false => Err(Refused::of(&ip.to_string(), &[ip])),
+    }
+}
+
+/// A client over `network`, presenting `identity` if given.
+fn client(
+    network: &Network,
+    guard: &Arc<Guard>,
+    identity: Option<reqwest::Identity>,
+) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(network.timeout)
+        .connect_timeout(network.timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .no_proxy();
+    for root in &network.extra_roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder = match &network.proxy {
+        // The proxy connects to the target: the guard checks the target
+        // before each request, and the resolver only finds the proxy.
+        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.clone())?),
+        None => builder.dns_resolver(guard.resolver()),
+    };
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    builder.build()
+}
+
 fn elapsed(clock: Instant) -> i64 {
     i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
@@ -189,6 +323,9 @@ fn classify(error: &reqwest::Error) -> (&'static str, String) {
         }
         source = cause.source();
     }
+    if let Some(tls) = super::tls::failure(error) {
+        return ("tls", format!("TLS: {tls}"));
+    }
     let (kind, mut text) = if error.is_timeout() {
         ("timeout", "the receiver did not answer in time".to_owned())
     } else if error.is_connect() {
@@ -198,7 +335,7 @@ fn classify(error: &reqwest::Error) -> (&'static str, String) {
     } else {
         ("request", "the request failed".to_owned())
     };
-    // The causes (I/O, TLS, DNS), not reqwest's own text, which carries the
+    // The causes (I/O, DNS), not reqwest's own text, which carries the
     // URL: a URL may hold a token of the tenant's.
     let mut source = error.source();
     while let Some(cause) = source {
@@ -241,13 +378,17 @@ mod tests {
 
     #[tokio::test]
     async fn internal_literals_and_bad_urls_are_refused_before_connecting() {
-        let sender = Sender::new(Duration::from_secs(1), Guard::default()).expect("sender");
+        let sender = Sender::new(Network {
+            timeout: Duration::from_secs(1),
+            ..Network::default()
+        })
+        .expect("sender");
         for url in [
             "http://127.0.0.1:9/x",
             "http://[::1]:9/",
             "http://169.254.169.254/latest",
         ] {
-            let outcome = sender.send(url, "msg_1", "{}", &[]).await;
+            let outcome = sender.send(url, "msg_1", "{}", &[], None).await;
             assert_eq!(
                 outcome.attempt.error_kind.as_deref(),
                 Some("refused_target"),
@@ -256,13 +397,15 @@ mod tests {
             assert!(!outcome.succeeded());
         }
         let outcome = sender
-            .send("http://localhost:9/x", "msg_1", "{}", &[])
+            .send("http://localhost:9/x", "msg_1", "{}", &[], None)
             .await;
         assert_eq!(
             outcome.attempt.error_kind.as_deref(),
             Some("refused_target")
         );
-        let outcome = sender.send("ftp://example.com/", "msg_1", "{}", &[]).await;
+        let outcome = sender
+            .send("ftp://example.com/", "msg_1", "{}", &[], None)
+            .await;
         assert_eq!(outcome.attempt.error_kind.as_deref(), Some("invalid_url"));
     }
 }

@@ -166,7 +166,7 @@ async fn ingest_takes_room_only_while_the_claim_loop_runs_and_gives_it_back() {
     let state = state(&dir).await;
     let dispatcher = &state.dispatcher;
     let at = now();
-    let mut reservation = dispatcher.reserve();
+    let mut reservation = dispatcher.reserve("a");
     assert_eq!(reservation.take("wh_x", at), None, "no claim loop yet");
 
     dispatcher
@@ -184,14 +184,16 @@ async fn ingest_takes_room_only_while_the_claim_loop_runs_and_gives_it_back() {
     );
     let room = dispatcher.room(Instant::now());
     assert_eq!(room.of("wh_x"), 0, "claims leave promised room alone");
-    let mut other = dispatcher.reserve();
+    let mut other = dispatcher.reserve("a");
     assert_eq!(other.take("wh_y", at), Some(lease));
     drop(other);
 
     drop(reservation);
-    assert!(lock(&dispatcher.promised).is_empty());
+    let promised = lock(&dispatcher.promised);
+    assert!(promised.webhooks.is_empty() && promised.tenants.is_empty());
+    drop(promised);
     assert_eq!(dispatcher.room(Instant::now()).of("wh_x"), 2 * concurrency);
-    let mut again = dispatcher.reserve();
+    let mut again = dispatcher.reserve("a");
     assert_eq!(again.take("wh_x", at), Some(lease));
 
     dispatcher

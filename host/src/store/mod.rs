@@ -53,6 +53,9 @@ pub enum StoreError {
         "an in-memory SQLite database is not supported: the writer and the readers would each see their own"
     )]
     InMemory,
+    /// The database's files could not be created or made private.
+    #[error("database files: {0}")]
+    Files(std::io::Error),
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -119,6 +122,50 @@ pub struct WebhookRecord {
     /// Why the server disabled it (a `410 Gone`, days of failures), if it
     /// did; cleared when it is enabled again.
     pub disabled_reason: Option<String>,
+    /// The client certificate it presents to receivers, if any.
+    pub client_tls: Option<ClientTls>,
+}
+
+/// A webhook's client certificate for mutual TLS, as stored: the chain in
+/// PEM and the private key sealed (see [`crate::vault`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// The certificate chain, leaf first (PEM).
+    pub certificate: String,
+    /// The private key, sealed.
+    pub key: String,
+}
+
+impl Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").finish_non_exhaustive()
+    }
+}
+
+/// Where a stored secret lives, to write it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretPlace {
+    /// A signing secret, by its row.
+    Signing(i64),
+    /// The client key of a webhook, by the webhook's id.
+    ClientKey(String),
+}
+
+/// A secret as stored: sealed, or in clear from an earlier version.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    /// Where it lives.
+    pub place: SecretPlace,
+    /// Its stored text.
+    pub text: String,
+}
+
+impl Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("place", &self.place)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How many webhooks exist, for the metrics.
@@ -190,15 +237,36 @@ pub struct Room {
     /// Webhooks with other room: fewer free slots, or none (0) when at
     /// their limit or behind an open circuit breaker.
     pub webhooks: HashMap<String, u32>,
+    /// For a tenant not listed.
+    pub tenant_default: u32,
+    /// Tenants with other room: fewer free slots.
+    pub tenants: HashMap<String, u32>,
 }
 
 impl Room {
-    /// `default` for every webhook.
+    /// `default` for every webhook, no limit per tenant.
     pub fn new(default: u32) -> Self {
         Self {
             default,
             webhooks: HashMap::new(),
+            tenant_default: u32::MAX,
+            tenants: HashMap::new(),
         }
+    }
+
+    /// With `room` for `tenant`.
+    #[must_use]
+    pub fn with_tenant(mut self, tenant: &str, room: u32) -> Self {
+        self.tenants.insert(tenant.to_owned(), room);
+        self
+    }
+
+    /// The room of `tenant`.
+    pub fn of_tenant(&self, tenant: &str) -> u32 {
+        self.tenants
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.tenant_default)
     }
 
     /// With `room` for `webhook`.
@@ -227,8 +295,10 @@ pub struct Claimed {
     pub url: Option<String>,
     /// Whether the webhook is enabled now.
     pub enabled: bool,
-    /// The secrets that sign it now, the current one first.
+    /// The secrets that sign it now, the current one first (sealed).
     pub secrets: Vec<String>,
+    /// The client certificate the webhook presents, if any.
+    pub client_tls: Option<ClientTls>,
     /// The exact body.
     pub payload: String,
     /// Attempts made before this one.
@@ -350,7 +420,8 @@ pub trait Store: Send + Sync + Debug {
     /// The caller a presented key's digest belongs to, if it is valid.
     async fn caller(&self, digest: &[u8]) -> Result<Option<Caller>, StoreError>;
 
-    /// Stores a new webhook and its first signing secret.
+    /// Stores a new webhook (with its client certificate, if any) and its
+    /// first signing secret (sealed).
     async fn create_webhook(&self, webhook: &WebhookRecord, secret: &str)
     -> Result<(), StoreError>;
     /// A page of a tenant's webhooks in id order, after the id `after`.
@@ -368,8 +439,10 @@ pub trait Store: Send + Sync + Debug {
     async fn update_webhook(&self, webhook: &WebhookRecord) -> Result<bool, StoreError>;
     /// Deletes a webhook and its secrets; `false` when there was none.
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
-    /// Makes `secret` the webhook's signing secret; the ones it replaces
-    /// keep signing until `old_until`. `false` when there is no such webhook.
+    /// Makes `secret` (sealed) the webhook's signing secret; the current
+    /// one keeps signing until `old_until` (not at all when that is not
+    /// after now), and any older one goes: at most two sign at once.
+    /// `false` when there is no such webhook.
     async fn rotate_secret(
         &self,
         tenant_id: &str,
@@ -384,6 +457,11 @@ pub trait Store: Send + Sync + Debug {
         webhook_id: &str,
         at: Millis,
     ) -> Result<Vec<String>, StoreError>;
+    /// Every secret stored: signing secrets and client keys.
+    async fn stored_secrets(&self) -> Result<Vec<StoredSecret>, StoreError>;
+    /// Writes secrets back in place (sealed ones over clear ones), in one
+    /// transaction.
+    async fn rewrite_secrets(&self, secrets: Vec<StoredSecret>) -> Result<(), StoreError>;
     /// How many webhooks there are, over every tenant.
     async fn webhook_counts(&self) -> Result<WebhookCounts, StoreError>;
     /// Every webhook of every tenant, for loading the rule sets.
@@ -399,10 +477,12 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<Vec<Ingested>, StoreError>;
     /// How many deliveries these events caused.
     async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError>;
-    /// Leases up to `limit` due deliveries until `lease_until`, oldest due
-    /// first: pending, due, not leased (or the lease expired), the oldest
-    /// pending one of their webhook and ticket, and no more per webhook
-    /// than its [`Room`].
+    /// Leases up to `limit` due deliveries until `lease_until`: pending,
+    /// due, not leased (or the lease expired), the oldest pending one of
+    /// their webhook and ticket, and no more per webhook or per tenant
+    /// than its [`Room`]. Tenants take turns (one delivery each, the tenant
+    /// with the oldest due delivery first), each tenant's oldest due first:
+    /// one tenant's backlog never fills a claim while another waits.
     async fn claim(
         &self,
         at: Millis,

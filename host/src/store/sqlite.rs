@@ -23,8 +23,9 @@ use sqlx::sqlite::{
 use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
-    Attempt, Caller, Claimed, DeliveryRecord, Health, Ingested, KeyRecord, Millis, NewEvent, Next,
-    QueueStats, Room, Store, StoreError, Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Health, Ingested, KeyRecord, Millis,
+    NewEvent, Next, QueueStats, Room, SecretPlace, Store, StoreError, StoredSecret, Tenant,
+    WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -56,6 +57,7 @@ impl SqliteStore {
             return Err(StoreError::InMemory);
         }
         let path = options.get_filename().to_owned();
+        keep_private(&path)?;
         let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -67,8 +69,38 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(options.read_only(true))
             .await?;
+        // SQLite gives its log files the database file's mode; files of
+        // an earlier version are made private here.
+        keep_private(&path)?;
         Ok(Self { writer, reader })
     }
+}
+
+/// The database and its log files, readable and writable by the server's
+/// user only (0600), whatever the umask: they hold every event, and the
+/// secrets (sealed). A missing database file is created so.
+fn keep_private(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(StoreError::Files(error)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(StoreError::Files(error)),
+        }
+    }
+    Ok(())
 }
 
 fn tenant(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
@@ -104,6 +136,18 @@ fn webhook(row: &SqliteRow) -> Result<WebhookRecord, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         disabled_reason: row.try_get("disabled_reason")?,
+        client_tls: client_tls(
+            row.try_get("client_certificate")?,
+            row.try_get("client_key")?,
+        ),
+    })
+}
+
+/// A client certificate from its two columns, when both are set.
+pub(super) fn client_tls(certificate: Option<String>, key: Option<String>) -> Option<ClientTls> {
+    Some(ClientTls {
+        certificate: certificate?,
+        key: key?,
     })
 }
 
@@ -318,6 +362,35 @@ impl Store for SqliteStore {
             .iter()
             .map(|row| row.try_get("secret"))
             .collect::<Result<_, _>>()?)
+    }
+
+    async fn stored_secrets(&self) -> Result<Vec<StoredSecret>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rowid AS row, NULL AS webhook, secret AS text FROM webhook_secrets
+             UNION ALL
+             SELECT NULL, id, client_key FROM webhooks WHERE client_key IS NOT NULL",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let place = match row.try_get::<Option<i64>, _>("row")? {
+                    Some(row) => SecretPlace::Signing(row),
+                    None => SecretPlace::ClientKey(row.try_get("webhook")?),
+                };
+                Ok(StoredSecret {
+                    place,
+                    text: row.try_get("text")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn rewrite_secrets(&self, secrets: Vec<StoredSecret>) -> Result<(), StoreError> {
+        self.writer
+            .write(move |tx| writes::rewrite_secrets(tx, &secrets))
+            .await
     }
 
     async fn webhook_counts(&self) -> Result<WebhookCounts, StoreError> {

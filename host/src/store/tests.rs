@@ -21,6 +21,7 @@ fn record(tenant: &str, id: &str) -> WebhookRecord {
         created_at: at,
         updated_at: at,
         disabled_reason: None,
+        client_tls: None,
     }
 }
 
@@ -153,6 +154,122 @@ async fn rotation_keeps_the_old_secret_for_the_overlap() {
             .await
             .expect("other tenant"),
         "another tenant's webhook is not found"
+    );
+}
+
+#[tokio::test]
+async fn at_most_two_secrets_sign_and_a_zero_overlap_cuts_the_old_one_off() {
+    let (_dir, store) = open().await;
+    store.create_tenant("a", "A").await.expect("a");
+    store
+        .create_webhook(&record("a", "wh_1"), "whsec_1")
+        .await
+        .expect("create");
+    let at = now();
+    for secret in ["whsec_2", "whsec_3"] {
+        assert!(
+            store
+                .rotate_secret("a", "wh_1", secret, at + 60_000)
+                .await
+                .expect("rotate")
+        );
+    }
+    let signing = store.signing_secrets("wh_1", at).await.expect("secrets");
+    assert_eq!(signing, ["whsec_3", "whsec_2"], "the first is gone");
+    let stored = store.stored_secrets().await.expect("stored");
+    assert_eq!(stored.len(), 2, "nothing kept beyond the two");
+    assert!(
+        store
+            .rotate_secret("a", "wh_1", "whsec_4", now())
+            .await
+            .expect("cut off")
+    );
+    let signing = store.signing_secrets("wh_1", at).await.expect("secrets");
+    assert_eq!(signing, ["whsec_4"], "a zero overlap keeps no previous");
+}
+
+#[tokio::test]
+async fn client_certificates_are_stored_changed_and_removed_with_the_webhook() {
+    let (_dir, store) = open().await;
+    store.create_tenant("a", "A").await.expect("a");
+    let tls = super::ClientTls {
+        certificate: "CERT".to_owned(),
+        key: "sealed:v1:k:KEY".to_owned(),
+    };
+    let original = WebhookRecord {
+        client_tls: Some(tls.clone()),
+        ..record("a", "wh_1")
+    };
+    store
+        .create_webhook(&original, "whsec_1")
+        .await
+        .expect("create");
+    let stored = store
+        .webhook("a", "wh_1")
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(stored.client_tls, Some(tls.clone()));
+    let secrets = store.stored_secrets().await.expect("stored");
+    assert!(
+        secrets.iter().any(
+            |s| s.place == super::SecretPlace::ClientKey("wh_1".to_owned()) && s.text == tls.key
+        ),
+        "the client key is a stored secret"
+    );
+    let next = WebhookRecord {
+        revision: 2,
+        client_tls: None,
+        ..stored
+    };
+    assert!(store.update_webhook(&next).await.expect("update"));
+    let stored = store
+        .webhook("a", "wh_1")
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(stored.client_tls, None);
+}
+
+#[tokio::test]
+async fn stored_secrets_are_rewritten_in_place() {
+    let (_dir, store) = open().await;
+    store.create_tenant("a", "A").await.expect("a");
+    let with_tls = WebhookRecord {
+        client_tls: Some(super::ClientTls {
+            certificate: "CERT".to_owned(),
+            key: "KEY".to_owned(),
+        }),
+        ..record("a", "wh_1")
+    };
+    store
+        .create_webhook(&with_tls, "whsec_1")
+        .await
+        .expect("create");
+    let rewritten: Vec<super::StoredSecret> = store
+        .stored_secrets()
+        .await
+        .expect("stored")
+        .into_iter()
+        .map(|s| super::StoredSecret {
+            text: format!("sealed({})", s.text),
+            ..s
+        })
+        .collect();
+    assert_eq!(rewritten.len(), 2);
+    store.rewrite_secrets(rewritten).await.expect("rewrite");
+    assert_eq!(
+        store.signing_secrets("wh_1", now()).await.expect("secrets"),
+        ["sealed(whsec_1)"]
+    );
+    let stored = store
+        .webhook("a", "wh_1")
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(
+        stored.client_tls.map(|tls| tls.key).as_deref(),
+        Some("sealed(KEY)")
     );
 }
 
@@ -664,4 +781,91 @@ async fn writes_after_close_fail_cleanly() {
     store.close().await;
     let error = store.create_tenant("a", "A").await.expect_err("closed");
     assert!(matches!(error, StoreError::WriterGone), "{error}");
+}
+
+#[tokio::test]
+async fn tenants_take_turns_in_a_claim_within_their_room() {
+    let (_dir, store) = open().await;
+    for tenant in ["a", "b"] {
+        store.create_tenant(tenant, tenant).await.expect("tenant");
+    }
+    // Tenant a's backlog is older than b's one delivery, and larger than
+    // the claim: due order alone would give a every row.
+    let backlog: Vec<(String, String, String)> = (0..20)
+        .map(|i| {
+            (
+                format!("msg_a{i:02}"),
+                format!("wh_a{}", i % 4),
+                format!("t{i}"),
+            )
+        })
+        .collect();
+    let backlog: Vec<(&str, &str, &str)> = backlog
+        .iter()
+        .map(|(m, w, t)| (m.as_str(), w.as_str(), t.as_str()))
+        .collect();
+    let at = now();
+    store
+        .ingest("a", vec![event("evt_a", None, &backlog)], at - 1_000)
+        .await
+        .expect("a");
+    store
+        .ingest(
+            "b",
+            vec![event("evt_b", None, &[("msg_b", "wh_b", "t")])],
+            at,
+        )
+        .await
+        .expect("b");
+    let claimed = store
+        .claim(at, at + 1_000, 4, &super::Room::new(10))
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 4);
+    assert!(ids.contains(&"msg_b"), "b gets its turn: {ids:?}");
+    assert_eq!(ids[0], "msg_a00", "the oldest due goes first: {ids:?}");
+
+    // A tenant at its limit gets nothing, whatever its webhooks' room.
+    let claimed = store
+        .claim(
+            at,
+            at + 1_000,
+            10,
+            &super::Room::new(10).with_tenant("a", 0),
+        )
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "{claimed:?}");
+    let claimed = store
+        .claim(
+            at,
+            at + 1_000,
+            10,
+            &super::Room::new(10).with_tenant("a", 3),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 3, "at most the tenant's room");
+    assert!(claimed.iter().all(|c| c.tenant_id == "a"));
+}
+
+#[tokio::test]
+async fn the_database_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("inbox.db");
+    // An earlier version's file, readable by everyone.
+    std::fs::write(&path, b"").expect("file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
+    store.create_tenant("a", "A").await.expect("write");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file).expect(&file).permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    store.close().await;
 }

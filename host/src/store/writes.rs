@@ -9,7 +9,8 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::{
-    Attempt, Claimed, Health, Ingested, KeyRecord, Millis, NewEvent, Next, Room, WebhookRecord,
+    Attempt, Claimed, Health, Ingested, KeyRecord, Millis, NewEvent, Next, Room, SecretPlace,
+    StoredSecret, WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
@@ -87,8 +88,8 @@ pub(super) fn create_webhook(
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO webhooks (id, tenant_id, definition, enabled, revision, created_at,
-            updated_at, disabled_reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            updated_at, disabled_reason, client_certificate, client_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         webhook.id,
@@ -99,6 +100,8 @@ pub(super) fn create_webhook(
         webhook.created_at,
         webhook.updated_at,
         webhook.disabled_reason,
+        webhook.client_tls.as_ref().map(|tls| &tls.certificate),
+        webhook.client_tls.as_ref().map(|tls| &tls.key),
     ])?;
     insert_secret(tx, &webhook.id, secret, webhook.created_at)
 }
@@ -112,7 +115,7 @@ pub(super) fn update_webhook(
     let updated = tx
         .prepare_cached(
             "UPDATE webhooks SET definition = ?1, enabled = ?2, revision = ?3, updated_at = ?4,
-                disabled_reason = ?5,
+                disabled_reason = ?5, client_certificate = ?9, client_key = ?10,
                 -- enabling again starts a new record of failures
                 failing_since = CASE WHEN enabled = 0 AND ?2 THEN NULL ELSE failing_since END
              WHERE tenant_id = ?6 AND id = ?7 AND revision = ?8",
@@ -126,6 +129,8 @@ pub(super) fn update_webhook(
             webhook.tenant_id,
             webhook.id,
             webhook.revision - 1,
+            webhook.client_tls.as_ref().map(|tls| &tls.certificate),
+            webhook.client_tls.as_ref().map(|tls| &tls.key),
         ])?;
     Ok(updated == 1)
 }
@@ -142,7 +147,7 @@ pub(super) fn delete_webhook(
 }
 
 /// Whether the webhook exists (and now signs with `secret`, the current
-/// one keeping until `old_until`).
+/// one keeping until `old_until` if that is after `at`, older ones gone).
 pub(super) fn rotate_secret(
     tx: &Transaction<'_>,
     tenant_id: &str,
@@ -157,15 +162,38 @@ pub(super) fn rotate_secret(
     if touched == 0 {
         return Ok(false);
     }
+    // At most the current secret and one previous sign: earlier ones go,
+    // whatever their overlap, and the current one goes too when it is cut
+    // off at once.
+    tx.prepare_cached(
+        "DELETE FROM webhook_secrets WHERE webhook_id = ?1
+           AND (expires_at IS NOT NULL OR ?2 <= ?3)",
+    )?
+    .execute(params![id, old_until, at])?;
     tx.prepare_cached(
         "UPDATE webhook_secrets SET expires_at = ? WHERE webhook_id = ? AND expires_at IS NULL",
     )?
     .execute(params![old_until, id])?;
-    // Secrets whose overlap is over are of no use to anyone.
-    tx.prepare_cached("DELETE FROM webhook_secrets WHERE webhook_id = ? AND expires_at <= ?")?
-        .execute(params![id, at])?;
     insert_secret(tx, id, secret, at)?;
     Ok(true)
+}
+
+/// Writes secrets back in place (see [`super::Store::rewrite_secrets`]).
+pub(super) fn rewrite_secrets(
+    tx: &Transaction<'_>,
+    secrets: &[StoredSecret],
+) -> rusqlite::Result<()> {
+    for secret in secrets {
+        match &secret.place {
+            SecretPlace::Signing(row) => tx
+                .prepare_cached("UPDATE webhook_secrets SET secret = ? WHERE rowid = ?")?
+                .execute(params![secret.text, row])?,
+            SecretPlace::ClientKey(webhook) => tx
+                .prepare_cached("UPDATE webhooks SET client_key = ? WHERE id = ?")?
+                .execute(params![secret.text, webhook])?,
+        };
+    }
+    Ok(())
 }
 
 /// Stores events and their deliveries (see [`super::Store::ingest`]).
@@ -246,6 +274,7 @@ pub(super) fn ingest(
                     url: None,
                     enabled: false,
                     secrets: Vec::new(),
+                    client_tls: None,
                     payload: delivery.payload.clone(),
                     attempts: 0,
                 });
@@ -269,7 +298,9 @@ pub(super) fn ingest(
 /// deliveries, at most its room. A webhook at its limit or with a long
 /// backlog therefore costs one seek, never a scan of its backlog: a dead
 /// receiver's thousands of pending retries do not slow the claims of
-/// everyone else. Of all candidates, the `limit` oldest due are leased.
+/// everyone else. The candidates are then grouped by tenant, each tenant
+/// capped at its room, and the tenants take turns, so that one tenant's
+/// backlog never fills a claim while another's delivery waits.
 pub(super) fn claim(
     tx: &Transaction<'_>,
     at: Millis,
@@ -278,7 +309,7 @@ pub(super) fn claim(
     room: &Room,
 ) -> rusqlite::Result<Vec<Claimed>> {
     let mut next_webhook = tx.prepare_cached(
-        "SELECT webhook_id FROM deliveries
+        "SELECT webhook_id, tenant_id FROM deliveries
          WHERE state = 'pending' AND webhook_id > ? ORDER BY webhook_id LIMIT 1",
     )?;
     let mut due = tx.prepare_cached(
@@ -292,32 +323,34 @@ pub(super) fn claim(
          ORDER BY d.next_attempt_at, d.seq
          LIMIT ?3",
     )?;
-    let mut candidates: Vec<(Millis, i64)> = Vec::new();
+    let mut by_tenant: HashMap<String, Vec<(Millis, i64)>> = HashMap::new();
     let mut webhook = String::new();
-    while let Some(found) = next_webhook
-        .query_row([&webhook], |row| row.get::<_, String>(0))
+    while let Some((found, tenant)) = next_webhook
+        .query_row([&webhook], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .optional()?
     {
         webhook = found;
-        let room = room.of(&webhook).min(limit);
+        let room = room.of(&webhook).min(limit).min(room.of_tenant(&tenant));
         if room == 0 {
             continue;
         }
         let rows = due.query_map(params![webhook, at, room], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
+        let candidates = by_tenant.entry(tenant).or_default();
         for row in rows {
             candidates.push(row?);
         }
     }
-    candidates.sort_unstable();
-    candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let candidates = take_turns(by_tenant, room, limit);
     let mut lease = tx.prepare_cached(
         "UPDATE deliveries SET leased_until = ? WHERE seq = ?
          RETURNING id, tenant_id, webhook_id, payload, attempts",
     )?;
     let mut claimed = Vec::with_capacity(candidates.len());
-    for (_, seq) in candidates {
+    for seq in candidates {
         claimed.push(lease.query_row(params![lease_until, seq], |row| {
             Ok(Claimed {
                 id: row.get("id")?,
@@ -326,14 +359,46 @@ pub(super) fn claim(
                 url: None,
                 enabled: false,
                 secrets: Vec::new(),
+                client_tls: None,
                 payload: row.get("payload")?,
                 attempts: row.get("attempts")?,
             })
         })?);
     }
     fill_targets(tx, at, &mut claimed)?;
-    // Oldest first: the order the queue promised.
+    // In turns: the order the tenants are served in.
     Ok(claimed)
+}
+
+/// Up to `limit` of the candidates (due time and `seq`, per tenant), each
+/// tenant's oldest due first and at most its room, the tenants taking
+/// turns one delivery at a time (the one with the oldest due delivery
+/// first).
+fn take_turns(by_tenant: HashMap<String, Vec<(Millis, i64)>>, room: &Room, limit: u32) -> Vec<i64> {
+    let mut queues: Vec<std::vec::IntoIter<(Millis, i64)>> = by_tenant
+        .into_iter()
+        .filter_map(|(tenant, mut candidates)| {
+            candidates.sort_unstable();
+            candidates.truncate(usize::try_from(room.of_tenant(&tenant)).unwrap_or(usize::MAX));
+            (!candidates.is_empty()).then_some(candidates)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(Vec::into_iter)
+        .collect();
+    queues.sort_by_key(|queue| queue.as_slice().first().copied());
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut chosen = Vec::new();
+    while chosen.len() < limit && !queues.is_empty() {
+        queues.retain_mut(|queue| match queue.next() {
+            Some((_, seq)) if chosen.len() < limit => {
+                chosen.push(seq);
+                true
+            }
+            _ => false,
+        });
+    }
+    chosen
 }
 
 /// Gives each delivery its webhook's URL, state and signing secrets at
@@ -351,6 +416,7 @@ fn fill_targets<'c>(
     let mut targets = HashMap::new();
     let mut query = tx.prepare_cached(
         "SELECT w.id, json_extract(w.definition, '$.url') AS url, w.enabled,
+            w.client_certificate, w.client_key,
             (SELECT json_group_array(secret) FROM (
                 SELECT s.secret FROM webhook_secrets s
                 WHERE s.webhook_id = w.id AND (s.expires_at IS NULL OR s.expires_at > ?1)
@@ -361,16 +427,18 @@ fn fill_targets<'c>(
     while let Some(row) = rows.next()? {
         let secrets: String = row.get("secrets")?;
         let secrets: Vec<String> = serde_json::from_str(&secrets).map_err(decode_error)?;
-        let target: (Option<String>, bool, Vec<String>) =
-            (row.get("url")?, row.get("enabled")?, secrets);
+        let tls = super::sqlite::client_tls(row.get("client_certificate")?, row.get("client_key")?);
+        let target: (Option<String>, bool, Vec<String>, _) =
+            (row.get("url")?, row.get("enabled")?, secrets, tls);
         targets.insert(row.get::<_, String>("id")?, target);
     }
     for delivery in claimed {
         // A deleted webhook leaves no URL: the dispatcher cancels these.
-        if let Some((url, enabled, secrets)) = targets.get(&delivery.webhook_id) {
+        if let Some((url, enabled, secrets, tls)) = targets.get(&delivery.webhook_id) {
             delivery.url.clone_from(url);
             delivery.enabled = *enabled;
             delivery.secrets.clone_from(secrets);
+            delivery.client_tls.clone_from(tls);
         }
     }
     Ok(())

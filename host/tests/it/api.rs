@@ -140,18 +140,27 @@ async fn rotation_keeps_the_old_secret_signing_for_the_configured_overlap() {
     let store = inbox_webhooks::server::open_store(&server.config)
         .await
         .expect("store");
-    let secrets = inbox_webhooks::store::Store::signing_secrets(&store, id, before + 1000)
-        .await
-        .expect("secrets");
+    // Stored sealed: opened with the server's key.
+    let vault = inbox_webhooks::vault::Vault::open_or_create(&server.config.secret_key_file())
+        .expect("the server's key");
+    let signing = |at| {
+        let store = &store;
+        let vault = &vault;
+        async move {
+            inbox_webhooks::store::Store::signing_secrets(store, id, at)
+                .await
+                .expect("secrets")
+                .iter()
+                .map(|sealed| Value::String(vault.open(sealed).expect("opens")))
+                .collect::<Vec<_>>()
+        }
+    };
     assert_eq!(
-        secrets,
+        signing(before + 1000).await,
         [rotated["secret"].clone(), created["secret"].clone()]
     );
-    let later = inbox_webhooks::store::Store::signing_secrets(&store, id, before + 3_700_000)
-        .await
-        .expect("secrets");
     assert_eq!(
-        later,
+        signing(before + 3_700_000).await,
         [rotated["secret"].clone()],
         "an hour later only the new one signs"
     );

@@ -87,13 +87,23 @@ impl TestServer {
     }
 
     /// Stops the server and starts a new one on the same database.
-    pub(crate) async fn restart(mut self) -> Self {
+    pub(crate) async fn restart(self) -> Self {
+        self.stop().await.resume().await
+    }
+
+    /// Stops the server gracefully, keeping its directory and settings.
+    pub(crate) async fn stop(mut self) -> Self {
         self.server
             .take()
             .expect("running")
             .stop()
             .await
             .expect("graceful stop");
+        self
+    }
+
+    /// Starts a server on a stopped one's database and settings.
+    pub(crate) async fn resume(self) -> Self {
         let (dir, config) = (self.dir, self.config);
         Self::on(dir, config).await
     }
@@ -219,6 +229,7 @@ impl Reply {
 /// A request a test receiver got.
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
+    pub(crate) version: axum::http::Version,
     pub(crate) headers: axum::http::HeaderMap,
     pub(crate) body: String,
     pub(crate) at: std::time::Instant,
@@ -244,6 +255,25 @@ struct Script {
 impl Receiver {
     /// Starts a receiver that answers `replies` in order, then `then`.
     pub(crate) async fn start(replies: Vec<Reply>, then: Reply) -> Self {
+        Self::start_on(replies, then, None).await
+    }
+
+    /// Starts an HTTPS receiver with `tls` (HTTP/1.1 and HTTP/2, as its
+    /// ALPN offers), answering like [`Self::start`]. Its URLs still read
+    /// `http://` from [`Self::url`]: use [`Self::https`].
+    pub(crate) async fn start_tls(
+        replies: Vec<Reply>,
+        then: Reply,
+        tls: rustls::ServerConfig,
+    ) -> Self {
+        Self::start_on(replies, then, Some(std::sync::Arc::new(tls))).await
+    }
+
+    async fn start_on(
+        replies: Vec<Reply>,
+        then: Reply,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> Self {
         let received = std::sync::Arc::default();
         let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
         let script = Script {
@@ -259,7 +289,14 @@ impl Receiver {
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+            Some(tls) => {
+                tokio::spawn(serve_tls(listener, app, tls));
+            }
+        }
         Self {
             addr,
             received,
@@ -270,6 +307,11 @@ impl Receiver {
     /// `http://127.0.0.1:<port><path>`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `https://127.0.0.1:<port><path>`.
+    pub(crate) fn https(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
     }
 
     /// Everything received so far.
@@ -296,13 +338,249 @@ impl Receiver {
     }
 }
 
+/// Accepts TLS connections and serves `app` on each, in HTTP/1.1 or
+/// HTTP/2 as the client's ALPN chose. A failed handshake (a client that
+/// does not trust the certificate, or has none to show) just ends that
+/// connection, as a real server's would.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
+    }
+}
+
+/// A test certificate authority, made fresh for each test with `rcgen`.
+pub(crate) struct TestCa {
+    certificate: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+/// A certificate the test CA issued, and its key.
+pub(crate) struct Issued {
+    pub(crate) certificate: rcgen::Certificate,
+    pub(crate) key: rcgen::KeyPair,
+}
+
+impl Issued {
+    /// The certificate, PEM.
+    pub(crate) fn pem(&self) -> String {
+        self.certificate.pem()
+    }
+
+    /// The private key, PEM (PKCS#8).
+    pub(crate) fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// A webhook's `tls` presenting this certificate.
+    pub(crate) fn tls(&self) -> Value {
+        serde_json::json!({"clientCertificate": self.pem(), "clientKey": self.key_pem()})
+    }
+
+    /// A TLS server configuration presenting this certificate, offering
+    /// HTTP/2 and HTTP/1.1; with `clients`, it demands a client
+    /// certificate issued by that CA.
+    pub(crate) fn server(&self, clients: Option<&TestCa>) -> rustls::ServerConfig {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(std::sync::Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions");
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca.certificate.der().clone()).expect("CA");
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    std::sync::Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.key.serialize_der().into());
+        let mut config = builder
+            .with_single_cert(vec![self.certificate.der().clone()], key)
+            .expect("server certificate");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
+    }
+}
+
+impl TestCa {
+    /// A new CA called `name`.
+    pub(crate) fn new(name: &str) -> Self {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let certificate = params.self_signed(&key).expect("CA certificate");
+        Self { certificate, key }
+    }
+
+    /// The CA's certificate, PEM: what `extra_ca_file` holds.
+    pub(crate) fn pem(&self) -> String {
+        self.certificate.pem()
+    }
+
+    /// A server certificate for `names` (IP addresses or DNS names).
+    pub(crate) fn server(&self, names: &[&str]) -> Issued {
+        self.issue(
+            names,
+            "receiver",
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            None,
+        )
+    }
+
+    /// A server certificate for `names` that expired in 2021.
+    pub(crate) fn expired_server(&self, names: &[&str]) -> Issued {
+        self.issue(
+            names,
+            "receiver",
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            Some((2020, 2021)),
+        )
+    }
+
+    /// A client certificate called `name`.
+    pub(crate) fn client(&self, name: &str) -> Issued {
+        self.issue(&[], name, rcgen::ExtendedKeyUsagePurpose::ClientAuth, None)
+    }
+
+    fn issue(
+        &self,
+        names: &[&str],
+        common_name: &str,
+        usage: rcgen::ExtendedKeyUsagePurpose,
+        validity: Option<(i32, i32)>,
+    ) -> Issued {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.subject_alt_names = names
+            .iter()
+            .map(|name| match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => rcgen::SanType::IpAddress(ip),
+                Err(_) => rcgen::SanType::DnsName((*name).try_into().expect("DNS name")),
+            })
+            .collect();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        params.extended_key_usages = vec![usage];
+        if let Some((from, until)) = validity {
+            params.not_before = rcgen::date_time_ymd(from, 1, 1);
+            params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        }
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .expect("issued");
+        Issued { certificate, key }
+    }
+}
+
+/// A stand-in for an HTTP proxy on 127.0.0.1: records the first line of
+/// every request it is sent (`POST http://… HTTP/1.1`, or `CONNECT …`)
+/// and answers 200 to each, forwarding nothing.
+#[derive(Clone)]
+pub(crate) struct FakeProxy {
+    pub(crate) addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeProxy {
+    pub(crate) async fn start() -> Self {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("address");
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+        let record = std::sync::Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let record = std::sync::Arc::clone(&record);
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt as _;
+                    let mut stream = tokio::io::BufReader::new(stream);
+                    let mut line = String::new();
+                    if stream.read_line(&mut line).await.is_ok() {
+                        record.lock().expect("lock").push(line.trim().to_owned());
+                    }
+                    // The headers, then the body they announce.
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        match stream.read_line(&mut header).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if header.trim().is_empty() => break,
+                            Ok(_) => {
+                                let header = header.to_ascii_lowercase();
+                                if let Some(value) = header.strip_prefix("content-length:") {
+                                    length = value.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = stream.read_exact(&mut body).await;
+                    let _ = stream
+                        .get_mut()
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The request lines it was sent.
+    pub(crate) fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
 async fn answer_from_script(
     axum::extract::State(script): axum::extract::State<Script>,
+    version: axum::http::Version,
     headers: axum::http::HeaderMap,
     body: String,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     script.received.lock().expect("lock").push(Received {
+        version,
         headers,
         body,
         at: std::time::Instant::now(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::{Receiver, Reply};
-use crate::serve::{Serving, binary};
+use crate::serve::{Serving, tenant_create};
 
 /// A number from the process's random hasher keys: enough to vary the
 /// moment of each kill from run to run.
@@ -25,14 +25,8 @@ fn ticket(n: u32) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_accepted_event_survives_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = binary()
-        .args(["tenant", "create", "Acme", "--json", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("tenant create");
-    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
-    let admin = keys["apiKey"].as_str().expect("key").to_owned();
-    let ingest = keys["ingestKey"].as_str().expect("key").to_owned();
+    let keys = tenant_create(dir.path());
+    let (admin, ingest) = (keys.admin, keys.ingest);
     let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
     // A short timeout makes a short lease (timeout + 10 s): the deliveries
     // a killed process held come back sooner, and the test ends sooner.

@@ -7,4 +7,6 @@ mod crash;
 mod delivery;
 mod engine;
 mod ingest;
+mod network;
+mod secrets;
 mod serve;

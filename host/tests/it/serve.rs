@@ -22,6 +22,20 @@ pub(crate) fn binary() -> Command {
     command
 }
 
+/// `tenant create Acme --json` on `data_dir`: the keys it printed.
+pub(crate) fn tenant_create(data_dir: &std::path::Path) -> crate::common::Keys {
+    let output = binary()
+        .args(["tenant", "create", "Acme", "--json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("tenant create");
+    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
+    crate::common::Keys {
+        admin: keys["apiKey"].as_str().expect("key").to_owned(),
+        ingest: keys["ingestKey"].as_str().expect("key").to_owned(),
+    }
+}
+
 /// Runs the binary to completion: (exit code, stdout, stderr).
 fn run(command: &mut Command) -> (i32, String, String) {
     let output = command.output().expect("binary runs");

@@ -14,7 +14,7 @@ import {
   type Report,
   type Webhook,
 } from "@cloudcx/inbox-rules";
-import { ApiError, call, type StoredWebhook } from "../api";
+import { ApiError, call, type StoredWebhook, type TlsWrite } from "../api";
 import { halfWidth, item, list, underline } from "../diagnostics";
 import { h, mount, uid } from "../dom";
 import { t } from "../i18n";
@@ -286,6 +286,32 @@ export function webhookForm(
   );
   expressionBlock.hidden = draft.match !== "expression";
 
+  // --- client certificate (mutual TLS): the host's, not the engine's ---
+  const certificate = h("textarea", { rows: 4, spellcheck: "false", class: "pem", placeholder: "-----BEGIN CERTIFICATE-----" });
+  const key = h("textarea", { rows: 4, spellcheck: "false", class: "pem", placeholder: "-----BEGIN PRIVATE KEY-----" });
+  const removeTls = h("input", { type: "checkbox", id: uid("tls-remove") });
+  const current = stored?.tls?.clientCertificate;
+  const tlsBlock = h(
+    "fieldset",
+    { class: "tls", dataset: { path: "tls" } },
+    h("legend", {}, t("clientTls")),
+    h("small", { class: "help" }, t("clientTlsHelp")),
+    current ? h("p", { class: "tls-current" }, t("clientTlsCurrent", { subject: current.subject, notAfter: current.notAfter })) : null,
+    current ? h("label", { class: "check", for: removeTls.id }, removeTls, " ", t("clientTlsRemove")) : null,
+    labelled(t("clientCertificate"), certificate),
+    labelled(t("clientKey"), key),
+    h("div", { class: "field-problems" }),
+  );
+  // A change clears what the server said of the last attempt.
+  for (const input of [certificate, key, removeTls]) input.addEventListener("input", () => revalidate());
+  /** The `tls` of the body: new PEM when both are pasted, `null` to remove, else left out. */
+  const tlsWrite = (): TlsWrite | undefined => {
+    if (certificate.value.trim() || key.value.trim()) {
+      return { clientCertificate: certificate.value, clientKey: key.value };
+    }
+    return removeTls.checked ? null : undefined;
+  };
+
   // --- save ---
   const save = h("button", { type: "submit", class: "primary" }, t("save"));
   const outcome = h("div", { class: "outcome", role: "status", "aria-live": "polite" });
@@ -300,6 +326,7 @@ export function webhookForm(
     h("fieldset", { class: "conditions-block" }, h("legend", {}, t("conditions")), rows, add),
     modes,
     expressionBlock,
+    tlsBlock,
     h("div", { class: "actions" }, save, outcome),
   );
   form.addEventListener("submit", (event) => {
@@ -369,8 +396,10 @@ export function webhookForm(
     if (!report.valid) return;
     save.disabled = true;
     outcome.textContent = t("saving");
-    const body = toWebhook(draft, id);
+    const body: Partial<Webhook> & { tls?: TlsWrite } = toWebhook(draft, id);
     delete body.id;
+    const tls = tlsWrite();
+    if (tls !== undefined) body.tls = tls;
     try {
       if (stored) {
         await call("PUT", `/v1/webhooks/${stored.id}`, body);
