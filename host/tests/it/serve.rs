@@ -226,6 +226,18 @@ fn a_bad_configuration_stops_start_up_naming_the_setting() {
 }
 
 #[test]
+fn a_missing_extra_ca_file_stops_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (code, _, err) = run(binary()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("INBOX_DATA_DIR", dir.path())
+        .env("INBOX_EXTRA_CA_FILE", dir.path().join("no-such-ca.pem")));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("extra_ca_file (INBOX_EXTRA_CA_FILE)"), "{err}");
+    assert!(err.contains("no-such-ca.pem"), "{err}");
+}
+
+#[test]
 fn serve_answers_logs_each_request_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().to_str().expect("utf-8 path");
