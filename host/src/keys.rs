@@ -8,7 +8,8 @@
 //! with one indexed lookup.
 //!
 //! Webhook secrets follow Standard Webhooks: `whsec_` and the base64 of 32
-//! random bytes. They are stored as they are, since signing needs them.
+//! random bytes. Signing needs them whole, so they are stored encrypted
+//! under the server's key ([`crate::vault`]), not digested.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

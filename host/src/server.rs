@@ -30,8 +30,16 @@ fn runtime() -> anyhow::Result<Arc<Runtime>> {
     if let Some(runtime) = shared.as_ref() {
         return Ok(Arc::clone(runtime));
     }
+    tracing::info!(
+        "loading the rule engine (compiled once on the first start, a few seconds; cached after)"
+    );
+    let started = std::time::Instant::now();
     let runtime = Runtime::new(Limits::default(), Runtime::default_cache_dir())
         .map_err(|e| anyhow::anyhow!("starting the rule engine: {e:#}"))?;
+    tracing::info!(
+        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "rule engine ready"
+    );
     *shared = Some(Arc::clone(&runtime));
     Ok(runtime)
 }
