@@ -58,7 +58,7 @@ pub async fn authenticate(
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(bearer)
         .map(str::trim)
         .filter(|key| !key.is_empty())
         .ok_or_else(AppError::unauthorized)?;
@@ -75,6 +75,13 @@ pub async fn authenticate(
     };
     limiter.check(&caller.key_id)?;
     Ok(caller)
+}
+
+/// The token of a `Bearer` credential; the scheme in any letter case (RFC
+/// 7235: schemes are case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// A JSON body: `Content-Type: application/json` (415 otherwise), at most

@@ -372,14 +372,14 @@ async fn set_enabled(
 ) -> Result<Json<WrittenView>, AppError> {
     let mut patch = Map::new();
     patch.insert("enabled".to_owned(), Value::Bool(enabled));
+    let done = state.webhooks.patch(admin.tenant(), id, patch).await?;
     if enabled {
-        // Enabled by hand: give the receiver a fresh start.
+        // Enabled by hand: give the receiver a fresh start. Only once the
+        // write succeeded for this caller: another tenant's id is a 404
+        // above and leaves that webhook's breaker alone.
         state.dispatcher.breakers.reset(id);
     }
-    written(
-        state,
-        state.webhooks.patch(admin.tenant(), id, patch).await?,
-    )
+    written(state, done)
 }
 
 /// Enable a webhook.

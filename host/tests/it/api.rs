@@ -882,3 +882,27 @@ async fn the_control_panel_is_served_at_the_root() {
         "the API keeps its 404"
     );
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_letter_case() {
+    let server = TestServer::start().await;
+    let key = server.tenant("Acme").await.admin;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = server
+            .http
+            .get(server.url("/v1/webhooks"))
+            .header("authorization", format!("{scheme} {key}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    let response = server
+        .http
+        .get(server.url("/v1/webhooks"))
+        .header("authorization", format!("Basic {key}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 401);
+}

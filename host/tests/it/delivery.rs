@@ -646,3 +646,33 @@ async fn one_tenants_tarpits_leave_room_for_another_tenant() {
     fast.wait_for(1, SECOND).await;
     assert!(sent.elapsed() < SECOND, "{:?}", sent.elapsed());
 }
+
+#[tokio::test]
+async fn another_tenant_cannot_reset_a_webhooks_breaker() {
+    let failing = Receiver::start(Vec::new(), Reply::Status(500, Vec::new())).await;
+    let server = server_with(|c| c.retry_schedule = vec![Duration::from_millis(100); 5]).await;
+    let (keys, id, _) = hooked(&server, &failing.url("/")).await;
+    let events: Vec<Value> = (0..6)
+        .map(|n| {
+            let mut event = matching_event();
+            event["ticketId"] = json!(format!("00000000-0000-4000-8000-{n:012}"));
+            event
+        })
+        .collect();
+    ingest(&server, &keys, Value::Array(events)).await;
+    let path = format!("/v1/webhooks/{id}");
+    until(&server, &keys.admin, &path, |w| w["breaker"] == "open").await;
+
+    let intruder = server.tenant("Intruder").await;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("{path}/enable"),
+            &intruder.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, hook) = server.call(Method::GET, &path, &keys.admin, None).await;
+    assert_eq!(hook["breaker"], "open", "{hook}");
+}
