@@ -146,7 +146,7 @@ fn refused(code: &'static str, path: &'static str, message: impl Into<String>) -
 /// What the API shows of it.
 pub fn check_client(certificate: &str, key: &str) -> Result<CertificateSummary, Refused> {
     let chain = chain(certificate)?;
-    let summary = summarize(&chain[0], CERTIFICATE)?;
+    let summary = summarize(&chain[0], Some(now_seconds()))?;
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| {
         refused(
             "invalid_client_key",
@@ -173,7 +173,9 @@ pub fn check_client(certificate: &str, key: &str) -> Result<CertificateSummary, 
 /// What the API shows of a stored client certificate.
 pub fn summary(certificate: &str) -> Option<CertificateSummary> {
     let chain = chain(certificate).ok()?;
-    summarize(&chain[0], CERTIFICATE).ok()
+    // Shown as stored, expired or not: an admin needs to see that it
+    // expired, not lose sight of it.
+    summarize(&chain[0], None).ok()
 }
 
 fn chain(certificate: &str) -> Result<Vec<CertificateDer<'static>>, Refused> {
@@ -197,7 +199,13 @@ fn chain(certificate: &str) -> Result<Vec<CertificateDer<'static>>, Refused> {
     Ok(chain)
 }
 
-fn summarize(leaf: &CertificateDer<'_>, path: &'static str) -> Result<CertificateSummary, Refused> {
+/// The leaf's subject and expiry; with `valid_at` (Unix seconds), refused
+/// unless it is valid then.
+fn summarize(
+    leaf: &CertificateDer<'_>,
+    valid_at: Option<i64>,
+) -> Result<CertificateSummary, Refused> {
+    let path = CERTIFICATE;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|_| {
         refused(
             "invalid_client_certificate",
@@ -206,7 +214,7 @@ fn summarize(leaf: &CertificateDer<'_>, path: &'static str) -> Result<Certificat
         )
     })?;
     let validity = parsed.validity();
-    let now = now_seconds();
+    let now = valid_at.unwrap_or(validity.not_before.timestamp());
     if validity.not_before.timestamp() > now {
         return Err(refused(
             "expired_client_certificate",
@@ -214,7 +222,7 @@ fn summarize(leaf: &CertificateDer<'_>, path: &'static str) -> Result<Certificat
             "the client certificate is not valid yet",
         ));
     }
-    if validity.not_after.timestamp() < now {
+    if valid_at.is_some() && validity.not_after.timestamp() < now {
         return Err(refused(
             "expired_client_certificate",
             path,
@@ -261,6 +269,9 @@ mod tests {
         assert_eq!(summary.subject, "CN=inbox-webhooks");
         assert_eq!(summary.not_after, "2100-01-01T00:00:00Z");
         assert_eq!(super::summary(&certificate), Some(summary));
+        let (expired, _) = certified(2021);
+        let shown = super::summary(&expired).expect("an expired one is still shown");
+        assert_eq!(shown.not_after, "2021-01-01T00:00:00Z");
     }
 
     #[test]

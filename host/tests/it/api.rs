@@ -887,7 +887,12 @@ async fn the_control_panel_is_served_at_the_root() {
 async fn the_bearer_scheme_is_read_in_any_letter_case() {
     let server = TestServer::start().await;
     let key = server.tenant("Acme").await.admin;
-    for scheme in ["Bearer", "bearer", "BEARER"] {
+    for (scheme, status) in [
+        ("Bearer", 200),
+        ("bearer", 200),
+        ("BEARER", 200),
+        ("Basic", 401),
+    ] {
         let response = server
             .http
             .get(server.url("/v1/webhooks"))
@@ -895,14 +900,6 @@ async fn the_bearer_scheme_is_read_in_any_letter_case() {
             .send()
             .await
             .expect("sent");
-        assert_eq!(response.status(), 200, "{scheme}");
+        assert_eq!(response.status(), status, "{scheme}");
     }
-    let response = server
-        .http
-        .get(server.url("/v1/webhooks"))
-        .header("authorization", format!("Basic {key}"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 401);
 }

@@ -56,6 +56,18 @@ pub(crate) async fn ingest(server: &TestServer, keys: &Keys, events: Value) -> V
     body
 }
 
+/// `matching_event()` on `n` tickets, one each: a batch no ticket's order
+/// holds back.
+fn on_tickets(n: u32) -> Value {
+    (0..n)
+        .map(|n| {
+            let mut event = matching_event();
+            event["ticketId"] = json!(format!("00000000-0000-4000-8000-{n:012}"));
+            event
+        })
+        .collect()
+}
+
 /// Polls `GET path` until `done` holds (panics after `PATIENCE`).
 pub(crate) async fn until(
     server: &TestServer,
@@ -622,14 +634,7 @@ async fn one_tenants_tarpits_leave_room_for_another_tenant() {
     for n in 0..16 {
         hook(&server, &greedy, &tarpit.url(&format!("/slow/{n}"))).await;
     }
-    let backlog: Vec<Value> = (0..20)
-        .map(|n| {
-            let mut event = matching_event();
-            event["ticketId"] = json!(format!("00000000-0000-4000-8000-{n:012}"));
-            event
-        })
-        .collect();
-    ingest(&server, &greedy, Value::Array(backlog)).await;
+    ingest(&server, &greedy, on_tickets(20)).await;
     let limit = server.config.tenant_concurrency();
     tarpit.wait_for(limit as usize, PATIENCE).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -652,14 +657,7 @@ async fn another_tenant_cannot_reset_a_webhooks_breaker() {
     let failing = Receiver::start(Vec::new(), Reply::Status(500, Vec::new())).await;
     let server = server_with(|c| c.retry_schedule = vec![Duration::from_millis(100); 5]).await;
     let (keys, id, _) = hooked(&server, &failing.url("/")).await;
-    let events: Vec<Value> = (0..6)
-        .map(|n| {
-            let mut event = matching_event();
-            event["ticketId"] = json!(format!("00000000-0000-4000-8000-{n:012}"));
-            event
-        })
-        .collect();
-    ingest(&server, &keys, Value::Array(events)).await;
+    ingest(&server, &keys, on_tickets(6)).await;
     let path = format!("/v1/webhooks/{id}");
     until(&server, &keys.admin, &path, |w| w["breaker"] == "open").await;
 
