@@ -1,5 +1,5 @@
 //! Builds the rule engine guest (`engine/guest`) for `wasm32-wasip2` and
-//! leaves it in `OUT_DIR` for `src/rules.rs` to embed, so that building the
+//! leaves it in `OUT_DIR` for `src/rules/runtime.rs` to embed, so that building the
 //! host is all it takes: `cargo build -p inbox-webhooks`.
 //!
 //! The guest is built by a nested `cargo build` in its own target directory

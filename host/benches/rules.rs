@@ -1,5 +1,5 @@
 //! The engine in wasmtime beside the same engine linked natively, in one
-//! run: per-call cost, matching, batches, and cold start.
+//! run: per-call cost, taking in events (one and a batch), and cold start.
 //!
 //! `cargo bench -p inbox-webhooks --bench rules`; BENCHMARKS.md records a run.
 
@@ -8,39 +8,63 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use inbox_rules::RuleSet as NativeRuleSet;
-use inbox_webhooks::rules::{Limits, RuleSet, Runtime, Session};
+use inbox_rules::api::{Op, decode, encode, run_op};
+use inbox_webhooks::rules::{Budget, Runtime, Session, TenantRules};
+use serde_json::Value;
 
 #[path = "../../engine/core/benches/support/data.rs"]
 mod data;
 
-const FIVE: &str = "(1 or 2 or 3) and (4 and 5)";
+const CHECK: &str = r#"{"expression": "(1 or 2 or 3) and (4 and 5)", "ids": [1, 2, 3, 4, 5]}"#;
 
 fn runtime() -> std::sync::Arc<Runtime> {
-    Runtime::new(Limits::default(), Runtime::default_cache_dir()).expect("runtime")
+    Runtime::new(Budget::default(), Runtime::default_cache_dir()).expect("runtime")
 }
 
 fn per_call(c: &mut Criterion) {
-    let ids = [1, 2, 3, 4, 5];
     let mut group = c.benchmark_group("validate 5 conditions");
+    // The guest call's work: JSON text in, JSON text out.
     group.bench_function("native", |b| {
-        b.iter(|| inbox_rules::validate_expression(black_box(FIVE), &ids))
+        b.iter(|| {
+            let input: Value = decode("input", black_box(CHECK)).expect("json");
+            run_op(Op::Check, &input).expect("answer")
+        })
     });
     let mut session = Session::new(runtime());
     group.bench_function("wasmtime", |b| {
-        b.iter(|| {
-            session
-                .validate_expression(black_box(FIVE), &ids)
-                .expect("answer")
-        })
+        b.iter(|| session.call(Op::Check, black_box(CHECK)).expect("answer"))
     });
     group.finish();
+}
+
+/// A native set and a guest set of the same webhooks.
+fn both_sets(
+    runtime: &std::sync::Arc<Runtime>,
+    hooks: &[inbox_rules::Webhook],
+) -> (NativeRuleSet, TenantRules) {
+    let (native, rejected) = NativeRuleSet::from_webhooks(hooks);
+    assert!(rejected.is_empty());
+    let mut guest = TenantRules::new(runtime.clone());
+    for hook in hooks {
+        guest
+            .insert(&serde_json::to_string(hook).expect("json"))
+            .expect("valid");
+    }
+    (native, guest)
+}
+
+/// What the guest's `ingest` does, natively: the batch as JSON text in,
+/// the intake as JSON text out.
+fn native_ingest(native: &NativeRuleSet, batch: &str) -> String {
+    let events: Vec<Value> = decode("events", batch).expect("events");
+    encode(&native.ingest(&events))
 }
 
 fn matching(c: &mut Criterion) {
     let runtime = runtime();
     let event = data::event();
-    let event_json = serde_json::to_string(&event).expect("json");
-    let mut group = c.benchmark_group("match one event");
+    let one = serde_json::to_string(&[&event]).expect("json");
+    let mut group = c.benchmark_group("take in one event");
     for (label, make) in [
         (
             "indexed",
@@ -49,89 +73,36 @@ fn matching(c: &mut Criterion) {
         ("all candidates", data::webhook_everywhere),
     ] {
         let hooks: Vec<inbox_rules::Webhook> = (0..10_000).map(make).collect();
-        let (native, rejected) = NativeRuleSet::from_webhooks(&hooks);
-        assert!(rejected.is_empty());
-        let mut guest = RuleSet::new(runtime.clone());
-        for hook in &hooks {
-            guest
-                .insert(&serde_json::to_string(hook).expect("json"))
-                .expect("valid");
-        }
+        let (native, mut guest) = both_sets(&runtime, &hooks);
         assert_eq!(
-            guest.matches(&event_json).expect("answer"),
-            native.matches(&event)
+            guest.ingest(&one).expect("answer"),
+            native_ingest(&native, &one)
+        );
+        // Matching alone, on an event decoded before: the floor.
+        group.bench_function(
+            BenchmarkId::new(format!("{label}, native, match only"), 10_000),
+            |b| b.iter(|| native.matches(black_box(&event)).len()),
         );
         group.bench_function(BenchmarkId::new(format!("{label}, native"), 10_000), |b| {
-            b.iter(|| native.matches(black_box(&event)).len())
+            b.iter(|| native_ingest(&native, black_box(&one)))
         });
-        // The same work as the guest call: the event as JSON text in, the
-        // ids of the webhooks that fire out as owned strings.
-        group.bench_function(
-            BenchmarkId::new(format!("{label}, native from JSON text"), 10_000),
-            |b| {
-                b.iter(|| {
-                    let event: inbox_rules::IngestEvent =
-                        inbox_rules::api::decode("event", black_box(&event_json)).expect("event");
-                    let ids: Vec<String> = native
-                        .matches(&event)
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect();
-                    ids.len()
-                })
-            },
-        );
         group.bench_function(
             BenchmarkId::new(format!("{label}, wasmtime"), 10_000),
-            |b| b.iter(|| guest.matches(black_box(&event_json)).expect("answer").len()),
+            |b| b.iter(|| guest.ingest(black_box(&one)).expect("answer")),
         );
-        // Like the native row: the event decoded before, in the guest.
-        let decoded = guest.decode(&event_json).expect("event");
-        group.bench_function(
-            BenchmarkId::new(format!("{label}, wasmtime, event decoded before"), 10_000),
-            |b| {
-                b.iter(|| {
-                    guest
-                        .match_decoded(black_box(&decoded))
-                        .expect("answer")
-                        .len()
-                })
-            },
-        );
-        guest.forget(decoded);
     }
     group.finish();
 
-    let mut group = c.benchmark_group("match a batch of 1000 events, 10000 webhooks");
+    let mut group = c.benchmark_group("take in a batch of 1000 events, 10000 webhooks");
     group.sample_size(20);
     let hooks: Vec<inbox_rules::Webhook> = (0..10_000).map(data::webhook).collect();
-    let (native, _) = NativeRuleSet::from_webhooks(&hooks);
-    let mut guest = RuleSet::new(runtime.clone());
-    for hook in &hooks {
-        guest
-            .insert(&serde_json::to_string(hook).expect("json"))
-            .expect("valid");
-    }
-    let events = vec![event; 1_000];
-    let batch = serde_json::to_string(&events).expect("json");
+    let (native, mut guest) = both_sets(&runtime, &hooks);
+    let batch = serde_json::to_string(&vec![event; 1_000]).expect("json");
     group.bench_function("native", |b| {
-        b.iter(|| native.match_batch(black_box(&events)).len())
-    });
-    // The guest call's work: the batch as JSON text in, owned ids out.
-    group.bench_function("native from JSON text", |b| {
-        b.iter(|| {
-            let events: Vec<inbox_rules::IngestEvent> =
-                inbox_rules::api::decode("events", black_box(&batch)).expect("events");
-            let ids: Vec<Vec<String>> = native
-                .match_batch(&events)
-                .into_iter()
-                .map(|ids| ids.into_iter().map(str::to_owned).collect())
-                .collect();
-            ids.len()
-        })
+        b.iter(|| native_ingest(&native, black_box(&batch)))
     });
     group.bench_function("wasmtime, one call", |b| {
-        b.iter(|| guest.match_batch(black_box(&batch)).expect("answer").len())
+        b.iter(|| guest.ingest(black_box(&batch)).expect("answer"))
     });
     group.finish();
 }
@@ -147,9 +118,7 @@ fn cold_start(c: &mut Criterion) {
     group.bench_function("warm cache", |b| {
         b.iter(|| {
             let mut session = Session::new(runtime());
-            session
-                .validate_expression(FIVE, &[1, 2, 3, 4, 5])
-                .expect("answer")
+            session.call(Op::Check, CHECK).expect("answer")
         })
     });
     group.finish();

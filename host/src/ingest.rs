@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::delivery::Dispatcher;
 use crate::error::AppError;
-use crate::matcher::Matcher;
+use crate::matcher::{AdmittedEvent, Matcher, Verdict};
 use crate::store::{NewDelivery, NewEvent, Store, now};
 
 /// The most events one request may carry.
@@ -17,7 +17,7 @@ pub const MAX_BATCH: usize = 1_000;
 
 /// The answer to an accepted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
+pub struct Receipt {
     /// Each event's id, in request order (for a repeated idempotency key,
     /// the id the event got the first time).
     pub event_ids: Vec<String>,
@@ -54,7 +54,7 @@ impl Ingestor {
         tenant: &str,
         body: Value,
         idempotency_key: Option<&str>,
-    ) -> Result<Accepted, AppError> {
+    ) -> Result<Receipt, AppError> {
         let (events, batch) = match body {
             Value::Array(events) => (events, true),
             event @ Value::Object(_) => (vec![event], false),
@@ -81,20 +81,24 @@ impl Ingestor {
             ));
         }
         let texts: Vec<String> = events.iter().map(Value::to_string).collect();
-        let (admissions, matches) = self.matcher.admit_and_match(tenant, texts.clone()).await?;
-        let admissions = admitted(tenant, &events, admissions, batch)?;
-        let matches =
-            matches.ok_or_else(|| AppError::internal(&"admitted events were not matched"))?;
+        let array = format!("[{}]", texts.join(","));
+        let admitted = match self.matcher.ingest(tenant, array).await? {
+            Verdict::Refused(problems) => {
+                return Err(invalid_events(tenant, &events, problems, batch));
+            }
+            Verdict::Admitted(_) if events.iter().any(|e| !claimed(tenant, e).is_empty()) => {
+                let none = vec![Vec::new(); events.len()];
+                return Err(invalid_events(tenant, &events, none, batch));
+            }
+            Verdict::Admitted(admitted) => admitted,
+        };
 
         let at = now();
         let mut reservation = self.dispatcher.reserve(tenant);
         let mut stored = Vec::with_capacity(events.len());
         let mut created = 0;
-        for (i, ((event, text), (payload, matched))) in events
-            .iter()
-            .zip(texts)
-            .zip(admissions.into_iter().zip(matches))
-            .enumerate()
+        for (i, ((event, text), AdmittedEvent { payload, matches })) in
+            events.iter().zip(texts).zip(admitted).enumerate()
         {
             let key = match (idempotency_key, event.get("id").and_then(Value::as_str)) {
                 (Some(key), _) => Some(format!("request:{key}#{i}")),
@@ -108,12 +112,12 @@ impl Ingestor {
                     .unwrap_or_default()
                     .to_owned()
             };
-            created += matched.len();
+            created += matches.len();
             stored.push(NewEvent {
                 id: format!("evt_{}", ulid::Ulid::new()),
                 idempotency_key: key,
                 body: text,
-                deliveries: matched
+                deliveries: matches
                     .into_iter()
                     .map(|m| NewDelivery {
                         id: format!("msg_{}", ulid::Ulid::new()),
@@ -155,57 +159,43 @@ impl Ingestor {
         } else {
             self.store.deliveries_of(&event_ids).await?
         };
-        Ok(Accepted {
+        Ok(Receipt {
             event_ids,
             deliveries,
         })
     }
 }
 
-/// The payload of each admitted event, or a 422 naming each bad event's
-/// index and field (the engine's problems, and a `tenantId` that is not the
-/// key's).
-fn admitted(
+/// The problem of an event whose `tenantId` is not the key's tenant.
+fn claimed(tenant: &str, event: &Value) -> Vec<Value> {
+    match event.get("tenantId") {
+        Some(Value::String(claimed)) if claimed != tenant => vec![serde_json::json!({
+            "code": "invalid_value",
+            "message": format!("this ingest key belongs to tenant `{tenant}`, not `{claimed}`"),
+            "path": "tenantId",
+        })],
+        _ => Vec::new(),
+    }
+}
+
+/// 422 `invalid_event`: the message names the first problem (with its
+/// index in a batch), `diagnostics` lists them all, each with its `index`.
+fn invalid_events(
     tenant: &str,
     events: &[Value],
-    admissions: Vec<Value>,
+    per_event: Vec<Vec<Value>>,
     batch: bool,
-) -> Result<Vec<String>, AppError> {
+) -> AppError {
     let mut problems = Vec::new();
-    let mut payloads = Vec::with_capacity(events.len());
-    for (i, (event, admission)) in events.iter().zip(admissions).enumerate() {
-        let mut errors = match admission.get("errors") {
-            Some(Value::Array(errors)) => errors.clone(),
-            _ => Vec::new(),
-        };
-        if let Some(Value::String(claimed)) = event.get("tenantId")
-            && claimed != tenant
-        {
-            errors.push(serde_json::json!({
-                "code": "invalid_value",
-                "message": format!("this ingest key belongs to tenant `{tenant}`, not `{claimed}`"),
-                "path": "tenantId",
-            }));
-        }
+    for (i, (event, mut errors)) in events.iter().zip(per_event).enumerate() {
+        errors.extend(claimed(tenant, event));
         for mut error in errors {
             if let Value::Object(map) = &mut error {
                 map.insert("index".to_owned(), Value::from(i));
             }
             problems.push(error);
         }
-        if let Some(payload) = admission.get("payload") {
-            payloads.push(payload.to_string());
-        }
     }
-    if problems.is_empty() && payloads.len() == events.len() {
-        return Ok(payloads);
-    }
-    Err(invalid_events(problems, batch))
-}
-
-/// 422 `invalid_event`: the message names the first problem (with its
-/// index in a batch), `diagnostics` lists them all, each with its `index`.
-fn invalid_events(problems: Vec<Value>, batch: bool) -> AppError {
     let text = |problem: &Value, key: &str| {
         problem
             .get(key)

@@ -4,18 +4,23 @@
 //! At start every tenant's [`RuleSet`] is loaded from the store. A webhook
 //! write updates the set after its transaction commits and before the API
 //! answers, so the next event matches against the new definition; so does
-//! the delivery worker when it disables a webhook. Matching a batch of
-//! events is one guest call, and each match is explained (which conditions
-//! held) so that its delivery can keep the record.
+//! the delivery worker when it disables a webhook. Taking in an ingest
+//! request is one guest call that checks every event, matches each, and
+//! explains each match (which conditions held) so that its delivery can
+//! keep the record.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::rules::{Error, RuleSet, Runtime};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::rules::{Error, Runtime, TenantRules};
 use crate::store::{Store, StoreError};
 
 /// One tenant's set, used from blocking threads.
-type Shared = Arc<Mutex<RuleSet>>;
+type Shared = Arc<Mutex<TenantRules>>;
 
 /// A webhook an event matched, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +29,25 @@ pub struct Match {
     pub webhook_id: String,
     /// The engine's explanation (JSON): each check, each condition's result.
     pub explanation: String,
+}
+
+/// What the engine made of an ingest request's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Every event was admitted: each one's payload and matches, in order.
+    Admitted(Vec<AdmittedEvent>),
+    /// At least one was not: each event's problems (the engine's
+    /// diagnostics, each with its `path`), in order.
+    Refused(Vec<Vec<Value>>),
+}
+
+/// An admitted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmittedEvent {
+    /// The body its deliveries carry (JSON).
+    pub payload: String,
+    /// The webhooks it fires, in id order.
+    pub matches: Vec<Match>,
 }
 
 /// The rule sets of every tenant.
@@ -49,8 +73,9 @@ impl Matcher {
     fn set(&self, tenant: &str) -> Shared {
         let mut sets = self.sets.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(
-            sets.entry(tenant.to_owned())
-                .or_insert_with(|| Arc::new(Mutex::new(RuleSet::new(Arc::clone(&self.runtime))))),
+            sets.entry(tenant.to_owned()).or_insert_with(|| {
+                Arc::new(Mutex::new(TenantRules::new(Arc::clone(&self.runtime))))
+            }),
         )
     }
 
@@ -58,7 +83,7 @@ impl Matcher {
     async fn with<R: Send + 'static>(
         &self,
         tenant: &str,
-        work: impl FnOnce(&mut RuleSet) -> R + Send + 'static,
+        work: impl FnOnce(&mut TenantRules) -> R + Send + 'static,
     ) -> Result<R, Error> {
         let set = self.set(tenant);
         tokio::task::spawn_blocking(move || {
@@ -105,49 +130,57 @@ impl Matcher {
         Ok(())
     }
 
-    /// Checks a batch of events with the engine (`admit_event`) and, when
-    /// every one is admitted, matches them in one guest call: the engine's
-    /// admissions (JSON), and per event the webhooks that fire with their
-    /// explanations, in id order. One blocking hop for the whole request.
-    pub async fn admit_and_match(
-        &self,
-        tenant: &str,
-        events: Vec<String>,
-    ) -> Result<(Vec<serde_json::Value>, Option<Vec<Vec<Match>>>), Error> {
-        self.with(tenant, move |set| {
-            let batch = format!("[{}]", events.join(","));
-            let admissions: Vec<serde_json::Value> =
-                serde_json::from_str(&set.call("events", &batch)?).map_err(|e| {
-                    Error::Trap(format!("the engine's admissions are not JSON: {e}"))
-                })?;
-            if admissions.iter().any(|a| a["valid"] != true) {
-                return Ok((admissions, None));
-            }
-            // Owned, so that the set can explain them.
-            let matched: Vec<Vec<String>> = set
-                .match_batch(&batch)?
+    /// Takes in a batch of events (a JSON array) for `tenant`: one guest
+    /// call on one blocking thread checks, matches and explains them all.
+    pub async fn ingest(&self, tenant: &str, events: String) -> Result<Verdict, Error> {
+        let intake = self.with(tenant, move |set| set.ingest(&events)).await??;
+        let intake: Intake<'_> = serde_json::from_str(&intake)
+            .map_err(|e| Error::Trap(format!("the engine's intake is not its shape: {e}")))?;
+        if !intake.valid {
+            return Ok(Verdict::Refused(
+                intake.events.into_iter().map(|e| e.errors).collect(),
+            ));
+        }
+        let admitted = intake.events.into_iter().map(|event| AdmittedEvent {
+            payload: event
+                .payload
+                .map(|p| p.get().to_owned())
+                .unwrap_or_default(),
+            matches: event
+                .matched
                 .into_iter()
-                .map(|ids| ids.into_iter().map(str::to_owned).collect())
-                .collect();
-            let matches = events
-                .iter()
-                .zip(matched)
-                .map(|(event, ids)| {
-                    ids.into_iter()
-                        .map(|webhook_id| {
-                            let explanation = set
-                                .explain(&webhook_id, event)?
-                                .unwrap_or_else(|| "null".to_owned());
-                            Ok(Match {
-                                webhook_id,
-                                explanation,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, Error>>()
+                .map(|fired| Match {
+                    webhook_id: fired.webhook_id,
+                    explanation: fired.explanation.get().to_owned(),
                 })
-                .collect::<Result<Vec<_>, Error>>()?;
-            Ok((admissions, Some(matches)))
-        })
-        .await?
+                .collect(),
+        });
+        Ok(Verdict::Admitted(admitted.collect()))
     }
+}
+
+/// The engine's `inbox_rules::Intake` as the host reads it: payloads and
+/// explanations stay the engine's JSON text, stored as they are.
+#[derive(Deserialize)]
+struct Intake<'a> {
+    valid: bool,
+    #[serde(borrow)]
+    events: Vec<Taken<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Taken<'a> {
+    errors: Vec<Value>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow)]
+    matched: Vec<Fired<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fired<'a> {
+    webhook_id: String,
+    #[serde(borrow)]
+    explanation: &'a RawValue,
 }

@@ -17,7 +17,7 @@ use crate::delivery::Dispatcher;
 use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
-use crate::rules::{Limits, Pool, Runtime};
+use crate::rules::{Budget, Op, Pool, Runtime};
 use crate::store::{SqliteStore, Store};
 use crate::vault::{self, Vault};
 use crate::webhooks::Webhooks;
@@ -34,7 +34,7 @@ fn runtime() -> anyhow::Result<Arc<Runtime>> {
         "loading the rule engine (compiled once on the first start, a few seconds; cached after)"
     );
     let started = std::time::Instant::now();
-    let runtime = Runtime::new(Limits::default(), Runtime::default_cache_dir())
+    let runtime = Runtime::new(Budget::default(), Runtime::default_cache_dir())
         .map_err(|e| anyhow::anyhow!("starting the rule engine: {e:#}"))?;
     tracing::info!(
         ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -80,7 +80,7 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
     let runtime = runtime()?;
     let engine = Pool::new(Arc::clone(&runtime));
     let catalog = engine
-        .run(|s| s.catalog())
+        .run(|s| s.call(Op::Catalog, "null"))
         .await
         .context("reading the engine's catalogue")?;
     let matcher = Matcher::load(runtime, store.as_ref())

@@ -19,7 +19,7 @@ use crate::delivery::tls;
 use crate::error::AppError;
 use crate::keys;
 use crate::matcher::Matcher;
-use crate::rules::Pool;
+use crate::rules::{Op, Pool};
 use crate::store::{ClientTls, Millis, Store, WebhookRecord, now};
 use crate::vault::Vault;
 
@@ -50,7 +50,7 @@ const WRITE_ATTEMPTS: usize = 8;
 
 /// A webhook accepted by the engine, ready to store.
 #[derive(Debug)]
-pub struct Accepted {
+pub struct Canonical {
     /// The canonical definition, JSON text.
     pub definition: String,
     /// Whether it is enabled.
@@ -114,11 +114,11 @@ impl Webhooks {
     /// Validates a definition (a body's writable keys, plus `id`) with the
     /// engine; the canonical form when it is valid, else a 422 carrying the
     /// engine's diagnostics.
-    pub async fn accept(&self, definition: Map<String, Value>) -> Result<Accepted, AppError> {
+    pub async fn accept(&self, definition: Map<String, Value>) -> Result<Canonical, AppError> {
         let text = Value::Object(definition).to_string();
         let report = {
             let text = text.clone();
-            self.engine.run(move |s| s.validate_webhook(&text)).await
+            self.engine.run(move |s| s.call(Op::Validate, &text)).await
         };
         let report: Value = match report {
             Ok(report) => serde_json::from_str(&report).map_err(|e| AppError::internal(&e))?,
@@ -144,7 +144,7 @@ impl Webhooks {
         // again only fixes key order and fills defaults.
         let webhook: inbox_rules::Webhook =
             serde_json::from_str(&text).map_err(|e| AppError::internal(&e))?;
-        Ok(Accepted {
+        Ok(Canonical {
             definition: serde_json::to_string(&webhook).map_err(|e| AppError::internal(&e))?,
             enabled: webhook.enabled,
             warnings,

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::diagnostic::Report;
 use crate::explain::{ConditionOutcome, Explanation};
 use crate::model::{Condition, EventType, IngestEvent, Webhook};
-use crate::ruleset::{Rejected, RuleSet};
+use crate::ruleset::{Intake, Rejected, RuleSet};
 
 /// Input of [`check`]: an expression and the webhook's condition ids.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +72,17 @@ pub struct MatchResponse {
     /// Webhooks refused as invalid (they never fire).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejected>,
+}
+
+/// Input of the `ingest` operation: webhooks, and a batch of events as the
+/// helpdesk sends them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// The webhooks to match against (an invalid one never fires).
+    pub webhooks: Vec<Webhook>,
+    /// The events, each checked as [`crate::admit_event`] checks it.
+    pub events: Vec<Value>,
 }
 
 /// Input of [`explain`] and [`test_condition`].
@@ -132,6 +143,13 @@ pub fn match_event(request: &MatchRequest) -> MatchResponse {
     }
 }
 
+/// What a rule set of these webhooks makes of a batch of events
+/// ([`RuleSet::ingest`]).
+pub fn ingest(request: &IngestRequest) -> Intake {
+    let (rules, _rejected) = RuleSet::from_webhooks(&request.webhooks);
+    rules.ingest(&request.events)
+}
+
 /// Explains a webhook against an event.
 pub fn explain(request: &ExplainRequest<Webhook>) -> Explained<Explanation> {
     match crate::explain(&request.webhook, &request.event) {
@@ -167,29 +185,100 @@ pub fn test_condition(request: &ExplainRequest<Condition>) -> Explained<Conditio
     }
 }
 
+/// An operation of the JSON API: what each case of the fixture corpus
+/// names in its `op`, and what every surface runs through [`run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Validates an expression ([`CheckRequest`] → [`Report`]).
+    Check,
+    /// Evaluates an expression ([`EvalRequest`] → [`EvalResponse`]).
+    Eval,
+    /// Validates a webhook ([`Webhook`] → [`Report`]).
+    Validate,
+    /// Matches one event ([`MatchRequest`] → [`MatchResponse`]).
+    Match,
+    /// Checks, matches and explains a batch ([`IngestRequest`] → [`Intake`]).
+    Ingest,
+    /// Explains a webhook against an event.
+    Explain,
+    /// Tests one condition against an event.
+    Condition,
+    /// Checks one ingest event ([`crate::Admission`]).
+    Event,
+    /// Checks each ingest event of an array.
+    Events,
+    /// The catalogue (its input is ignored).
+    Catalog,
+}
+
+impl Op {
+    /// Every operation, in the order the docs list them.
+    pub const ALL: [Op; 10] = [
+        Op::Check,
+        Op::Eval,
+        Op::Validate,
+        Op::Match,
+        Op::Ingest,
+        Op::Explain,
+        Op::Condition,
+        Op::Event,
+        Op::Events,
+        Op::Catalog,
+    ];
+
+    /// The name the fixture corpus and the shells use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Check => "check",
+            Op::Eval => "eval",
+            Op::Validate => "validate",
+            Op::Match => "match",
+            Op::Ingest => "ingest",
+            Op::Explain => "explain",
+            Op::Condition => "condition",
+            Op::Event => "event",
+            Op::Events => "events",
+            Op::Catalog => "catalog",
+        }
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = RunError;
+
+    fn from_str(name: &str) -> Result<Self, RunError> {
+        Op::ALL
+            .into_iter()
+            .find(|op| op.as_str() == name)
+            .ok_or_else(|| RunError::UnknownOperation(name.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why [`run`] could not run an operation: the caller's mistake, never a
 /// rule problem (those are answered as reports).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// No such operation.
-    #[error("unknown operation `{0}`; use one of: {OPERATIONS}")]
+    #[error("unknown operation `{0}`; use one of: {names}", names = Op::ALL.map(Op::as_str).join(", "))]
     UnknownOperation(String),
     /// The input does not have the operation's shape.
     #[error("invalid input for `{op}`: {source}")]
     Input {
         /// The operation.
-        op: String,
+        op: Op,
         /// What serde found wrong.
         source: serde_json::Error,
     },
 }
 
-/// The operation names [`run`] takes.
-pub const OPERATIONS: &str =
-    "check, eval, validate, match, explain, condition, event, events, catalog";
-
-/// Runs the operation `op` on a JSON input and returns its answer as JSON
-/// text, serialised once, straight from the answer's type ([`encode`]).
+/// Runs the operation named `op` on a JSON input and returns its answer as
+/// JSON text, serialised once, straight from the answer's type ([`encode`]).
 ///
 /// # Examples
 ///
@@ -200,33 +289,28 @@ pub const OPERATIONS: &str =
 /// assert_eq!(out, r#"{"result":true}"#);
 /// ```
 pub fn run(op: &str, input: &Value) -> Result<String, RunError> {
-    fn parse<T: serde::de::DeserializeOwned>(op: &str, input: &Value) -> Result<T, RunError> {
-        T::deserialize(input).map_err(|source| RunError::Input {
-            op: op.to_owned(),
-            source,
-        })
+    run_op(op.parse()?, input)
+}
+
+/// [`run`] for an operation already named.
+pub fn run_op(op: Op, input: &Value) -> Result<String, RunError> {
+    fn parse<T: serde::de::DeserializeOwned>(op: Op, input: &Value) -> Result<T, RunError> {
+        T::deserialize(input).map_err(|source| RunError::Input { op, source })
     }
     let output = match op {
-        "check" => encode(&check(&parse(op, input)?)),
-        "eval" => encode(&eval(&parse(op, input)?)),
-        "validate" => encode(&crate::validate_webhook(&parse(op, input)?)),
-        "match" => encode(&match_event(&parse(op, input)?)),
-        "explain" => encode(&explain(&parse(op, input)?)),
-        "condition" => encode(&test_condition(&parse(op, input)?)),
-        "event" => encode(&crate::admit_event(input)),
-        "events" => match input {
-            Value::Array(events) => {
-                encode(&events.iter().map(crate::admit_event).collect::<Vec<_>>())
-            }
-            _ => {
-                return Err(RunError::Input {
-                    op: op.to_owned(),
-                    source: serde::de::Error::custom("expected an array of events"),
-                });
-            }
-        },
-        "catalog" => encode(&crate::catalog()),
-        _ => return Err(RunError::UnknownOperation(op.to_owned())),
+        Op::Check => encode(&check(&parse(op, input)?)),
+        Op::Eval => encode(&eval(&parse(op, input)?)),
+        Op::Validate => encode(&crate::validate_webhook(&parse(op, input)?)),
+        Op::Match => encode(&match_event(&parse(op, input)?)),
+        Op::Ingest => encode(&ingest(&parse(op, input)?)),
+        Op::Explain => encode(&explain(&parse(op, input)?)),
+        Op::Condition => encode(&test_condition(&parse(op, input)?)),
+        Op::Event => encode(&crate::admit_event(input)),
+        Op::Events => {
+            let events: Vec<Value> = parse(op, input)?;
+            encode(&events.iter().map(crate::admit_event).collect::<Vec<_>>())
+        }
+        Op::Catalog => encode(&crate::catalog()),
     };
     Ok(output)
 }

@@ -51,12 +51,15 @@ impl EventType {
 /// assert_eq!(admission.errors[0].code.as_str(), "missing_field");
 /// ```
 pub fn admit_event(event: &Value) -> Admission {
+    admit(event).0
+}
+
+/// [`admit_event`], and the event in the engine's shape when it is valid:
+/// what a rule set matches, decoded from the same value once.
+pub(crate) fn admit(event: &Value) -> (Admission, Option<IngestEvent>) {
     let Value::Object(fields) = event else {
-        return refused(vec![Diagnostic::at(
-            "",
-            Code::InvalidValue,
-            "an event is a JSON object",
-        )]);
+        let not_an_object = Diagnostic::at("", Code::InvalidValue, "an event is a JSON object");
+        return (refused(vec![not_an_object]), None);
     };
     let mut errors = Vec::new();
     let kind = match fields.get("event") {
@@ -94,18 +97,20 @@ pub fn admit_event(event: &Value) -> Admission {
     }
     // The rest of the shape (`tenantId`, `ticket`, …): what the engine
     // reads must have its types.
-    if errors.is_empty()
-        && let Err(error) = IngestEvent::deserialize(event)
-    {
-        errors.push(Diagnostic::at(
-            "",
-            Code::InvalidValue,
-            format!("the event does not have the shape of an ingest event: {error}"),
-        ));
-    }
     if !errors.is_empty() {
-        return refused(errors);
+        return (refused(errors), None);
     }
+    let decoded = match IngestEvent::deserialize(event) {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            let wrong_shape = Diagnostic::at(
+                "",
+                Code::InvalidValue,
+                format!("the event does not have the shape of an ingest event: {error}"),
+            );
+            return (refused(vec![wrong_shape]), None);
+        }
+    };
     let mut payload = Map::with_capacity(3);
     for key in ["event", "ticketId"] {
         payload.insert(key.to_owned(), fields[key].clone());
@@ -113,12 +118,13 @@ pub fn admit_event(event: &Value) -> Admission {
     if kind.is_some_and(EventType::is_reply) {
         payload.insert("messageId".to_owned(), fields["messageId"].clone());
     }
-    Admission {
+    let admission = Admission {
         valid: true,
         errors: Vec::new(),
         warnings: Vec::new(),
         payload: Some(Value::Object(payload)),
-    }
+    };
+    (admission, Some(decoded))
 }
 
 fn refused(errors: Vec<Diagnostic>) -> Admission {

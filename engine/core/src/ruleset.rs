@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::condition::{CompiledCondition, EventView};
 use crate::diagnostic::{Code, Diagnostic, Report};
+use crate::event::{Admission, admit};
 use crate::explain::{Explanation, explain_compiled};
 use crate::model::{Condition, EventType, IngestEvent, Webhook};
 use crate::plan::{MAX_NUMBER, Plan};
@@ -161,6 +162,37 @@ struct Bucket {
     by_account: HashMap<String, Vec<u32>>,
 }
 
+/// What a rule set makes of a batch of ingest events ([`RuleSet::ingest`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Intake {
+    /// Whether every event was admitted. Only then are they matched: one
+    /// bad event refuses the whole batch.
+    pub valid: bool,
+    /// Each event's answer, in the batch's order.
+    pub events: Vec<Taken>,
+}
+
+/// One event of an [`Intake`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Taken {
+    /// Whether it may be accepted, and the body its deliveries carry.
+    #[serde(flatten)]
+    pub admission: Admission,
+    /// The webhooks that fire for it, in id order (empty when the batch was
+    /// refused).
+    pub matched: Vec<Fired>,
+}
+
+/// A webhook that fires for an event, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fired {
+    /// The webhook's id.
+    pub webhook_id: String,
+    /// Each check and condition as the event met it.
+    pub explanation: Explanation,
+}
+
 /// A webhook [`RuleSet::from_webhooks`] refused, with why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejected {
@@ -298,17 +330,65 @@ impl RuleSet {
 
     /// The ids of the webhooks that fire for `event`, sorted.
     pub fn matches(&self, event: &IngestEvent) -> Vec<&str> {
-        self.match_handles(event)
+        self.fired(event)
             .into_iter()
-            .filter_map(|handle| self.entry(handle))
+            .filter_map(|slot| self.entry(slot))
             .map(|entry| entry.compiled.id.as_str())
             .collect()
     }
 
-    /// [`Self::matches`] answering with the handles of the webhooks that
-    /// fire (see [`Self::handle`]), still in id order: what crosses from the
-    /// server's sandbox is then a list of numbers, not of strings.
-    pub fn match_handles(&self, event: &IngestEvent) -> Vec<u32> {
+    /// Checks each event of a batch ([`crate::admit_event`]) and, when
+    /// every one is admitted, matches each and explains every match: all an
+    /// ingest request needs, with each event decoded once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use inbox_rules::{RuleSet, Webhook};
+    ///
+    /// let webhook: Webhook = serde_json::from_str(r#"{
+    ///     "id": "wh_1", "name": "All new tickets", "url": "https://crm.example/hook",
+    ///     "events": ["TicketCreated"]
+    /// }"#).unwrap();
+    /// let mut rules = RuleSet::new();
+    /// rules.insert(&webhook).unwrap();
+    ///
+    /// let intake = rules.ingest(&[serde_json::json!({
+    ///     "event": "TicketCreated", "ticketId": "ebcb7b53-6636-4c6b-8023-4a61d6df694c"
+    /// })]);
+    /// assert!(intake.valid);
+    /// assert_eq!(intake.events[0].matched[0].webhook_id, "wh_1");
+    /// ```
+    pub fn ingest(&self, events: &[serde_json::Value]) -> Intake {
+        let admitted: Vec<(Admission, Option<IngestEvent>)> = events.iter().map(admit).collect();
+        let valid = admitted.iter().all(|(admission, _)| admission.valid);
+        let events = admitted
+            .into_iter()
+            .map(|(admission, event)| {
+                let matched = match (valid, event) {
+                    (true, Some(event)) => self.fire(&event),
+                    _ => Vec::new(),
+                };
+                Taken { admission, matched }
+            })
+            .collect();
+        Intake { valid, events }
+    }
+
+    /// The webhooks that fire for `event`, each explained.
+    fn fire(&self, event: &IngestEvent) -> Vec<Fired> {
+        self.fired(event)
+            .into_iter()
+            .filter_map(|slot| self.entry(slot))
+            .map(|entry| Fired {
+                webhook_id: entry.compiled.id.clone(),
+                explanation: explain_compiled(&entry.source, &entry.compiled, event),
+            })
+            .collect()
+    }
+
+    /// The slots of the webhooks that fire for `event`, in id order.
+    fn fired(&self, event: &IngestEvent) -> Vec<u32> {
         let view = EventView::new(event);
         let order = self.order();
         // What each numbered condition decided for this event: 0 not yet
@@ -340,28 +420,16 @@ impl RuleSet {
                 *word |= 1 << (position % 64);
             }
         }
-        let mut handles = Vec::new();
+        let mut slots = Vec::new();
         for (at, word) in (0..).step_by(64).zip(fired) {
             let mut bits = word;
             while bits != 0 {
                 let position = at + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                handles.extend(order.slot.get(position));
+                slots.extend(order.slot.get(position));
             }
         }
-        handles
-    }
-
-    /// The handle of the webhook with this id: a number that stands for it
-    /// until it is removed (a removed webhook's handle may go to the next
-    /// one added; replacing a webhook may change its handle).
-    pub fn handle(&self, id: &str) -> Option<u32> {
-        self.by_id.get(id).copied()
-    }
-
-    /// [`Self::matches`] for each event of a batch.
-    pub fn match_batch(&self, events: &[IngestEvent]) -> Vec<Vec<&str>> {
-        events.iter().map(|e| self.matches(e)).collect()
+        slots
     }
 
     /// Explains the webhook with this id against `event`, or `None` when
@@ -568,7 +636,6 @@ mod tests {
             .insert(&hook("wh_1", json!({"accounts": ["a"]})))
             .expect("valid");
         assert_eq!(rules.matches(&event("email", "a")), ["wh_1"]);
-        let batch = rules.match_batch(&[event("email", "a"), event("sms", "z")]);
-        assert_eq!(batch, vec![vec!["wh_1"], vec![]]);
+        assert!(rules.matches(&event("sms", "z")).is_empty());
     }
 }

@@ -292,8 +292,27 @@ proptest! {
             let matched = rules.matches(event);
             // In id order as text (`wh_10` before `wh_2`), each id once.
             prop_assert!(matched.windows(2).all(|w| w[0] < w[1]), "{:?}", matched);
-            let handles: Vec<u32> = matched.iter().filter_map(|id| rules.handle(id)).collect();
-            prop_assert_eq!(rules.match_handles(event), handles);
+            // Taking the event in as the server does gives the same matches,
+            // each explained as `explain` explains it; an event it refuses
+            // matches nothing.
+            let mut sent = serde_json::to_value(event).expect("json");
+            sent["ticketId"] = json!("ebcb7b53-6636-4c6b-8023-4a61d6df694c");
+            sent["messageId"] = json!("0b7a3c1e-54f2-4d8e-9c71-2a6f0e9d4b35");
+            let intake = rules.ingest(&[sent]);
+            prop_assert_eq!(intake.valid, event.event != "Other");
+            let fired: Vec<&str> = intake.events[0].matched.iter().map(|f| f.webhook_id.as_str()).collect();
+            if intake.valid {
+                prop_assert_eq!(&fired, &matched);
+            } else {
+                prop_assert!(fired.is_empty());
+            }
+            for f in &intake.events[0].matched {
+                let mut alone = event.clone();
+                alone.ticket_id = "ebcb7b53-6636-4c6b-8023-4a61d6df694c".to_owned();
+                alone.message_id = Some("0b7a3c1e-54f2-4d8e-9c71-2a6f0e9d4b35".to_owned());
+                let explained = rules.explain(&f.webhook_id, &alone);
+                prop_assert_eq!(Some(&f.explanation), explained.as_ref());
+            }
             for hook in &hooks {
                 let valid = inbox_rules::validate_webhook(hook).valid;
                 let alone = inbox_rules::matches(hook, event);

@@ -14,6 +14,7 @@ use super::AppState;
 use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
 use super::webhooks::rfc3339;
 use crate::error::{AppError, ErrorBody};
+use crate::rules::Op;
 use crate::store::{Attempt, Claimed, DeliveryRecord, NewDelivery, NewEvent, now};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -257,7 +258,10 @@ async fn test(
     });
     // The engine says what a delivery of this event carries.
     let input = format!("[{event}]");
-    let answer = state.engine.run(move |s| s.call("events", &input)).await?;
+    let answer = state
+        .engine
+        .run(move |s| s.call(Op::Events, &input))
+        .await?;
     let admission: Vec<Value> =
         serde_json::from_str(&answer).map_err(|e| AppError::internal(&e))?;
     let Some(payload) = admission.first().and_then(|a| a.get("payload")) else {
@@ -345,10 +349,10 @@ async fn explain(
     JsonBody(event): JsonBody<Value>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), AppError> {
     let webhook = state.webhooks.get(admin.tenant(), &id).await?;
-    let event = event.to_string();
+    let input = format!(r#"{{"webhook":{},"event":{event}}}"#, webhook.definition);
     let answer = state
         .engine
-        .run(move |s| s.explain(&webhook.definition, &event))
+        .run(move |s| s.call(Op::Explain, &input))
         .await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::{Admin, JsonBody};
 use crate::error::{AppError, ErrorBody};
+use crate::rules::Op;
 use crate::webhooks::{TLS, check_keys};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -76,7 +77,7 @@ async fn validate(
             // less the client certificate, which is the host's.
             webhook.remove(TLS);
             check_keys(&webhook)?;
-            ("validate", Value::Object(webhook))
+            (Op::Validate, Value::Object(webhook))
         }
         Some(_) => {
             return Err(AppError::unprocessable(
@@ -84,7 +85,7 @@ async fn validate(
                 "`webhook` must be an object",
             ));
         }
-        None => ("check", Value::Object(body)),
+        None => (Op::Check, Value::Object(body)),
     };
     let input = input.to_string();
     let report = state.engine.run(move |s| s.call(op, &input)).await?;

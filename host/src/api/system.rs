@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::error::{AppError, ErrorBody};
+use crate::rules::Op;
 
 /// The OpenAPI document, rendered once at start.
 #[derive(Debug, Clone)]
@@ -56,7 +57,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, AppError>
         tracing::warn!(%error, "readiness: database");
         return Err(not_ready("database"));
     }
-    if let Err(error) = state.engine.run(|s| s.catalog()).await {
+    if let Err(error) = state.engine.run(|s| s.call(Op::Catalog, "null")).await {
         tracing::warn!(%error, "readiness: rule engine");
         return Err(not_ready("rule engine"));
     }

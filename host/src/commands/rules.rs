@@ -16,8 +16,9 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use inbox_rules::api::Op;
 use inbox_rules::api::{decode, encode};
-use inbox_rules::{Diagnostic, Explanation, IngestEvent, Report, Webhook};
+use inbox_rules::{Diagnostic, Explanation, Report, Webhook};
 use serde::Serialize;
 use serde_json::{Value, json};
 use unicode_width::UnicodeWidthChar;
@@ -25,11 +26,11 @@ use unicode_width::UnicodeWidthChar;
 use crate::cli::{
     CheckArgs, EngineKind, ExplainArgs, MatchArgs, RulesArgs, RulesCommand, ValidateArgs,
 };
-use crate::rules::{self, Limits, Runtime, Session};
+use crate::rules::{Budget, InsertError, Runtime, Session, TenantRules};
 
 /// How a command ended, as a process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RulesExit {
     /// Everything read, everything valid.
     Ok,
     /// Read fine, but something is invalid.
@@ -38,7 +39,7 @@ pub enum Outcome {
     BadInput,
 }
 
-impl Outcome {
+impl RulesExit {
     /// The process exit status.
     pub fn code(self) -> u8 {
         match self {
@@ -77,11 +78,11 @@ impl Engine {
     }
 
     /// Runs the JSON operation `op` on `input` (JSON text).
-    fn call(&mut self, op: &str, input: &str) -> Answer {
+    fn call(&mut self, op: Op, input: &str) -> Answer {
         match self {
             Self::Native => {
                 let input: Value = decode("input", input)?;
-                inbox_rules::api::run(op, &input).map_err(|e| e.to_string())
+                inbox_rules::api::run_op(op, &input).map_err(|e| e.to_string())
             }
             Self::Wasm(session) => session.call(op, input).map_err(|e| e.to_string()),
         }
@@ -89,28 +90,30 @@ impl Engine {
 }
 
 fn runtime() -> Result<std::sync::Arc<Runtime>> {
-    Runtime::new(Limits::default(), Runtime::default_cache_dir())
+    Runtime::new(Budget::default(), Runtime::default_cache_dir())
         .map_err(|e| anyhow::anyhow!("starting the rule engine: {e:#}"))
 }
 
 /// Runs a `rules` subcommand.
-pub fn run(args: &RulesArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> Result<Outcome> {
+pub fn run(args: &RulesArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> Result<RulesExit> {
     if let RulesCommand::Match(matching) = &args.command {
         return match_events(args.engine, matching, stdin, out);
     }
     let mut engine = Engine::open(args.engine)?;
     match &args.command {
         RulesCommand::Check(check) if check.jsonl => {
-            jsonl(stdin, out, |line| engine.call("check", line))
+            jsonl(stdin, out, |line| engine.call(Op::Check, line))
         }
         RulesCommand::Check(check) => check_human(&mut engine, check, out),
-        RulesCommand::Eval(_) => jsonl(stdin, out, |line| engine.call("eval", line)),
+        RulesCommand::Eval(_) => jsonl(stdin, out, |line| engine.call(Op::Eval, line)),
         RulesCommand::Validate(validate) => validate_file(&mut engine, validate, out),
         RulesCommand::Explain(explain) => explain_files(&mut engine, explain, out),
         RulesCommand::Catalog | RulesCommand::Match(_) => {
-            let catalog = engine.call("catalog", "null").map_err(anyhow::Error::msg)?;
+            let catalog = engine
+                .call(Op::Catalog, "null")
+                .map_err(anyhow::Error::msg)?;
             print_json(out, &parse_answer::<Value>(&catalog)?)?;
-            Ok(Outcome::Ok)
+            Ok(RulesExit::Ok)
         }
     }
 }
@@ -121,8 +124,8 @@ fn jsonl(
     input: &mut dyn BufRead,
     out: &mut dyn Write,
     mut answer: impl FnMut(&str) -> Answer,
-) -> Result<Outcome> {
-    let mut outcome = Outcome::Ok;
+) -> Result<RulesExit> {
+    let mut outcome = RulesExit::Ok;
     for (number, line) in input.lines().enumerate() {
         let line = line.context("reading standard input")?;
         if line.trim().is_empty() {
@@ -131,7 +134,7 @@ fn jsonl(
         match answer(&line) {
             Ok(json) => out.write_all(json.as_bytes())?,
             Err(message) => {
-                outcome = Outcome::BadInput;
+                outcome = RulesExit::BadInput;
                 let error =
                     json!({"error": "invalid_input", "line": number + 1, "message": message});
                 serde_json::to_writer(&mut *out, &error)?;
@@ -146,16 +149,18 @@ fn parse_answer<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
     serde_json::from_str(json).context("reading the engine's answer")
 }
 
-fn check_human(engine: &mut Engine, args: &CheckArgs, out: &mut dyn Write) -> Result<Outcome> {
+fn check_human(engine: &mut Engine, args: &CheckArgs, out: &mut dyn Write) -> Result<RulesExit> {
     let expression = args.expression.as_deref().unwrap_or_default();
     let request = json!({"expression": expression, "ids": args.ids}).to_string();
-    let answer = engine.call("check", &request).map_err(anyhow::Error::msg)?;
+    let answer = engine
+        .call(Op::Check, &request)
+        .map_err(anyhow::Error::msg)?;
     let report: Report = parse_answer(&answer)?;
     out.write_all(render_report(expression, &report).as_bytes())?;
     Ok(if report.valid {
-        Outcome::Ok
+        RulesExit::Ok
     } else {
-        Outcome::Invalid
+        RulesExit::Invalid
     })
 }
 
@@ -213,19 +218,23 @@ fn carets(expression: &str, diagnostic: &Diagnostic) -> String {
     line
 }
 
-fn validate_file(engine: &mut Engine, args: &ValidateArgs, out: &mut dyn Write) -> Result<Outcome> {
+fn validate_file(
+    engine: &mut Engine,
+    args: &ValidateArgs,
+    out: &mut dyn Write,
+) -> Result<RulesExit> {
     let webhook: Value = match read_json(&args.webhook)? {
         Ok(webhook) => webhook,
         Err(message) => return bad_file(out, &message),
     };
-    match engine.call("validate", &webhook.to_string()) {
+    match engine.call(Op::Validate, &webhook.to_string()) {
         Ok(answer) => {
             let report: Report = parse_answer(&answer)?;
             print_json(out, &report)?;
             Ok(if report.valid {
-                Outcome::Ok
+                RulesExit::Ok
             } else {
-                Outcome::Invalid
+                RulesExit::Invalid
             })
         }
         Err(message) => bad_file(out, &message),
@@ -235,7 +244,7 @@ fn validate_file(engine: &mut Engine, args: &ValidateArgs, out: &mut dyn Write) 
 /// A rule set of either engine.
 enum Rules {
     Native(Box<inbox_rules::RuleSet>),
-    Wasm(Box<rules::RuleSet>),
+    Wasm(Box<TenantRules>),
 }
 
 impl Rules {
@@ -249,24 +258,40 @@ impl Rules {
                     .map_err(|report| encode(&report))
             }
             Self::Wasm(set) => set.insert(webhook).map_err(|refused| match refused {
-                rules::Refused::Invalid(report) => report,
-                rules::Refused::Engine(e) => e.to_string(),
+                InsertError::Invalid(report) => report,
+                InsertError::Engine(e) => e.to_string(),
             }),
         }
     }
 
-    /// The ids of the webhooks that fire for an event (JSON).
+    /// The ids of the webhooks that fire for an event (JSON), taken in as
+    /// the server takes it in: an event the server would refuse is
+    /// answered with its first problem.
     fn matches(&mut self, event: &str) -> std::result::Result<Vec<String>, String> {
-        match self {
+        let intake = match self {
             Self::Native(set) => {
-                let event: IngestEvent = decode("event", event)?;
-                Ok(set.matches(&event).into_iter().map(str::to_owned).collect())
+                let event: Value = decode("event", event)?;
+                encode(&set.ingest(&[event]))
             }
             Self::Wasm(set) => set
-                .matches(event)
-                .map(|ids| ids.into_iter().map(str::to_owned).collect())
-                .map_err(|e| e.to_string()),
+                .ingest(&format!("[{event}]"))
+                .map_err(|e| e.to_string())?,
+        };
+        let intake: Value = decode("intake", &intake)?;
+        let taken = &intake["events"][0];
+        if let Some(problem) = taken["errors"].get(0) {
+            let at = problem["path"].as_str().unwrap_or_default();
+            let message = problem["message"].as_str().unwrap_or_default();
+            return Err(format!("invalid event: `{at}`: {message}"));
         }
+        let fired = taken["matched"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(fired
+            .iter()
+            .filter_map(|f| f["webhookId"].as_str().map(str::to_owned))
+            .collect())
     }
 }
 
@@ -275,19 +300,19 @@ fn match_events(
     args: &MatchArgs,
     stdin: &mut dyn BufRead,
     out: &mut dyn Write,
-) -> Result<Outcome> {
+) -> Result<RulesExit> {
     let webhooks: Vec<Value> = match read_json(&args.webhooks)? {
         Ok(webhooks) => webhooks,
         Err(message) => return bad_file(out, &message),
     };
     let mut rules = match kind {
         EngineKind::Native => Rules::Native(Box::default()),
-        EngineKind::Wasm => Rules::Wasm(Box::new(rules::RuleSet::new(runtime()?))),
+        EngineKind::Wasm => Rules::Wasm(Box::new(TenantRules::new(runtime()?))),
     };
-    let mut outcome = Outcome::Ok;
+    let mut outcome = RulesExit::Ok;
     for webhook in &webhooks {
         if let Err(why) = rules.insert(&webhook.to_string()) {
-            outcome = Outcome::Invalid;
+            outcome = RulesExit::Invalid;
             let report: Value = serde_json::from_str(&why).unwrap_or(Value::String(why));
             let line =
                 json!({"error": "invalid_webhook", "id": webhook.get("id"), "report": report});
@@ -309,7 +334,11 @@ fn match_events(
     Ok(outcome.worst(answered))
 }
 
-fn explain_files(engine: &mut Engine, args: &ExplainArgs, out: &mut dyn Write) -> Result<Outcome> {
+fn explain_files(
+    engine: &mut Engine,
+    args: &ExplainArgs,
+    out: &mut dyn Write,
+) -> Result<RulesExit> {
     let webhook: Value = match read_json(&args.webhook)? {
         Ok(webhook) => webhook,
         Err(message) => return bad_file(out, &message),
@@ -319,14 +348,14 @@ fn explain_files(engine: &mut Engine, args: &ExplainArgs, out: &mut dyn Write) -
         Err(message) => return bad_file(out, &message),
     };
     let request = json!({"webhook": webhook, "event": event}).to_string();
-    let answer = match engine.call("explain", &request) {
+    let answer = match engine.call(Op::Explain, &request) {
         Ok(answer) => answer,
         Err(message) => return bad_file(out, &message),
     };
     let answer: Value = parse_answer(&answer)?;
     if answer.get("fires").is_none() {
         print_json(out, &answer)?;
-        return Ok(Outcome::Invalid);
+        return Ok(RulesExit::Invalid);
     }
     if args.json {
         print_json(out, &answer)?;
@@ -334,7 +363,7 @@ fn explain_files(engine: &mut Engine, args: &ExplainArgs, out: &mut dyn Write) -
         let explanation: Explanation = serde_json::from_value(answer)?;
         out.write_all(render_explanation(&explanation).as_bytes())?;
     }
-    Ok(Outcome::Ok)
+    Ok(RulesExit::Ok)
 }
 
 /// An explanation as text: the verdict, each check, each condition.
@@ -390,13 +419,13 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Result<T, St
     Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())))
 }
 
-fn bad_file(out: &mut dyn Write, message: &str) -> Result<Outcome> {
+fn bad_file(out: &mut dyn Write, message: &str) -> Result<RulesExit> {
     serde_json::to_writer(
         &mut *out,
         &json!({"error": "invalid_input", "message": message}),
     )?;
     out.write_all(b"\n")?;
-    Ok(Outcome::BadInput)
+    Ok(RulesExit::BadInput)
 }
 
 fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<()> {

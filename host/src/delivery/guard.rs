@@ -36,9 +36,9 @@ pub struct Guard {
 /// A target was refused: the text for the attempt's log.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Refused(pub String);
+pub struct Blocked(pub String);
 
-impl Refused {
+impl Blocked {
     /// The refusal of `host`, whose addresses `found` go to the log only.
     pub fn of(host: &str, found: &[IpAddr]) -> Self {
         tracing::warn!(host, addresses = ?found, "refused a delivery target: not a public address");
@@ -71,7 +71,7 @@ impl Guard {
     /// Resolves `host` and refuses it unless every address it resolves to
     /// is permitted: for a request a proxy will connect, where no resolver
     /// of ours picks the address.
-    pub async fn check_all(&self, host: &str, port: u16) -> Result<(), Refused> {
+    pub async fn check_all(&self, host: &str, port: u16) -> Result<(), Blocked> {
         if self.allow_internal {
             return Ok(());
         }
@@ -79,13 +79,13 @@ impl Guard {
             Ok(ip) => vec![ip],
             Err(_) => tokio::net::lookup_host((host, port))
                 .await
-                .map_err(|_| Refused(format!("{host} could not be resolved")))?
+                .map_err(|_| Blocked(format!("{host} could not be resolved")))?
                 .map(|addr| addr.ip())
                 .collect(),
         };
         match found.iter().all(|ip| self.permits(*ip)) && !found.is_empty() {
             true => Ok(()),
-            false => Err(Refused::of(host, &found)),
+            false => Err(Blocked::of(host, &found)),
         }
     }
 }
@@ -158,7 +158,7 @@ impl reqwest::dns::Resolve for Resolver {
             if permitted.is_empty() && !found.is_empty() {
                 let found: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
                 let error: Box<dyn std::error::Error + Send + Sync> =
-                    Box::new(Refused::of(&host, &found));
+                    Box::new(Blocked::of(&host, &found));
                 return Err(error);
             }
             let addrs: reqwest::dns::Addrs = Box::new(permitted.into_iter());
@@ -254,7 +254,7 @@ mod tests {
             Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
             Err(error) => error,
         };
-        assert!(error.is::<Refused>(), "{error}");
+        assert!(error.is::<Blocked>(), "{error}");
         assert!(error.to_string().contains("non-public address"), "{error}");
         assert!(!error.to_string().contains("127.0.0.1"), "{error}");
     }

@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 use self::breaker::Breakers;
 use self::guard::Guard;
 use self::schedule::Schedule;
-use self::sender::{Identity, Network, Outcome, Sender};
+use self::sender::{AttemptResult, Identity, Network, Sender};
 use crate::config::Config;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
@@ -585,7 +585,7 @@ impl Dispatcher {
 
     /// One attempt, or `None` when the webhook is gone or disabled (the
     /// delivery is then cancelled, not sent).
-    async fn send(&self, delivery: &Claimed) -> Option<Outcome> {
+    async fn send(&self, delivery: &Claimed) -> Option<AttemptResult> {
         let url = delivery.url.as_deref().filter(|_| delivery.enabled)?;
         let outcome = self.attempt(url, delivery).await;
         self.metrics.attempt(outcome.attempt.duration_ms);
@@ -596,7 +596,7 @@ impl Dispatcher {
 
     /// One attempt to `url`, signed with the delivery's secrets and
     /// presenting its webhook's client certificate, both opened here.
-    async fn attempt(&self, url: &str, delivery: &Claimed) -> Outcome {
+    async fn attempt(&self, url: &str, delivery: &Claimed) -> AttemptResult {
         let opened = delivery
             .secrets
             .iter()
@@ -629,7 +629,7 @@ impl Dispatcher {
             }
             Err(error) => {
                 tracing::error!(%error, webhook = %delivery.webhook_id, "a stored secret cannot be opened");
-                Outcome {
+                AttemptResult {
                     attempt: Attempt {
                         started_at: now(),
                         duration_ms: 0,
@@ -648,7 +648,7 @@ impl Dispatcher {
     }
 
     /// Records an attempt (or a cancellation) and what follows it.
-    async fn record(self: Arc<Self>, delivery: Claimed, outcome: Option<Outcome>) {
+    async fn record(self: Arc<Self>, delivery: Claimed, outcome: Option<AttemptResult>) {
         let result = match outcome {
             None => self
                 .store
@@ -669,7 +669,7 @@ impl Dispatcher {
     async fn record_attempt(
         &self,
         delivery: &Claimed,
-        outcome: &Outcome,
+        outcome: &AttemptResult,
     ) -> Result<&'static str, crate::store::StoreError> {
         let succeeded = outcome.succeeded();
         let (next, health, label) = self.next(delivery.attempts + 1, outcome);
@@ -701,7 +701,7 @@ impl Dispatcher {
     }
 
     /// What follows an attempt that was the `attempts`-th.
-    fn next(&self, attempts: u32, outcome: &Outcome) -> (Next, Health, &'static str) {
+    fn next(&self, attempts: u32, outcome: &AttemptResult) -> (Next, Health, &'static str) {
         if outcome.succeeded() {
             return (Next::Succeeded, Health::Healthy, "succeeded");
         }
@@ -723,7 +723,10 @@ impl Dispatcher {
 
     /// Sends a delivery that was stored to be sent now and not retried (a
     /// test event): one attempt, recorded, and its outcome.
-    pub async fn send_once(&self, delivery: &Claimed) -> Result<Outcome, crate::store::StoreError> {
+    pub async fn send_once(
+        &self,
+        delivery: &Claimed,
+    ) -> Result<AttemptResult, crate::store::StoreError> {
         let url = delivery.url.clone().unwrap_or_default();
         let outcome = self.attempt(&url, delivery).await;
         let next = match outcome.succeeded() {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use sha2::{Digest as _, Sha256};
 
-use super::guard::{Guard, Refused};
+use super::guard::{Blocked, Guard};
 use super::signing::signature;
 use crate::store::{Attempt, now};
 
@@ -33,14 +33,14 @@ const IDENTITIES: usize = 1024;
 
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct AttemptResult {
     /// The record kept of it.
     pub attempt: Attempt,
     /// How long the receiver asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
 }
 
-impl Outcome {
+impl AttemptResult {
     /// A 2xx answer.
     pub fn succeeded(&self) -> bool {
         self.attempt.status.is_some_and(|s| (200..300).contains(&s))
@@ -147,10 +147,10 @@ impl Sender {
         payload: &str,
         secrets: &[String],
         identity: Option<&Identity>,
-    ) -> Outcome {
+    ) -> AttemptResult {
         let started_at = now();
         let clock = Instant::now();
-        let failed = |kind: &str, error: String| Outcome {
+        let failed = |kind: &str, error: String| AttemptResult {
             attempt: Attempt {
                 started_at,
                 duration_ms: elapsed(clock),
@@ -233,7 +233,7 @@ impl Sender {
                 Some(format!("the receiver answered {status}")),
             ),
         };
-        Outcome {
+        AttemptResult {
             attempt: Attempt {
                 started_at,
                 duration_ms: elapsed(clock),
@@ -252,7 +252,7 @@ impl Sender {
     /// (reqwest connects to those without resolving them), or, through a
     /// proxy, a host with any non-public address. Otherwise the guarded
     /// resolver checks each address as reqwest connects.
-    async fn check_target(&self, target: &reqwest::Url) -> Result<(), Refused> {
+    async fn check_target(&self, target: &reqwest::Url) -> Result<(), Blocked> {
         let guard = &self.inner.guard;
         let port = target.port_or_known_default().unwrap_or(443);
         match target.host() {
@@ -262,15 +262,15 @@ impl Sender {
                 guard.check_all(host, port).await
             }
             Some(url::Host::Domain(_)) => Ok(()),
-            None => Err(Refused("the URL has no host".to_owned())),
+            None => Err(Blocked("the URL has no host".to_owned())),
         }
     }
 }
 
-fn permitted(guard: &Guard, ip: std::net::IpAddr) -> Result<(), Refused> {
+fn permitted(guard: &Guard, ip: std::net::IpAddr) -> Result<(), Blocked> {
     match guard.permits(ip) {
         true => Ok(()),
-        false => Err(Refused::of(&ip.to_string(), &[ip])),
+        false => Err(Blocked::of(&ip.to_string(), &[ip])),
     }
 }
 
@@ -318,7 +318,7 @@ fn unix_seconds() -> i64 {
 fn classify(error: &reqwest::Error) -> (&'static str, String) {
     let mut source = error.source();
     while let Some(cause) = source {
-        if let Some(refused) = cause.downcast_ref::<Refused>() {
+        if let Some(refused) = cause.downcast_ref::<Blocked>() {
             return ("refused_target", refused.to_string());
         }
         source = cause.source();

@@ -120,7 +120,7 @@ pub struct CertificateSummary {
 /// holds the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct Refused {
+pub struct InvalidIdentity {
     /// A stable code, e.g. `invalid_client_key`.
     pub code: &'static str,
     /// A sentence for the admin.
@@ -132,8 +132,8 @@ pub struct Refused {
 const CERTIFICATE: &str = "tls.clientCertificate";
 const KEY: &str = "tls.clientKey";
 
-fn refused(code: &'static str, path: &'static str, message: impl Into<String>) -> Refused {
-    Refused {
+fn invalid(code: &'static str, path: &'static str, message: impl Into<String>) -> InvalidIdentity {
+    InvalidIdentity {
         code,
         message: message.into(),
         path,
@@ -144,11 +144,11 @@ fn refused(code: &'static str, path: &'static str, message: impl Into<String>) -
 /// intermediates) and its private key (PEM: PKCS#8, PKCS#1 or SEC1): both
 /// parse, the key is the certificate's, and the certificate is valid now.
 /// What the API shows of it.
-pub fn check_client(certificate: &str, key: &str) -> Result<CertificateSummary, Refused> {
+pub fn check_client(certificate: &str, key: &str) -> Result<CertificateSummary, InvalidIdentity> {
     let chain = chain(certificate)?;
     let summary = summarize(&chain[0], Some(now_seconds()))?;
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| {
-        refused(
+        invalid(
             "invalid_client_key",
             KEY,
             "the client key is not a PEM private key (PKCS#8, PKCS#1 or SEC1)",
@@ -156,12 +156,12 @@ pub fn check_client(certificate: &str, key: &str) -> Result<CertificateSummary, 
     })?;
     let provider = rustls::crypto::ring::default_provider();
     rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|error| match error {
-        TlsError::InconsistentKeys(_) => refused(
+        TlsError::InconsistentKeys(_) => invalid(
             "client_key_mismatch",
             KEY,
             "the client key does not belong to the client certificate",
         ),
-        _ => refused(
+        _ => invalid(
             "invalid_client_key",
             KEY,
             "the client key cannot be used to sign (unsupported key type)",
@@ -178,19 +178,19 @@ pub fn summary(certificate: &str) -> Option<CertificateSummary> {
     summarize(&chain[0], None).ok()
 }
 
-fn chain(certificate: &str) -> Result<Vec<CertificateDer<'static>>, Refused> {
+fn chain(certificate: &str) -> Result<Vec<CertificateDer<'static>>, InvalidIdentity> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(certificate.as_bytes())
             .collect::<Result<_, _>>()
             .map_err(|_| {
-                refused(
+                invalid(
                     "invalid_client_certificate",
                     CERTIFICATE,
                     "the client certificate is not PEM",
                 )
             })?;
     if chain.is_empty() {
-        return Err(refused(
+        return Err(invalid(
             "invalid_client_certificate",
             CERTIFICATE,
             "the client certificate holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
@@ -204,10 +204,10 @@ fn chain(certificate: &str) -> Result<Vec<CertificateDer<'static>>, Refused> {
 fn summarize(
     leaf: &CertificateDer<'_>,
     valid_at: Option<i64>,
-) -> Result<CertificateSummary, Refused> {
+) -> Result<CertificateSummary, InvalidIdentity> {
     let path = CERTIFICATE;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|_| {
-        refused(
+        invalid(
             "invalid_client_certificate",
             path,
             "the client certificate cannot be read as X.509",
@@ -216,14 +216,14 @@ fn summarize(
     let validity = parsed.validity();
     let now = valid_at.unwrap_or(validity.not_before.timestamp());
     if validity.not_before.timestamp() > now {
-        return Err(refused(
+        return Err(invalid(
             "expired_client_certificate",
             path,
             "the client certificate is not valid yet",
         ));
     }
     if valid_at.is_some() && validity.not_after.timestamp() < now {
-        return Err(refused(
+        return Err(invalid(
             "expired_client_certificate",
             path,
             "the client certificate has expired",

@@ -108,10 +108,11 @@ const HOOKS: &str = r#"[
 fn match_prints_one_line_per_event_and_flags_refused_webhooks() {
     let hooks = temp_file("hooks.json", HOOKS);
     let events = concat!(
-        "{\"event\": \"TicketCreated\", \"ticketId\": \"t1\", \"ticket\": {\"subject\": \"Refund please\"}}\n",
-        "{\"event\": \"TicketCreated\", \"ticketId\": \"t2\", \"ticket\": {\"subject\": \"Hello\"}}\n",
+        "{\"event\": \"TicketCreated\", \"ticketId\": \"9b2f1c9e-0d4e-4a55-9d43-2f5b8f4f0c11\", \"ticket\": {\"subject\": \"Refund please\"}}\n",
+        "{\"event\": \"TicketCreated\", \"ticketId\": \"9b2f1c9e-0d4e-4a55-9d43-2f5b8f4f0c12\", \"ticket\": {\"subject\": \"Hello\"}}\n",
         "{\"event\": 7}\n",
-        "{\"event\": \"TicketAgentReply\", \"ticketId\": \"t3\"}\n",
+        "{\"event\": \"TicketAgentReply\", \"ticketId\": \"9b2f1c9e-0d4e-4a55-9d43-2f5b8f4f0c13\", \"messageId\": \"9b2f1c9e-0d4e-4a55-9d43-2f5b8f4f0c14\"}\n",
+        "{\"event\": \"TicketCreated\", \"ticketId\": \"t5\"}\n",
     );
     let hooks = hooks.to_str().expect("utf-8 path");
     let (code, out) = run_cli(
@@ -128,6 +129,13 @@ fn match_prints_one_line_per_event_and_flags_refused_webhooks() {
         lines[2]
     );
     assert_eq!(lines[3], "[]");
+    // Taken in as the server takes it in: an event it would refuse is
+    // answered with the problem, not matched.
+    assert!(
+        lines[4].contains(r#""line":5"#) && lines[4].contains("`ticketId`"),
+        "{}",
+        lines[4]
+    );
 }
 
 #[test]
