@@ -141,13 +141,13 @@ impl Matcher {
                 intake.events.into_iter().map(|e| e.errors).collect(),
             ));
         }
-        let admitted = intake.events.into_iter().map(|event| AdmittedEvent {
+        let admitted = intake.events.into_iter().zip(intake.matched);
+        let admitted = admitted.map(|(event, matched)| AdmittedEvent {
             payload: event
                 .payload
                 .map(|p| p.get().to_owned())
                 .unwrap_or_default(),
-            matches: event
-                .matched
+            matches: matched
                 .into_iter()
                 .map(|fired| Match {
                     webhook_id: fired.webhook_id,
@@ -165,16 +165,16 @@ impl Matcher {
 struct Intake<'a> {
     valid: bool,
     #[serde(borrow)]
-    events: Vec<Taken<'a>>,
+    events: Vec<Admission<'a>>,
+    #[serde(borrow)]
+    matched: Vec<Vec<Fired<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct Taken<'a> {
+struct Admission<'a> {
     errors: Vec<Value>,
     #[serde(borrow, default)]
     payload: Option<&'a RawValue>,
-    #[serde(borrow)]
-    matched: Vec<Fired<'a>>,
 }
 
 #[derive(Deserialize)]

@@ -51,7 +51,7 @@ pub use model::{
     Change, Changes, Condition, EventType, IngestEvent, MatchMode, Message, Requester, Ticket,
     Webhook,
 };
-pub use ruleset::{Fired, Intake, Rejected, RuleSet, Taken};
+pub use ruleset::{Fired, Intake, Rejected, RuleSet};
 
 /// Validates a logic expression against the webhook's condition ids and
 /// reports every problem found (see SPEC §3 for the codes and spans).

@@ -168,19 +168,12 @@ pub struct Intake {
     /// Whether every event was admitted. Only then are they matched: one
     /// bad event refuses the whole batch.
     pub valid: bool,
-    /// Each event's answer, in the batch's order.
-    pub events: Vec<Taken>,
-}
-
-/// One event of an [`Intake`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Taken {
-    /// Whether it may be accepted, and the body its deliveries carry.
-    #[serde(flatten)]
-    pub admission: Admission,
-    /// The webhooks that fire for it, in id order (empty when the batch was
-    /// refused).
-    pub matched: Vec<Fired>,
+    /// Each event's admission (its problems, or the body its deliveries
+    /// carry), in the batch's order.
+    pub events: Vec<Admission>,
+    /// For each event, in the same order, the webhooks that fire for it in
+    /// id order; empty when the batch was refused.
+    pub matched: Vec<Vec<Fired>>,
 }
 
 /// A webhook that fires for an event, and why.
@@ -357,22 +350,21 @@ impl RuleSet {
     ///     "event": "TicketCreated", "ticketId": "ebcb7b53-6636-4c6b-8023-4a61d6df694c"
     /// })]);
     /// assert!(intake.valid);
-    /// assert_eq!(intake.events[0].matched[0].webhook_id, "wh_1");
+    /// assert_eq!(intake.matched[0][0].webhook_id, "wh_1");
     /// ```
     pub fn ingest(&self, events: &[serde_json::Value]) -> Intake {
-        let admitted: Vec<(Admission, Option<IngestEvent>)> = events.iter().map(admit).collect();
-        let valid = admitted.iter().all(|(admission, _)| admission.valid);
-        let events = admitted
-            .into_iter()
-            .map(|(admission, event)| {
-                let matched = match (valid, event) {
-                    (true, Some(event)) => self.fire(&event),
-                    _ => Vec::new(),
-                };
-                Taken { admission, matched }
-            })
-            .collect();
-        Intake { valid, events }
+        let (events, decoded): (Vec<Admission>, Vec<Option<IngestEvent>>) =
+            events.iter().map(admit).unzip();
+        let valid = events.iter().all(|admission| admission.valid);
+        let matched = match valid {
+            true => decoded.iter().flatten().map(|e| self.fire(e)).collect(),
+            false => Vec::new(),
+        };
+        Intake {
+            valid,
+            events,
+            matched,
+        }
     }
 
     /// The webhooks that fire for `event`, each explained.

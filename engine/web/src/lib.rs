@@ -16,10 +16,11 @@
 //! conversion can reorder keys or change numbers, and the wasm carries one
 //! deserializer per type instead of two.
 
-use inbox_rules::api::{self, decode, encode};
-use inbox_rules::{Condition, IngestEvent, Webhook};
+use inbox_rules::api::{self, Op, decode, encode};
+use inbox_rules::{IngestEvent, Webhook};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
 #[cfg(target_arch = "wasm32")]
@@ -43,7 +44,7 @@ fn read<T: DeserializeOwned>(what: &str, value: &JsValue) -> Result<T, JsValue> 
 }
 
 /// An argument as a JSON value.
-fn read_json(what: &str, value: &JsValue) -> Result<serde_json::Value, JsValue> {
+fn read_json(what: &str, value: &JsValue) -> Result<Value, JsValue> {
     if value.is_undefined() {
         return Err(invalid(what, &"missing argument"));
     }
@@ -67,7 +68,31 @@ fn read_string(what: &str, value: &JsValue) -> Result<String, JsValue> {
 
 /// The engine's answer as a plain JavaScript value.
 fn answer(value: &impl Serialize) -> JsValue {
-    js_sys::JSON::parse(&encode(value)).unwrap_or(JsValue::NULL)
+    parsed(&encode(value))
+}
+
+/// An answer the engine serialised, as a plain JavaScript value.
+fn parsed(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap_or(JsValue::NULL)
+}
+
+/// Runs `op` on its JSON input, as [`run`] does: every typed export goes
+/// through here, so each operation has one path through the package.
+fn call(op: Op, input: &Value) -> Result<JsValue, JsValue> {
+    let output = api::run_op(op, input).map_err(|e| type_error(e.to_string()))?;
+    Ok(parsed(&output))
+}
+
+/// The input object of an operation, from named arguments; an argument
+/// that is `undefined` is left out when optional and refused when not.
+fn input(args: &[(&str, &JsValue, bool)]) -> Result<Value, JsValue> {
+    let mut input = Map::new();
+    for &(name, value, required) in args {
+        if required || !(value.is_undefined() || value.is_null()) {
+            input.insert(name.to_owned(), read_json(name, value)?);
+        }
+    }
+    Ok(Value::Object(input))
 }
 
 /// Validates a logic expression against the webhook's condition ids and
@@ -82,11 +107,8 @@ pub fn validate_expression(
     #[wasm_bindgen(unchecked_param_type = "string")] expression: JsValue,
     #[wasm_bindgen(unchecked_param_type = "number[]")] ids: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let request = api::CheckRequest {
-        expression: read_string("expression", &expression)?,
-        ids: read("ids", &ids)?,
-    };
-    Ok(answer(&api::check(&request)))
+    let input = input(&[("expression", &expression, true), ("ids", &ids, true)])?;
+    call(Op::Check, &input)
 }
 
 /// Validates a whole webhook definition.
@@ -99,8 +121,7 @@ pub fn validate_expression(
 pub fn validate_webhook(
     #[wasm_bindgen(unchecked_param_type = "Webhook")] webhook: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let webhook: Webhook = read("webhook", &webhook)?;
-    Ok(answer(&inbox_rules::validate_webhook(&webhook)))
+    call(Op::Validate, &read_json("webhook", &webhook)?)
 }
 
 /// Evaluates a logic expression given whether each condition holds (a
@@ -115,16 +136,12 @@ pub fn evaluate(
     #[wasm_bindgen(unchecked_param_type = "Record<string, boolean>")] truth: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "number[]")] ids: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let request = api::EvalRequest {
-        expression: read_string("expression", &expression)?,
-        ids: if ids.is_undefined() || ids.is_null() {
-            None
-        } else {
-            Some(read("ids", &ids)?)
-        },
-        truth: read("truth", &truth)?,
-    };
-    Ok(answer(&api::eval(&request)))
+    let input = input(&[
+        ("expression", &expression, true),
+        ("truth", &truth, true),
+        ("ids", &ids, false),
+    ])?;
+    call(Op::Eval, &input)
 }
 
 /// Whether the webhook fires for the event; the report when the webhook is
@@ -138,11 +155,14 @@ pub fn matches(
     #[wasm_bindgen(unchecked_param_type = "Webhook")] webhook: JsValue,
     #[wasm_bindgen(unchecked_param_type = "IngestEvent")] event: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let webhook: Webhook = read("webhook", &webhook)?;
-    let event: IngestEvent = read("event", &event)?;
-    Ok(match inbox_rules::matches(&webhook, &event) {
-        Ok(fires) => JsValue::from_bool(fires),
-        Err(invalid) => answer(&invalid.0),
+    // Whether it fires is the explanation's `fires`; an invalid webhook's
+    // answer is its report.
+    let explained = explain(webhook, event)?;
+    let fires = js_sys::Reflect::get(&explained, &JsValue::from_str("fires"))?;
+    Ok(if fires.is_undefined() {
+        explained
+    } else {
+        fires
     })
 }
 
@@ -157,11 +177,8 @@ pub fn explain(
     #[wasm_bindgen(unchecked_param_type = "Webhook")] webhook: JsValue,
     #[wasm_bindgen(unchecked_param_type = "IngestEvent")] event: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let request = api::ExplainRequest {
-        webhook: read::<Webhook>("webhook", &webhook)?,
-        event: read::<IngestEvent>("event", &event)?,
-    };
-    Ok(answer(&api::explain(&request)))
+    let input = input(&[("webhook", &webhook, true), ("event", &event, true)])?;
+    call(Op::Explain, &input)
 }
 
 /// Tests one condition against an event: whether it holds and what it saw.
@@ -175,11 +192,8 @@ pub fn test_condition(
     #[wasm_bindgen(unchecked_param_type = "Condition")] condition: JsValue,
     #[wasm_bindgen(unchecked_param_type = "IngestEvent")] event: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let request = api::ExplainRequest {
-        webhook: read::<Condition>("condition", &condition)?,
-        event: read::<IngestEvent>("event", &event)?,
-    };
-    Ok(answer(&api::test_condition(&request)))
+    let input = input(&[("condition", &condition, true), ("event", &event, true)])?;
+    call(Op::Condition, &input)
 }
 
 /// The catalogue of fields, operators, value types, events and limits, to
@@ -190,8 +204,8 @@ pub fn test_condition(
 /// // ["new", "open", "pending", "on_hold", "solved", "closed"]
 /// ```
 #[wasm_bindgen(js_name = fieldCatalog, unchecked_return_type = "Catalog")]
-pub fn field_catalog() -> JsValue {
-    answer(&inbox_rules::catalog())
+pub fn field_catalog() -> Result<JsValue, JsValue> {
+    call(Op::Catalog, &Value::Null)
 }
 
 /// Runs any operation of the engine's JSON API by name (`check`, `eval`,
@@ -206,10 +220,10 @@ pub fn run(
     #[wasm_bindgen(unchecked_param_type = "string")] op: JsValue,
     #[wasm_bindgen(unchecked_param_type = "unknown")] input: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let op = read_string("operation", &op)?;
-    let input: serde_json::Value = read("input", &input)?;
-    let output = api::run(&op, &input).map_err(|e| type_error(e.to_string()))?;
-    Ok(js_sys::JSON::parse(&output).unwrap_or(JsValue::NULL))
+    let op: Op = read_string("operation", &op)?
+        .parse()
+        .map_err(|e: api::RunError| type_error(e.to_string()))?;
+    call(op, &read_json("input", &input)?)
 }
 
 /// Compiled webhooks, ready to match events: compile once, match many.

@@ -278,13 +278,12 @@ impl Rules {
                 .map_err(|e| e.to_string())?,
         };
         let intake: Value = decode("intake", &intake)?;
-        let taken = &intake["events"][0];
-        if let Some(problem) = taken["errors"].get(0) {
+        if let Some(problem) = intake["events"][0]["errors"].get(0) {
             let at = problem["path"].as_str().unwrap_or_default();
             let message = problem["message"].as_str().unwrap_or_default();
             return Err(format!("invalid event: `{at}`: {message}"));
         }
-        let fired = taken["matched"]
+        let fired = intake["matched"][0]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default();

@@ -114,12 +114,12 @@ fn the_guest_rule_set_takes_in_events_as_the_corpus_says() {
 
 /// The ids of the webhooks each event of an intake fires.
 fn fired(intake: &Value) -> Vec<Value> {
-    let events = intake["events"].as_array().expect("events");
-    events
+    let matched = intake["matched"].as_array().expect("matched");
+    matched
         .iter()
-        .map(|e| {
-            let matched = e["matched"].as_array().expect("matched");
-            Value::Array(matched.iter().map(|m| m["webhookId"].clone()).collect())
+        .map(|fired| {
+            let fired = fired.as_array().expect("a list per event");
+            Value::Array(fired.iter().map(|m| m["webhookId"].clone()).collect())
         })
         .collect()
 }
