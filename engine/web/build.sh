@@ -42,9 +42,15 @@ for out in "$pkg/web/inbox_rules_bg.wasm" "$pkg/node/inbox_rules_bg.wasm"; do
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
     "$out" -o "$out"
 done
+# The typed functions (npm/typed.js) over the wasm's `run`: an ES module
+# for the browser, and the same file as CommonJS for Node's `require`.
+cp "$here/npm/typed.js" "$here/npm/index.js" "$here/npm/index.d.ts" "$pkg/web/"
+sed -e 's/^export function typed/function typed/' "$here/npm/typed.js" > "$pkg/node/typed.cjs"
+echo 'module.exports = { typed };' >> "$pkg/node/typed.cjs"
 # The Node entry is CommonJS; an ES module beside it gives Node the same
 # `import` surface as the browser build (including a no-op `init`).
-cp "$here/npm/node.mjs" "$pkg/node/inbox_rules.mjs"
+cp "$here/npm/node.cjs" "$pkg/node/index.cjs"
+cp "$here/npm/node.mjs" "$pkg/node/index.mjs"
 echo '{ "type": "commonjs" }' > "$pkg/node/package.json"
 cp "$here/npm/README.md" "$pkg/README.md"
 

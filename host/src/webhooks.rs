@@ -1,10 +1,12 @@
 //! Webhooks as the API manages them: every write is validated by the engine
 //! (in wasmtime) before it is stored, and stored in the engine's own shape.
 //!
-//! The host decides nothing about rules: it checks that a body has only the
-//! keys a webhook has, hands the rest to the engine, and stores what the
-//! engine accepted, re-serialised through the engine's model so that stored
-//! definitions have one canonical form.
+//! The host decides nothing about rules: it takes out the keys the server
+//! owns (`id`, `createdAt`, …, which a client may send back as it read
+//! them) and the client certificate, hands the rest to the engine (which
+//! reports a key a webhook does not have, such as a typo, at its path), and
+//! stores what the engine accepted, re-serialised through the engine's
+//! model so that stored definitions have one canonical form.
 //!
 //! Transport is the host's, not the engine's: the client certificate a
 //! webhook presents (`tls`) is taken out of the body, checked here, and
@@ -22,19 +24,6 @@ use crate::matcher::Matcher;
 use crate::rules::{Op, Pool};
 use crate::store::{ClientTls, Millis, Store, WebhookRecord, now};
 use crate::vault::Vault;
-
-/// The keys a client writes.
-pub const WRITABLE: [&str; 9] = [
-    "name",
-    "enabled",
-    "url",
-    "events",
-    "channels",
-    "accounts",
-    "conditions",
-    "match",
-    "expression",
-];
 
 /// The key of a webhook's client certificate, which the host keeps apart
 /// from the definition the engine reads.
@@ -111,8 +100,8 @@ impl Webhooks {
         }
     }
 
-    /// Validates a definition (a body's writable keys, plus `id`) with the
-    /// engine; the canonical form when it is valid, else a 422 carrying the
+    /// Validates a definition (a body without the server's keys, plus
+    /// `id`) with the engine; the canonical form when it is valid, else a 422 carrying the
     /// engine's diagnostics.
     pub async fn accept(&self, definition: Map<String, Value>) -> Result<Canonical, AppError> {
         let text = Value::Object(definition).to_string();
@@ -160,7 +149,9 @@ impl Webhooks {
     ) -> Result<(Written, String), AppError> {
         let id = format!("wh_{}", ulid::Ulid::new());
         let tls = take_tls(&mut body)?;
-        let accepted = self.accept(definition(&id, writable(body)?)).await?;
+        let accepted = self
+            .accept(definition(&id, without_read_only(body)))
+            .await?;
         let at = now();
         let record = WebhookRecord {
             id,
@@ -204,7 +195,7 @@ impl Webhooks {
         mut body: Map<String, Value>,
     ) -> Result<Written, AppError> {
         let tls = take_tls(&mut body)?;
-        let body = writable(body)?;
+        let body = without_read_only(body);
         self.write(tenant, id, &tls, |_| Ok(body.clone())).await
     }
 
@@ -216,7 +207,7 @@ impl Webhooks {
         mut patch: Map<String, Value>,
     ) -> Result<Written, AppError> {
         let tls = take_tls(&mut patch)?;
-        let patch = writable(patch)?;
+        let patch = without_read_only(patch);
         self.write(tenant, id, &tls, |current| {
             let mut merged = Value::Object(current);
             merge(&mut merged, &Value::Object(patch.clone()));
@@ -243,7 +234,7 @@ impl Webhooks {
             let current = self.get(tenant, id).await?;
             let stored: Map<String, Value> =
                 serde_json::from_str(&current.definition).map_err(|e| AppError::internal(&e))?;
-            let changed = change(writable_only(stored))?;
+            let changed = change(without_read_only(stored))?;
             let accepted = self.accept(definition(id, changed)).await?;
             let record = WebhookRecord {
                 definition: accepted.definition,
@@ -376,37 +367,13 @@ fn take_tls(body: &mut Map<String, Value>) -> Result<TlsInput, AppError> {
     }
 }
 
-/// Checks that a body has only webhook keys, and drops the read-only ones.
-pub fn writable(body: Map<String, Value>) -> Result<Map<String, Value>, AppError> {
-    check_keys(&body)?;
-    Ok(writable_only(body))
-}
-
-/// Refuses a body with a key a webhook does not have (read-only keys are
-/// allowed), so that a typo such as `channel` is not silently ignored.
-pub fn check_keys(body: &Map<String, Value>) -> Result<(), AppError> {
-    match body
-        .keys()
-        .find(|k| !WRITABLE.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str()))
-    {
-        None => Ok(()),
-        Some(key) => Err(AppError::invalid_webhook(
-            format!(
-                "a webhook has no key `{key}`; it has: {}, {TLS}",
-                WRITABLE.join(", ")
-            ),
-            Value::Array(vec![]),
-            Value::Array(vec![]),
-        )),
-    }
-}
-
-fn writable_only(mut body: Map<String, Value>) -> Map<String, Value> {
-    body.retain(|k, _| WRITABLE.contains(&k.as_str()));
+/// A body without the keys the server owns (their values are ignored).
+pub fn without_read_only(mut body: Map<String, Value>) -> Map<String, Value> {
+    body.retain(|k, _| !READ_ONLY.contains(&k.as_str()));
     body
 }
 
-/// The definition the engine reads: `id` first, then the writable keys.
+/// The definition the engine reads: `id` first, then the body's keys.
 fn definition(id: &str, body: Map<String, Value>) -> Map<String, Value> {
     let mut definition = Map::with_capacity(body.len() + 1);
     definition.insert("id".to_owned(), Value::String(id.to_owned()));
@@ -494,19 +461,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused_and_read_only_ones_dropped() {
-        let body = json!({"id": "wh_x", "createdAt": "t", "name": "n"});
+    fn the_server_keys_are_dropped_and_the_rest_kept_for_the_engine() {
+        let body = json!({"id": "wh_x", "createdAt": "t", "name": "n", "channel": ["email"]});
         let Value::Object(body) = body else {
             unreachable!()
         };
-        let kept = writable(body).expect("read-only keys are fine");
-        assert_eq!(Value::Object(kept), json!({"name": "n"}));
-
-        let Value::Object(typo) = json!({"channel": ["email"]}) else {
-            unreachable!()
-        };
-        let error = writable(typo).expect_err("typo");
-        assert_eq!(error.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        let kept = without_read_only(body);
+        assert_eq!(
+            Value::Object(kept),
+            json!({"name": "n", "channel": ["email"]})
+        );
     }
 
     #[test]

@@ -40,16 +40,6 @@ export function underline(expression: string, errors: Diagnostic[]): Node[] {
   return nodes;
 }
 
-/** The half-width twin of a full-width character (U+FF01–U+FF5E, U+3000). */
-export function halfWidth(text: string): string {
-  return Array.from(text, (c) => {
-    const code = c.codePointAt(0) ?? 0;
-    if (code === 0x3000) return " ";
-    if (code >= 0xff01 && code <= 0xff5e) return String.fromCodePoint(code - 0xfee0);
-    return c;
-  }).join("");
-}
-
 /** One diagnostic as a list item: the code's sentence and the engine's words. */
 export function item(d: Diagnostic, severity: "error" | "warning", extra?: Node | null): HTMLLIElement {
   return h(

@@ -213,6 +213,7 @@ const codes: Record<Lang, Record<DiagnosticCode, string>> = {
     invalid_url: "Enter an absolute http:// or https:// URL.",
     unknown_event: "There is no such event.",
     missing_field: "A required field is missing.",
+    unknown_key: "A webhook has no such key.",
   },
   zh: {
     empty_expression: "请填写表达式。",
@@ -234,6 +235,7 @@ const codes: Record<Lang, Record<DiagnosticCode, string>> = {
     invalid_url: "请输入以 http:// 或 https:// 开头的完整 URL。",
     unknown_event: "没有这个事件。",
     missing_field: "缺少必填字段。",
+    unknown_key: "Webhook 没有这个键。",
   },
 };
 

@@ -193,7 +193,7 @@ pub enum Op {
     Check,
     /// Evaluates an expression ([`EvalRequest`] → [`EvalResponse`]).
     Eval,
-    /// Validates a webhook ([`Webhook`] → [`Report`]).
+    /// Validates a webhook as sent ([`crate::validate_webhook_json`]).
     Validate,
     /// Matches one event ([`MatchRequest`] → [`MatchResponse`]).
     Match,
@@ -300,7 +300,10 @@ pub fn run_op(op: Op, input: &Value) -> Result<String, RunError> {
     let output = match op {
         Op::Check => encode(&check(&parse(op, input)?)),
         Op::Eval => encode(&eval(&parse(op, input)?)),
-        Op::Validate => encode(&crate::validate_webhook(&parse(op, input)?)),
+        Op::Validate => encode(
+            &crate::validate_webhook_json(input)
+                .map_err(|source| RunError::Input { op, source })?,
+        ),
         Op::Match => encode(&match_event(&parse(op, input)?)),
         Op::Ingest => encode(&ingest(&parse(op, input)?)),
         Op::Explain => encode(&explain(&parse(op, input)?)),

@@ -52,6 +52,8 @@ pub enum Code {
     UnknownEvent,
     /// A field an ingest event of its type needs is absent.
     MissingField,
+    /// A key the webhook (or its condition) does not have, such as a typo.
+    UnknownKey,
 }
 
 impl Code {
@@ -77,6 +79,7 @@ impl Code {
             Self::InvalidUrl => "invalid_url",
             Self::UnknownEvent => "unknown_event",
             Self::MissingField => "missing_field",
+            Self::UnknownKey => "unknown_key",
         }
     }
 }
@@ -110,6 +113,10 @@ pub struct Diagnostic {
     /// End (exclusive) of the span to underline, as `start`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<u32>,
+    /// The text that fixes the problem in place of `start..end`, when the
+    /// engine knows it: the half-width twin of a full-width character.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
 }
 
 impl Diagnostic {
@@ -122,6 +129,7 @@ impl Diagnostic {
             condition_id: None,
             start: Some(start),
             end: Some(end),
+            replacement: None,
         }
     }
 
@@ -134,7 +142,14 @@ impl Diagnostic {
             condition_id: None,
             start: None,
             end: None,
+            replacement: None,
         }
+    }
+
+    /// The same diagnostic, with the text that fixes it.
+    pub fn replaced_by(mut self, replacement: impl Into<String>) -> Self {
+        self.replacement = Some(replacement.into());
+        self
     }
 
     /// The same diagnostic, attributed to a condition.

@@ -38,6 +38,8 @@ mod webhook;
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize as _;
+
 pub use catalog::{
     CUSTOM_FIELD_PREFIX, Catalog, FieldInfo, Kind, Limits, MAX_CONDITION_ID, MAX_CONDITIONS,
     MAX_LIST_ITEMS, MAX_PATTERN_CHARS, MAX_REGEX_BYTES, MAX_URL_CHARS, MAX_VALUE_CHARS, Operator,
@@ -113,6 +115,35 @@ pub fn validate_webhook(webhook: &Webhook) -> Report {
         Ok((_, warnings)) => Report::new(Vec::new(), warnings),
         Err(report) => report,
     }
+}
+
+/// Validates a webhook as sent, in JSON: a key it does not have (a typo
+/// such as `channel` for `channels`, in the webhook or a condition) is an
+/// `unknown_key` error at its path, then [`validate_webhook`] reports the
+/// rest. When the JSON does not have a webhook's shape (`operater` for
+/// `operator` leaves a condition without its operator), the unknown keys
+/// are the report, which names the cause; `Err` when there are none.
+///
+/// # Examples
+///
+/// ```
+/// let report = inbox_rules::validate_webhook_json(&serde_json::json!({
+///     "name": "Refunds", "url": "https://crm.example/hook",
+///     "events": ["TicketCreated"], "channel": ["email"]
+/// })).unwrap();
+/// assert_eq!(report.errors[0].code.as_str(), "unknown_key");
+/// assert_eq!(report.errors[0].path.as_deref(), Some("channel"));
+/// ```
+pub fn validate_webhook_json(sent: &serde_json::Value) -> Result<Report, serde_json::Error> {
+    let unknown = model::unknown_keys(sent);
+    let webhook = match Webhook::deserialize(sent) {
+        Ok(webhook) => webhook,
+        Err(_) if !unknown.is_empty() => return Ok(Report::new(unknown, Vec::new())),
+        Err(error) => return Err(error),
+    };
+    let mut report = validate_webhook(&webhook);
+    report.errors.splice(0..0, unknown);
+    Ok(Report::new(report.errors, report.warnings))
 }
 
 /// Whether `webhook` fires for `event`.

@@ -152,6 +152,78 @@ pub struct Webhook {
     pub expression: Option<String>,
 }
 
+impl Webhook {
+    /// The keys of a webhook in JSON, in the order it serialises them.
+    pub const KEYS: [&'static str; 10] = [
+        "id",
+        "name",
+        "enabled",
+        "url",
+        "events",
+        "channels",
+        "accounts",
+        "conditions",
+        "match",
+        "expression",
+    ];
+}
+
+impl Condition {
+    /// The keys of a condition in JSON, in the order it serialises them.
+    pub const KEYS: [&'static str; 4] = ["id", "field", "operator", "value"];
+}
+
+/// Each key of a webhook as sent (JSON) that a webhook does not have, and
+/// each such key of its conditions, as an `unknown_key` error at its path:
+/// the typed webhook ignores them, so a typo such as `channel` for
+/// `channels` would otherwise change nothing, silently.
+pub(crate) fn unknown_keys(sent: &Value) -> Vec<crate::Diagnostic> {
+    let mut found = Vec::new();
+    let Some(webhook) = sent.as_object() else {
+        return found;
+    };
+    unknown_in(webhook, "a webhook", &Webhook::KEYS, "", None, &mut found);
+    if let Some(Value::Array(conditions)) = webhook.get("conditions") {
+        for (i, condition) in conditions.iter().enumerate() {
+            if let Some(condition) = condition.as_object() {
+                let id = condition.get("id").and_then(Value::as_u64);
+                let id = id.and_then(|id| u32::try_from(id).ok());
+                let prefix = format!("conditions[{i}].");
+                unknown_in(
+                    condition,
+                    "a condition",
+                    &Condition::KEYS,
+                    &prefix,
+                    id,
+                    &mut found,
+                );
+            }
+        }
+    }
+    found
+}
+
+/// Adds to `found` the keys of `object` (`what`, at `prefix`) not in `keys`.
+fn unknown_in(
+    object: &serde_json::Map<String, Value>,
+    what: &str,
+    keys: &[&str],
+    prefix: &str,
+    condition_id: Option<u32>,
+    found: &mut Vec<crate::Diagnostic>,
+) {
+    for key in object.keys().filter(|key| !keys.contains(&key.as_str())) {
+        let message = format!(
+            "{what} has no key `{key}`; its keys are: {}",
+            keys.join(", ")
+        );
+        let mut diagnostic =
+            crate::Diagnostic::at(format!("{prefix}{key}"), crate::Code::UnknownKey, message);
+        diagnostic.condition_id = condition_id;
+        found.push(diagnostic);
+    }
+}
+
 fn enabled_by_default() -> bool {
     true
 }
@@ -276,4 +348,46 @@ pub struct Change {
     /// The value after.
     #[serde(default)]
     pub to: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key lists are the serialised shapes' keys, in order.
+    #[test]
+    fn the_key_lists_are_the_serialised_keys() {
+        let condition = Condition {
+            id: 1,
+            field: "subject".into(),
+            operator: "contains".into(),
+            value: Value::from("refund"),
+        };
+        let webhook = Webhook {
+            id: "wh_1".into(),
+            name: "n".into(),
+            enabled: true,
+            url: "https://crm.example/h".into(),
+            events: vec![],
+            channels: vec![],
+            accounts: vec![],
+            conditions: vec![condition.clone()],
+            match_mode: "all".into(),
+            expression: Some("1".into()),
+        };
+        let keys = |value: Value| -> Vec<String> {
+            value
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            keys(serde_json::to_value(&webhook).unwrap_or_default()),
+            Webhook::KEYS
+        );
+        assert_eq!(
+            keys(serde_json::to_value(&condition).unwrap_or_default()),
+            Condition::KEYS
+        );
+    }
 }

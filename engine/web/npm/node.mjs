@@ -1,9 +1,8 @@
-// The Node.js entry as an ES module: the CommonJS bindings (which load the
-// wasm synchronously) re-exported, plus the `init` the browser build has,
-// which has nothing left to do here. No rule logic lives in this file.
+// The Node.js entry for `import`: the CommonJS entry re-exported, plus the
+// `init` the browser build has, which has nothing left to do here.
 import { createRequire } from "node:module";
 
-const bindings = createRequire(import.meta.url)("./inbox_rules.js");
+const entry = createRequire(import.meta.url)("./index.cjs");
 
 export const {
   validateExpression,
@@ -15,7 +14,7 @@ export const {
   fieldCatalog,
   run,
   RuleSet,
-} = bindings;
+} = entry;
 
 /** Nothing to load in Node.js: the wasm was loaded on import. */
 export default async function init() {}

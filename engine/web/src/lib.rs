@@ -1,8 +1,12 @@
 //! The rule engine for JavaScript (browsers and Node.js): the npm package
 //! `@cloudcx/inbox-rules`, built by `engine/web/build.sh`.
 //!
-//! Each export converts its arguments, calls `inbox_rules`, and converts the
-//! answer; no rule logic lives here. Arguments cross as their JSON text
+//! The wasm exports two things: `run`, any operation of the engine's JSON
+//! API by name, and the `RuleSet` class, compiled webhooks kept between
+//! calls. The typed functions users call (`validateExpression`, …) are
+//! `npm/typed.js`, each one an operation's name and its input built from
+//! the arguments. Each export converts its arguments, calls `inbox_rules`,
+//! and converts the answer; no rule logic lives here. Arguments cross as their JSON text
 //! (`JSON.stringify`) read by the engine's own decoder, and answers are the
 //! engine's own JSON text given to `JSON.parse`, so `JSON.stringify` of any
 //! answer is byte-identical to what the server and the CLI print.
@@ -20,7 +24,7 @@ use inbox_rules::api::{self, Op, decode, encode};
 use inbox_rules::{IngestEvent, Webhook};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 #[cfg(target_arch = "wasm32")]
@@ -76,141 +80,11 @@ fn parsed(json: &str) -> JsValue {
     js_sys::JSON::parse(json).unwrap_or(JsValue::NULL)
 }
 
-/// Runs `op` on its JSON input, as [`run`] does: every typed export goes
-/// through here, so each operation has one path through the package.
-fn call(op: Op, input: &Value) -> Result<JsValue, JsValue> {
-    let output = api::run_op(op, input).map_err(|e| type_error(e.to_string()))?;
-    Ok(parsed(&output))
-}
-
-/// The input object of an operation, from named arguments; an argument
-/// that is `undefined` is left out when optional and refused when not.
-fn input(args: &[(&str, &JsValue, bool)]) -> Result<Value, JsValue> {
-    let mut input = Map::new();
-    for &(name, value, required) in args {
-        if required || !(value.is_undefined() || value.is_null()) {
-            input.insert(name.to_owned(), read_json(name, value)?);
-        }
-    }
-    Ok(Value::Object(input))
-}
-
-/// Validates a logic expression against the webhook's condition ids and
-/// returns every problem found.
-///
-/// ```js
-/// validateExpression("(1 or 2）and 3", [1, 2, 3]).errors[0]
-/// // { code: "fullwidth_character", message: "full-width `）` …", start: 7, end: 8 }
-/// ```
-#[wasm_bindgen(js_name = validateExpression, unchecked_return_type = "Report")]
-pub fn validate_expression(
-    #[wasm_bindgen(unchecked_param_type = "string")] expression: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "number[]")] ids: JsValue,
-) -> Result<JsValue, JsValue> {
-    let input = input(&[("expression", &expression, true), ("ids", &ids, true)])?;
-    call(Op::Check, &input)
-}
-
-/// Validates a whole webhook definition.
-///
-/// ```js
-/// validateWebhook({ name: "Refunds", url: "ftp://x", events: ["TicketCreated"] }).errors[0].path
-/// // "url"
-/// ```
-#[wasm_bindgen(js_name = validateWebhook, unchecked_return_type = "Report")]
-pub fn validate_webhook(
-    #[wasm_bindgen(unchecked_param_type = "Webhook")] webhook: JsValue,
-) -> Result<JsValue, JsValue> {
-    call(Op::Validate, &read_json("webhook", &webhook)?)
-}
-
-/// Evaluates a logic expression given whether each condition holds (a
-/// condition left out does not). `ids` defaults to the keys of `truth`.
-///
-/// ```js
-/// evaluate("1 or 2 and 3", { 1: false, 2: true, 3: true }) // { result: true }
-/// ```
-#[wasm_bindgen(unchecked_return_type = "EvalResult")]
-pub fn evaluate(
-    #[wasm_bindgen(unchecked_param_type = "string")] expression: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "Record<string, boolean>")] truth: JsValue,
-    #[wasm_bindgen(unchecked_optional_param_type = "number[]")] ids: JsValue,
-) -> Result<JsValue, JsValue> {
-    let input = input(&[
-        ("expression", &expression, true),
-        ("truth", &truth, true),
-        ("ids", &ids, false),
-    ])?;
-    call(Op::Eval, &input)
-}
-
-/// Whether the webhook fires for the event; the report when the webhook is
-/// invalid.
-///
-/// ```js
-/// matches(webhook, event) // true, false, or { valid: false, errors: […], warnings: […] }
-/// ```
-#[wasm_bindgen(unchecked_return_type = "boolean | Report")]
-pub fn matches(
-    #[wasm_bindgen(unchecked_param_type = "Webhook")] webhook: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "IngestEvent")] event: JsValue,
-) -> Result<JsValue, JsValue> {
-    // Whether it fires is the explanation's `fires`; an invalid webhook's
-    // answer is its report.
-    let explained = explain(webhook, event)?;
-    let fires = js_sys::Reflect::get(&explained, &JsValue::from_str("fires"))?;
-    Ok(if fires.is_undefined() {
-        explained
-    } else {
-        fires
-    })
-}
-
-/// Explains why the webhook does or does not fire for the event: each
-/// check, each condition with the value it saw, the match mode's result.
-///
-/// ```js
-/// explain(webhook, event).conditions.map(c => [c.id, c.holds, c.actual])
-/// ```
-#[wasm_bindgen(unchecked_return_type = "Explanation | Report")]
-pub fn explain(
-    #[wasm_bindgen(unchecked_param_type = "Webhook")] webhook: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "IngestEvent")] event: JsValue,
-) -> Result<JsValue, JsValue> {
-    let input = input(&[("webhook", &webhook, true), ("event", &event, true)])?;
-    call(Op::Explain, &input)
-}
-
-/// Tests one condition against an event: whether it holds and what it saw.
-///
-/// ```js
-/// testCondition({ id: 1, field: "subject", operator: "contains", value: "refund" }, event)
-/// // { id: 1, field: "subject", …, actual: "Refund for order 1234", holds: true }
-/// ```
-#[wasm_bindgen(js_name = testCondition, unchecked_return_type = "ConditionOutcome | Report")]
-pub fn test_condition(
-    #[wasm_bindgen(unchecked_param_type = "Condition")] condition: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "IngestEvent")] event: JsValue,
-) -> Result<JsValue, JsValue> {
-    let input = input(&[("condition", &condition, true), ("event", &event, true)])?;
-    call(Op::Condition, &input)
-}
-
-/// The catalogue of fields, operators, value types, events and limits, to
-/// build condition editors from.
-///
-/// ```js
-/// fieldCatalog().fields.find(f => f.field === "status").values
-/// // ["new", "open", "pending", "on_hold", "solved", "closed"]
-/// ```
-#[wasm_bindgen(js_name = fieldCatalog, unchecked_return_type = "Catalog")]
-pub fn field_catalog() -> Result<JsValue, JsValue> {
-    call(Op::Catalog, &Value::Null)
-}
-
 /// Runs any operation of the engine's JSON API by name (`check`, `eval`,
-/// `validate`, `match`, `explain`, `condition`, `catalog`), the operations
-/// the shared fixture corpus names.
+/// `validate`, `match`, `ingest`, `explain`, `condition`, `event`,
+/// `events`, `catalog`), the operations the shared fixture corpus names.
+/// The package's typed functions (`npm/typed.js`) each name one of these
+/// and pass their arguments as its input: one path per operation.
 ///
 /// ```js
 /// run("check", { expression: "1 or 2", ids: [1, 2] }) // { valid: true, errors: [], warnings: [] }
@@ -223,7 +97,9 @@ pub fn run(
     let op: Op = read_string("operation", &op)?
         .parse()
         .map_err(|e: api::RunError| type_error(e.to_string()))?;
-    call(op, &read_json("input", &input)?)
+    let output =
+        api::run_op(op, &read_json("input", &input)?).map_err(|e| type_error(e.to_string()))?;
+    Ok(parsed(&output))
 }
 
 /// Compiled webhooks, ready to match events: compile once, match many.

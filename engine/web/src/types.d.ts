@@ -18,7 +18,8 @@ export type DiagnosticCode =
   | "too_many_conditions"
   | "invalid_url"
   | "unknown_event"
-  | "missing_field";
+  | "missing_field"
+  | "unknown_key";
 
 /** One problem, or warning, and where it is. */
 export interface Diagnostic {
@@ -33,6 +34,8 @@ export interface Diagnostic {
   start?: number;
   /** End (exclusive) of the span to underline. */
   end?: number;
+  /** The text that fixes the problem in place of `start..end`, when the engine knows it. */
+  replacement?: string;
 }
 
 /** The answer of every validation. Warnings never make the input invalid. */

@@ -18,7 +18,7 @@ const page = `<!doctype html>
 <meta charset="utf-8">
 <title>inbox-rules</title>
 <script type="module">
-  import init, { run, validateExpression } from "/pkg/web/inbox_rules.js";
+  import init, { run, validateExpression } from "/pkg/web/index.js";
   window.engine = init().then(() => ({ run, validateExpression }));
 </script>`;
 

@@ -14,7 +14,7 @@ use super::AppState;
 use super::extract::{Admin, JsonBody};
 use crate::error::{AppError, ErrorBody};
 use crate::rules::Op;
-use crate::webhooks::{TLS, check_keys};
+use crate::webhooks::{TLS, without_read_only};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -72,12 +72,11 @@ async fn validate(
 ) -> Result<impl IntoResponse, AppError> {
     let (op, input) = match body.remove("webhook") {
         Some(Value::Object(mut webhook)) => {
-            // The same keys as `POST /v1/webhooks` takes, and the same
-            // refusal of others; what the engine reads is the body as sent,
-            // less the client certificate, which is the host's.
+            // What `POST /v1/webhooks` hands the engine: the body less the
+            // server's keys and the client certificate, which are the
+            // host's; the engine reports any other key it does not know.
             webhook.remove(TLS);
-            check_keys(&webhook)?;
-            (Op::Validate, Value::Object(webhook))
+            (Op::Validate, Value::Object(without_read_only(webhook)))
         }
         Some(_) => {
             return Err(AppError::unprocessable(

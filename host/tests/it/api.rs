@@ -478,6 +478,15 @@ async fn bad_requests_get_the_right_status_and_shape() {
             .contains("`channel`"),
         "{body}"
     );
+    // The engine's diagnostic, with the path the panel marks.
+    assert_eq!(
+        (
+            &body["diagnostics"][0]["code"],
+            &body["diagnostics"][0]["path"]
+        ),
+        (&json!("unknown_key"), &json!("channel")),
+        "{body}"
+    );
 
     let mut wrong_type = webhook();
     wrong_type["events"] = json!("TicketCreated");

@@ -15,7 +15,7 @@ import {
   type Webhook,
 } from "@cloudcx/inbox-rules";
 import { ApiError, call, type StoredWebhook, type TlsWrite } from "../api";
-import { halfWidth, item, list, underline } from "../diagnostics";
+import { item, list, underline } from "../diagnostics";
 import { h, mount, uid } from "../dom";
 import { t } from "../i18n";
 import { sampleEvent } from "../samples";
@@ -373,9 +373,10 @@ export function webhookForm(
   }
 
   function fixButton(d: Diagnostic): HTMLButtonElement | null {
-    if (d.code !== "fullwidth_character" || d.start === undefined || d.end === undefined) return null;
+    // The engine says what fixes it; the panel only applies it.
+    if (d.replacement === undefined || d.start === undefined || d.end === undefined) return null;
     const from = draft.expression.slice(d.start, d.end);
-    const to = halfWidth(from);
+    const to = d.replacement;
     const button = h("button", { type: "button", class: "fix" }, t("fix", { from, to }));
     const { start, end } = d;
     button.addEventListener("click", () => {

@@ -303,12 +303,10 @@ fn report_fullwidth(expression: &str) -> (String, Vec<Diagnostic>) {
                     "full-width `{c}` (U+{:04X}): use {shown} instead",
                     u32::from(c)
                 );
-                errors.push(Diagnostic::spanned(
-                    Code::FullwidthCharacter,
-                    message,
-                    at,
-                    at + width,
-                ));
+                errors.push(
+                    Diagnostic::spanned(Code::FullwidthCharacter, message, at, at + width)
+                        .replaced_by(ascii),
+                );
                 normalized.push(ascii);
             }
             None => normalized.push(c),
