@@ -53,12 +53,23 @@ async fn every_accepted_event_survives_kill_9() {
     let mut accepted = BTreeSet::new();
     let mut next = 0u32;
     for round in 0..4 {
-        // Send events, four at a time, until the kill.
+        // Send events, four at a time, until the kill: a random moment
+        // after the round's first 202 (a loaded machine may take a while to
+        // answer the first one; the test is about what comes after).
         let kill_after = Duration::from_millis(100 + random_below(400));
-        let deadline = tokio::time::Instant::now() + kill_after;
+        let mut deadline = None;
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+        let before = accepted.len();
         let base = format!("http://{}", server.addr);
         let mut sending = tokio::task::JoinSet::new();
-        while tokio::time::Instant::now() < deadline {
+        loop {
+            let now = tokio::time::Instant::now();
+            if accepted.len() > before && deadline.is_none() {
+                deadline = Some(now + kill_after);
+            }
+            if deadline.is_some_and(|d| now >= d) || now >= give_up {
+                break;
+            }
             for _ in 0..4 {
                 next += 1;
                 let (http, base, key, n) = (http.clone(), base.clone(), ingest.clone(), next);
@@ -84,7 +95,10 @@ async fn every_accepted_event_survives_kill_9() {
             accepted.extend(done.expect("task"));
         }
         killing.await.expect("killed");
-        assert!(!accepted.is_empty(), "round {round}: nothing was accepted");
+        assert!(
+            accepted.len() > before,
+            "round {round}: nothing was accepted"
+        );
         server = Serving::start_with(dir.path(), &settings);
     }
 
