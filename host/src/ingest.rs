@@ -8,12 +8,42 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::delivery::Dispatcher;
-use crate::error::AppError;
 use crate::matcher::{AdmittedEvent, Matcher, Verdict};
-use crate::store::{NewDelivery, NewEvent, Store, now};
+use crate::rules;
+use crate::store::{NewDelivery, NewEvent, Store, StoreError, now};
 
 /// The most events one request may carry.
 pub const MAX_BATCH: usize = 1_000;
+
+/// Why the ingest service refused or failed a request; `api/` alone turns
+/// it into an HTTP answer. Nothing is stored in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is neither an event nor a non-empty array of events.
+    #[error("{0}")]
+    NotEvents(&'static str),
+    /// More events than one request may carry.
+    #[error("a request carries at most {MAX_BATCH} events; this one has {0}")]
+    TooMany(usize),
+    /// Some event is invalid: each problem (the engine's diagnostics, and a
+    /// `tenantId` that is not the key's), each with the event's `index`.
+    #[error("{message}")]
+    InvalidEvents {
+        /// The first problem, and how many more.
+        message: String,
+        /// Every problem, as a JSON list.
+        problems: Value,
+    },
+    /// The engine gave no answer.
+    #[error(transparent)]
+    Engine(#[from] rules::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The task that stores the events failed: a bug.
+    #[error("storing the events failed: {0}")]
+    Internal(String),
+}
 
 /// The answer to an accepted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,31 +84,21 @@ impl Ingestor {
         tenant: &str,
         body: Value,
         idempotency_key: Option<&str>,
-    ) -> Result<Receipt, AppError> {
+    ) -> Result<Receipt, IngestError> {
         let (events, batch) = match body {
             Value::Array(events) => (events, true),
             event @ Value::Object(_) => (vec![event], false),
             _ => {
-                return Err(AppError::unprocessable(
-                    "invalid_body",
+                return Err(IngestError::NotEvents(
                     "send one event (an object) or an array of events",
                 ));
             }
         };
         if events.is_empty() {
-            return Err(AppError::unprocessable(
-                "invalid_body",
-                "the array has no events",
-            ));
+            return Err(IngestError::NotEvents("the array has no events"));
         }
         if events.len() > MAX_BATCH {
-            return Err(AppError::unprocessable(
-                "too_many_events",
-                format!(
-                    "a request carries at most {MAX_BATCH} events; this one has {}",
-                    events.len()
-                ),
-            ));
+            return Err(IngestError::TooMany(events.len()));
         }
         let texts: Vec<String> = events.iter().map(Value::to_string).collect();
         let array = format!("[{}]", texts.join(","));
@@ -148,11 +168,11 @@ impl Ingestor {
                 dispatcher.wake();
             }
             dispatcher.hand_over(reservation, leased).await;
-            Ok::<_, crate::store::StoreError>(ingested)
+            Ok::<_, StoreError>(ingested)
         });
         let ingested = stored
             .await
-            .map_err(|e| AppError::internal(&format!("storing the events failed: {e}")))??;
+            .map_err(|e| IngestError::Internal(e.to_string()))??;
         let event_ids: Vec<String> = ingested.iter().map(|i| i.event_id.clone()).collect();
         let deliveries = if ingested.iter().all(|i| i.new) {
             i64::try_from(created).unwrap_or(i64::MAX)
@@ -178,14 +198,14 @@ fn claimed(tenant: &str, event: &Value) -> Vec<Value> {
     }
 }
 
-/// 422 `invalid_event`: the message names the first problem (with its
+/// The refusal of invalid events: the message names the first problem (with its
 /// index in a batch), `diagnostics` lists them all, each with its `index`.
 fn invalid_events(
     tenant: &str,
     events: &[Value],
     per_event: Vec<Vec<Value>>,
     batch: bool,
-) -> AppError {
+) -> IngestError {
     let mut problems = Vec::new();
     for (i, (event, mut errors)) in events.iter().zip(per_event).enumerate() {
         errors.extend(claimed(tenant, event));
@@ -219,5 +239,8 @@ fn invalid_events(
     if problems.len() > 1 {
         message.push_str(&format!(" (and {} more)", problems.len() - 1));
     }
-    AppError::diagnosed("invalid_event", message, Value::Array(problems), None)
+    IngestError::InvalidEvents {
+        message,
+        problems: Value::Array(problems),
+    }
 }

@@ -9,7 +9,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod delivery;
-pub mod error;
 pub mod ingest;
 pub mod keys;
 pub mod matcher;
@@ -17,6 +16,7 @@ pub mod metrics;
 pub mod rules;
 pub mod server;
 pub mod store;
+pub mod test_delivery;
 pub mod vault;
 pub mod webhooks;
 

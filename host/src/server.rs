@@ -19,6 +19,7 @@ use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::rules::{Budget, Op, Pool, Runtime};
 use crate::store::{SqliteStore, Store};
+use crate::test_delivery::TestDeliveries;
 use crate::vault::{self, Vault};
 use crate::webhooks::Webhooks;
 
@@ -97,23 +98,28 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
         Arc::clone(&vault),
     )?;
     let limit = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    let webhooks = Arc::new(Webhooks::new(
+        Arc::clone(&store),
+        Arc::clone(&engine),
+        Arc::clone(&matcher),
+        vault,
+        config.secret_overlap,
+    ));
     Ok(AppState {
-        webhooks: Arc::new(Webhooks::new(
+        tests: Arc::new(TestDeliveries::new(
             Arc::clone(&store),
             Arc::clone(&engine),
-            Arc::clone(&matcher),
-            vault,
-            config.secret_overlap,
+            Arc::clone(&webhooks),
+            Arc::clone(&dispatcher),
         )),
+        webhooks,
         ingestor: Arc::new(Ingestor::new(
             Arc::clone(&store),
-            Arc::clone(&matcher),
+            matcher,
             Arc::clone(&dispatcher),
         )),
         store,
         engine,
-        matcher,
-        wake,
         limiter: Arc::new(RateLimit::new(
             limit(config.rate_limit_per_second),
             limit(config.rate_limit_burst),

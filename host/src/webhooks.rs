@@ -18,11 +18,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::delivery::tls;
-use crate::error::AppError;
 use crate::keys;
 use crate::matcher::Matcher;
+use crate::rules;
 use crate::rules::{Op, Pool};
-use crate::store::{ClientTls, Millis, Store, WebhookRecord, now};
+use crate::store::{ClientTls, Millis, Store, StoreError, WebhookRecord, now};
 use crate::vault::Vault;
 
 /// The key of a webhook's client certificate, which the host keeps apart
@@ -36,6 +36,71 @@ pub const READ_ONLY: [&str; 5] = ["id", "createdAt", "updatedAt", "disabledReaso
 /// How many times a write is retried when another write to the same webhook
 /// lands between its read and its write.
 const WRITE_ATTEMPTS: usize = 8;
+
+/// Why the webhook service refused or failed a request; `api/` alone
+/// turns it into an HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The tenant has no webhook with this id (another tenant's included).
+    #[error("no such webhook")]
+    NotFound,
+    /// The webhook is invalid: the engine's diagnostics (each with its
+    /// `path`) and warnings, as every surface reports them, or the client
+    /// certificate's problem in the same shape.
+    #[error("{}", .0.summary)]
+    Invalid(Box<Diagnosed>),
+    /// Other writes to the webhook kept landing between this one's read
+    /// and its write.
+    #[error("the webhook kept changing while this request tried to write it; retry")]
+    Conflict,
+    /// A rotation's overlap past the configured one.
+    #[error("previousExpiresIn may be at most the server's secret overlap, {0}")]
+    OverlapTooLong(String),
+    /// The engine gave no answer.
+    #[error(transparent)]
+    Engine(#[from] rules::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What the engine accepted could not be read back: a bug.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What makes a webhook invalid.
+#[derive(Debug)]
+pub struct Diagnosed {
+    /// The first problem, and how many more.
+    pub summary: String,
+    /// The errors (a JSON list of diagnostics).
+    pub errors: Value,
+    /// The warnings (a JSON list of diagnostics).
+    pub warnings: Value,
+}
+
+impl WebhookError {
+    /// Invalid, for these reasons.
+    fn invalid(summary: String, errors: Value, warnings: Value) -> Self {
+        Self::Invalid(Box::new(Diagnosed {
+            summary,
+            errors,
+            warnings,
+        }))
+    }
+
+    /// One problem at `path`, in the shape of the engine's diagnostics.
+    fn one(code: &str, message: &str, path: &str) -> Self {
+        Self::invalid(
+            format!("the webhook is invalid: {message}"),
+            serde_json::json!([{"code": code, "message": message, "path": path}]),
+            Value::Array(vec![]),
+        )
+    }
+
+    fn internal(error: impl std::fmt::Display) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
 
 /// A webhook accepted by the engine, ready to store.
 #[derive(Debug)]
@@ -103,38 +168,31 @@ impl Webhooks {
     /// Validates a definition (a body without the server's keys, plus
     /// `id`) with the engine; the canonical form when it is valid, else a 422 carrying the
     /// engine's diagnostics.
-    pub async fn accept(&self, definition: Map<String, Value>) -> Result<Canonical, AppError> {
+    pub async fn accept(&self, definition: Map<String, Value>) -> Result<Canonical, WebhookError> {
         let text = Value::Object(definition).to_string();
         let report = {
             let text = text.clone();
             self.engine.run(move |s| s.call(Op::Validate, &text)).await
         };
         let report: Value = match report {
-            Ok(report) => serde_json::from_str(&report).map_err(|e| AppError::internal(&e))?,
-            Err(crate::rules::Error::Input(message)) => {
-                return Err(AppError::invalid_webhook(
-                    message,
-                    Value::Array(vec![]),
-                    Value::Array(vec![]),
-                ));
+            Ok(report) => serde_json::from_str(&report).map_err(WebhookError::internal)?,
+            Err(rules::Error::Input(message)) => {
+                let none = || Value::Array(vec![]);
+                return Err(WebhookError::invalid(message, none(), none()));
             }
             Err(other) => return Err(other.into()),
         };
         let errors = report.get("errors").cloned().unwrap_or_default();
         let warnings = report.get("warnings").cloned().unwrap_or_default();
         if report.get("valid") != Some(&Value::Bool(true)) {
-            return Err(AppError::invalid_webhook(
-                summary(&errors),
-                errors,
-                warnings,
-            ));
+            return Err(WebhookError::invalid(summary(&errors), errors, warnings));
         }
         // The engine read this text; reading it into the engine's model
         // again only fixes key order and fills defaults.
         let webhook: inbox_rules::Webhook =
-            serde_json::from_str(&text).map_err(|e| AppError::internal(&e))?;
+            serde_json::from_str(&text).map_err(WebhookError::internal)?;
         Ok(Canonical {
-            definition: serde_json::to_string(&webhook).map_err(|e| AppError::internal(&e))?,
+            definition: serde_json::to_string(&webhook).map_err(WebhookError::internal)?,
             enabled: webhook.enabled,
             warnings,
         })
@@ -146,7 +204,7 @@ impl Webhooks {
         &self,
         tenant: &str,
         mut body: Map<String, Value>,
-    ) -> Result<(Written, String), AppError> {
+    ) -> Result<(Written, String), WebhookError> {
         let id = format!("wh_{}", ulid::Ulid::new());
         let tls = take_tls(&mut body)?;
         let accepted = self
@@ -179,11 +237,11 @@ impl Webhooks {
     }
 
     /// One of the tenant's webhooks, or 404.
-    pub async fn get(&self, tenant: &str, id: &str) -> Result<WebhookRecord, AppError> {
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<WebhookRecord, WebhookError> {
         self.store
             .webhook(tenant, id)
             .await?
-            .ok_or_else(|| AppError::not_found("webhook"))
+            .ok_or(WebhookError::NotFound)
     }
 
     /// Replaces a webhook's definition with `body` (keys it leaves out take
@@ -193,7 +251,7 @@ impl Webhooks {
         tenant: &str,
         id: &str,
         mut body: Map<String, Value>,
-    ) -> Result<Written, AppError> {
+    ) -> Result<Written, WebhookError> {
         let tls = take_tls(&mut body)?;
         let body = without_read_only(body);
         self.write(tenant, id, &tls, |_| Ok(body.clone())).await
@@ -205,7 +263,7 @@ impl Webhooks {
         tenant: &str,
         id: &str,
         mut patch: Map<String, Value>,
-    ) -> Result<Written, AppError> {
+    ) -> Result<Written, WebhookError> {
         let tls = take_tls(&mut patch)?;
         let patch = without_read_only(patch);
         self.write(tenant, id, &tls, |current| {
@@ -213,8 +271,8 @@ impl Webhooks {
             merge(&mut merged, &Value::Object(patch.clone()));
             match merged {
                 Value::Object(map) => Ok(map),
-                _ => Err(AppError::internal(
-                    &"merge patch of an object gave a non-object",
+                _ => Err(WebhookError::internal(
+                    "merge patch of an object gave a non-object",
                 )),
             }
         })
@@ -228,12 +286,12 @@ impl Webhooks {
         tenant: &str,
         id: &str,
         tls: &TlsInput,
-        change: impl Fn(Map<String, Value>) -> Result<Map<String, Value>, AppError>,
-    ) -> Result<Written, AppError> {
+        change: impl Fn(Map<String, Value>) -> Result<Map<String, Value>, WebhookError>,
+    ) -> Result<Written, WebhookError> {
         for _ in 0..WRITE_ATTEMPTS {
             let current = self.get(tenant, id).await?;
             let stored: Map<String, Value> =
-                serde_json::from_str(&current.definition).map_err(|e| AppError::internal(&e))?;
+                serde_json::from_str(&current.definition).map_err(WebhookError::internal)?;
             let changed = change(without_read_only(stored))?;
             let accepted = self.accept(definition(id, changed)).await?;
             let record = WebhookRecord {
@@ -254,21 +312,17 @@ impl Webhooks {
                 });
             }
         }
-        Err(AppError::new(
-            axum::http::StatusCode::CONFLICT,
-            "conflict",
-            "the webhook kept changing while this request tried to write it; retry",
-        ))
+        Err(WebhookError::Conflict)
     }
 
     /// Deletes a webhook, or 404.
-    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), AppError> {
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), WebhookError> {
         match self.store.delete_webhook(tenant, id).await? {
             true => {
                 self.matcher.remove(tenant, id).await;
                 Ok(())
             }
-            false => Err(AppError::not_found("webhook")),
+            false => Err(WebhookError::NotFound),
         }
     }
 
@@ -281,16 +335,11 @@ impl Webhooks {
         tenant: &str,
         id: &str,
         previous_expires_in: Option<Duration>,
-    ) -> Result<(String, Millis), AppError> {
+    ) -> Result<(String, Millis), WebhookError> {
         let expires_in = previous_expires_in.unwrap_or(self.overlap);
         if expires_in > self.overlap {
-            return Err(AppError::unprocessable(
-                "invalid_duration",
-                format!(
-                    "previousExpiresIn may be at most the server's secret overlap, {}",
-                    humantime::format_duration(self.overlap)
-                ),
-            ));
+            let overlap = humantime::format_duration(self.overlap).to_string();
+            return Err(WebhookError::OverlapTooLong(overlap));
         }
         let secret = keys::webhook_secret();
         let expires_in = i64::try_from(expires_in.as_millis()).unwrap_or(i64::MAX);
@@ -298,7 +347,7 @@ impl Webhooks {
         let sealed = self.vault.seal(&secret);
         match self.store.rotate_secret(tenant, id, &sealed, until).await? {
             true => Ok((secret, until)),
-            false => Err(AppError::not_found("webhook")),
+            false => Err(WebhookError::NotFound),
         }
     }
 }
@@ -318,17 +367,11 @@ enum TlsInput {
 /// PEM}` sets a client certificate (checked: both parse, the key is the
 /// certificate's, the certificate is valid now), `null` removes it, and
 /// the shape `GET` shows (`{"clientCertificate": {"subject", …}}`) keeps it.
-fn take_tls(body: &mut Map<String, Value>) -> Result<TlsInput, AppError> {
+fn take_tls(body: &mut Map<String, Value>) -> Result<TlsInput, WebhookError> {
     let Some(tls) = body.remove(TLS) else {
         return Ok(TlsInput::Keep);
     };
-    let invalid = |code: &str, message: &str, path: &str| {
-        AppError::invalid_webhook(
-            format!("the webhook is invalid: {message}"),
-            serde_json::json!([{"code": code, "message": message, "path": path}]),
-            Value::Array(vec![]),
-        )
-    };
+    let invalid = WebhookError::one;
     let shape =
         "`tls` takes {\"clientCertificate\": PEM, \"clientKey\": PEM}, or null to remove it";
     let tls = match tls {

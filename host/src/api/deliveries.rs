@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
 use super::webhooks::rfc3339;
-use crate::error::{AppError, ErrorBody};
+use crate::api::error::{AppError, ErrorBody};
 use crate::rules::Op;
-use crate::store::{Attempt, Claimed, DeliveryRecord, NewDelivery, NewEvent, now};
+use crate::store::{Attempt, DeliveryRecord, now};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -226,7 +226,7 @@ async fn retry(
     if !state.store.redeliver(admin.tenant(), &id, now()).await? {
         return Err(AppError::not_found("delivery"));
     }
-    state.wake.notify_one();
+    state.dispatcher.wake();
     Ok((
         StatusCode::ACCEPTED,
         Json(find(&state, admin.tenant(), &id).await?),
@@ -248,87 +248,11 @@ async fn test(
     Path(id): Path<String>,
     JsonBody(input): JsonBody<TestInput>,
 ) -> Result<Json<TestOutcome>, AppError> {
-    let webhook = state.webhooks.get(admin.tenant(), &id).await?;
-    let kind = input.event.unwrap_or_else(|| "TicketCreated".to_owned());
-    let event = serde_json::json!({
-        "event": kind,
-        "ticketId": uuid(),
-        "messageId": uuid(),
-        "ticket": {"subject": "Test event from Inbox Tickets Webhooks"},
-    });
-    // The engine says what a delivery of this event carries.
-    let input = format!("[{event}]");
-    let answer = state
-        .engine
-        .run(move |s| s.call(Op::Events, &input))
-        .await?;
-    let admission: Vec<Value> =
-        serde_json::from_str(&answer).map_err(|e| AppError::internal(&e))?;
-    let Some(payload) = admission.first().and_then(|a| a.get("payload")) else {
-        let errors = admission.first().and_then(|a| a.get("errors")).cloned();
-        return Err(AppError::diagnosed(
-            "invalid_event",
-            format!("there is no event `{kind}` to test with"),
-            errors.unwrap_or_default(),
-            None,
-        ));
-    };
-    let delivery = NewDelivery {
-        id: format!("msg_{}", ulid::Ulid::new()),
-        webhook_id: webhook.id.clone(),
-        event_type: kind,
-        ticket_id: event["ticketId"].as_str().unwrap_or_default().to_owned(),
-        payload: payload.to_string(),
-        explanation: r#"{"test":true}"#.to_owned(),
-        // Sent by this request, never by the dispatcher.
-        due: Some(i64::MAX),
-        lease_until: None,
-    };
-    let claimed = Claimed {
-        id: delivery.id.clone(),
-        tenant_id: webhook.tenant_id.clone(),
-        webhook_id: webhook.id.clone(),
-        url: serde_json::from_str::<Value>(&webhook.definition)
-            .ok()
-            .and_then(|d| d.get("url").and_then(Value::as_str).map(str::to_owned)),
-        enabled: true,
-        secrets: state.store.signing_secrets(&webhook.id, now()).await?,
-        client_tls: webhook.client_tls.clone(),
-        payload: delivery.payload.clone(),
-        attempts: 0,
-    };
-    let stored = NewEvent {
-        id: format!("evt_{}", ulid::Ulid::new()),
-        idempotency_key: None,
-        body: event.to_string(),
-        deliveries: vec![delivery],
-    };
-    state
-        .store
-        .ingest(admin.tenant(), vec![stored], now())
-        .await?;
-    let outcome = state.dispatcher.send_once(&claimed).await?;
+    let sent = state.tests.send(admin.tenant(), &id, input.event).await?;
     Ok(Json(TestOutcome {
-        delivered: outcome.succeeded(),
-        delivery: find(&state, admin.tenant(), &claimed.id).await?,
+        delivered: sent.delivered,
+        delivery: find(&state, admin.tenant(), &sent.delivery_id).await?,
     }))
-}
-
-/// A random (version 4) UUID for sample events.
-fn uuid() -> String {
-    let mut bytes = [0u8; 16];
-    let _ = getrandom::fill(&mut bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// Why the webhook would or would not fire for an ingest event: each check

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Ingest, JsonBody};
-use crate::error::{AppError, ErrorBody};
+use crate::api::error::{AppError, ErrorBody};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ingest))

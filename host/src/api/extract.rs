@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::error::AppError;
+use crate::api::error::AppError;
 use crate::keys::{self, KeyKind};
 use crate::store::Caller;
 

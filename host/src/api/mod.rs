@@ -25,16 +25,17 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::api::error::AppError;
 use crate::delivery::Dispatcher;
-use crate::error::AppError;
 use crate::ingest::Ingestor;
-use crate::matcher::Matcher;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::rules::Pool;
 use crate::store::Store;
+use crate::test_delivery::TestDeliveries;
 use crate::webhooks::Webhooks;
 
 mod deliveries;
+pub mod error;
 mod events;
 pub mod extract;
 mod rules;
@@ -53,12 +54,10 @@ pub struct AppState {
     pub engine: Arc<Pool>,
     /// Webhook writes, validated by the engine.
     pub webhooks: Arc<Webhooks>,
-    /// Every tenant's rule set, for matching events.
-    pub matcher: Arc<Matcher>,
     /// Event ingestion.
     pub ingestor: Arc<Ingestor>,
-    /// Wakes the delivery dispatcher when deliveries were stored.
-    pub wake: Arc<tokio::sync::Notify>,
+    /// Test deliveries.
+    pub tests: Arc<TestDeliveries>,
     /// Per-key request limits of admin keys.
     pub limiter: Arc<RateLimit>,
     /// Per-key request limits of ingest keys.

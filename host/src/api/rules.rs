@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Admin, JsonBody};
-use crate::error::{AppError, ErrorBody};
+use crate::api::error::{AppError, ErrorBody};
 use crate::rules::Op;
 use crate::webhooks::{TLS, without_read_only};
 

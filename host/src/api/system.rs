@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::error::{AppError, ErrorBody};
+use crate::api::error::{AppError, ErrorBody};
 use crate::rules::Op;
 
 /// The OpenAPI document, rendered once at start.

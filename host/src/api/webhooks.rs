@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
+use crate::api::error::{AppError, ErrorBody};
 use crate::delivery::breaker::State as BreakerState;
 use crate::delivery::tls::{self, CertificateSummary};
-use crate::error::{AppError, ErrorBody};
 use crate::store::{Millis, WebhookRecord};
 use crate::webhooks::Written;
 

@@ -2,10 +2,11 @@
 //! `{"error": code, "message": …}`, plus the engine's `diagnostics` and
 //! `warnings` when a webhook is invalid.
 //!
-//! Subsystem errors convert into it with `From`. Internal failures (the
-//! database, the engine trapping) are logged here, with their details, and
-//! answered with a generic 500: SQL, file paths, keys and secrets never reach
-//! a client.
+//! The services (webhooks, ingest, the store, the engine) return errors of
+//! their own; this module alone chooses their statuses and codes, with
+//! `From`. Internal failures (the database, the engine trapping) are logged
+//! here, with their details, and answered with a generic 500: SQL, file
+//! paths, keys and secrets never reach a client.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,8 +14,11 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::ingest::IngestError;
 use crate::rules;
 use crate::store::StoreError;
+use crate::test_delivery::TestError;
+use crate::webhooks::WebhookError;
 
 /// An error answer.
 #[derive(Debug)]
@@ -163,6 +167,56 @@ impl From<rules::Error> for AppError {
             ),
             rules::Error::Input(message) => Self::unprocessable("invalid_body", message),
             rules::Error::Trap(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<WebhookError> for AppError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::NotFound => Self::not_found("webhook"),
+            WebhookError::Invalid(invalid) => {
+                Self::invalid_webhook(invalid.summary, invalid.errors, invalid.warnings)
+            }
+            WebhookError::Conflict => {
+                Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
+            WebhookError::OverlapTooLong(_) => {
+                Self::unprocessable("invalid_duration", error.to_string())
+            }
+            WebhookError::Engine(error) => error.into(),
+            WebhookError::Store(error) => error.into(),
+            WebhookError::Internal(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<IngestError> for AppError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::NotEvents(_) => Self::unprocessable("invalid_body", error.to_string()),
+            IngestError::TooMany(_) => Self::unprocessable("too_many_events", error.to_string()),
+            IngestError::InvalidEvents { message, problems } => {
+                Self::diagnosed("invalid_event", message, problems, None)
+            }
+            IngestError::Engine(error) => error.into(),
+            IngestError::Store(error) => error.into(),
+            IngestError::Internal(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<TestError> for AppError {
+    fn from(error: TestError) -> Self {
+        let message = error.to_string();
+        match error {
+            TestError::Webhook(error) => error.into(),
+            TestError::NoSuchEvent { errors, .. } => {
+                Self::diagnosed("invalid_event", message, errors, None)
+            }
+            TestError::Engine(error) => error.into(),
+            TestError::Store(error) => error.into(),
+            TestError::Internal(detail) => Self::internal(&detail),
         }
     }
 }
