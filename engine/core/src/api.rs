@@ -44,6 +44,8 @@ pub struct EvalRequest {
 /// Output of [`eval`]: the result, or the report of an invalid expression.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "EvalResult"))]
 pub enum EvalResponse {
     /// The expression is valid; this is its value.
     Value {
@@ -66,11 +68,13 @@ pub struct MatchRequest {
 
 /// Output of [`match_event`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct MatchResponse {
     /// The ids of the webhooks that fire, sorted.
     pub matched: Vec<String>,
     /// Webhooks refused as invalid (they never fire).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(test, ts(as = "Option<Vec<Rejected>>", optional))]
     pub rejected: Vec<Rejected>,
 }
 

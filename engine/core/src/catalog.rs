@@ -42,6 +42,8 @@ pub const CUSTOM_FIELD_PREFIX: &str = "customFields.";
 /// What a field holds, which decides how it compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "FieldKind"))]
 pub enum Kind {
     /// An identifier, compared exactly.
     Id,
@@ -58,6 +60,7 @@ pub enum Kind {
 /// The operand an operator takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum ValueType {
     /// No value (`is_empty`, `changed`).
     None,
@@ -80,6 +83,7 @@ pub enum ValueType {
 /// A condition operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Operator {
     /// Equal to the value.
     Is,
@@ -353,12 +357,15 @@ impl Field {
 /// The published catalogue.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Catalog {
     /// Every field, in display order.
     pub fields: Vec<FieldInfo>,
     /// Every event type.
+    #[cfg_attr(test, ts(type = "Array<EventType>"))]
     pub events: Vec<&'static str>,
     /// Every match mode.
+    #[cfg_attr(test, ts(type = "Array<MatchMode>"))]
     pub match_modes: Vec<&'static str>,
     /// The limits validation enforces.
     pub limits: Limits,
@@ -366,6 +373,7 @@ pub struct Catalog {
 
 /// One field of the catalogue.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct FieldInfo {
     /// The name conditions use. For company-defined fields this is the
     /// pattern `customFields.<key>`, where `<key>` is the field's key.
@@ -374,6 +382,7 @@ pub struct FieldInfo {
     pub kind: Kind,
     /// The allowed values, lowest first, for `enum` fields.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[cfg_attr(test, ts(type = "Array<string>"))]
     pub values: &'static [&'static str],
     /// The operators it allows, each with the value it takes.
     pub operators: Vec<OperatorInfo>,
@@ -381,6 +390,7 @@ pub struct FieldInfo {
 
 /// One operator a field allows.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct OperatorInfo {
     /// The operator's name.
     pub operator: Operator,
@@ -391,6 +401,7 @@ pub struct OperatorInfo {
 /// The limits validation enforces, so a UI can enforce them as well.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Limits {
     /// [`MAX_CONDITIONS`].
     pub max_conditions: usize,

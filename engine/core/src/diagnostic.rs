@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 /// translations and UI behaviour on these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "DiagnosticCode"))]
 pub enum Code {
     /// A logic expression was required but nothing was written.
     EmptyExpression,
@@ -93,6 +95,8 @@ impl fmt::Display for Code {
 /// One problem (or warning), with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(optional_fields))]
 pub struct Diagnostic {
     /// What kind of problem this is.
     pub code: Code,
@@ -162,6 +166,7 @@ impl Diagnostic {
 /// The answer of every validation: whether the input is valid, every error
 /// found and every warning. Warnings never make the input invalid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Report {
     /// `true` exactly when `errors` is empty.
     pub valid: bool,

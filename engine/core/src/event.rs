@@ -14,6 +14,7 @@ use crate::model::{EventType, IngestEvent};
 /// as every validation answers) and, for a valid event, the payload every
 /// delivery of it carries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Admission {
     /// `true` exactly when `errors` is empty.
     pub valid: bool,
@@ -24,6 +25,10 @@ pub struct Admission {
     /// The delivered body (SPEC §2): exactly `event`, `ticketId` and, for
     /// replies, `messageId`, in this order. Absent when invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        test,
+        ts(type = "{ event: EventType; ticketId: string; messageId?: string }")
+    )]
     pub payload: Option<Value>,
 }
 

@@ -15,6 +15,7 @@ use crate::webhook::{Check, CompiledWebhook, Probe};
 /// Why a webhook does or does not fire for an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Explanation {
     /// The webhook explained.
     pub webhook_id: String,
@@ -32,8 +33,13 @@ pub struct Explanation {
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct CheckOutcome {
     /// `enabled`, `event`, `subscription` or `conditions`.
+    #[cfg_attr(
+        test,
+        ts(type = "\"enabled\" | \"event\" | \"subscription\" | \"conditions\"")
+    )]
     pub check: String,
     /// Whether it passed.
     pub passed: bool,
@@ -43,6 +49,7 @@ pub struct CheckOutcome {
 
 /// One condition's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ConditionOutcome {
     /// The condition's id.
     pub id: u32,
@@ -52,8 +59,10 @@ pub struct ConditionOutcome {
     pub operator: String,
     /// Its value, when it has one.
     #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[cfg_attr(test, ts(type = "string | number | string[]"))]
     pub value: Value,
     /// The value it saw in the event (`null` when the field is missing).
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub actual: Value,
     /// Whether it holds.
     pub holds: bool,
@@ -61,11 +70,14 @@ pub struct ConditionOutcome {
 
 /// How the conditions combined under the match mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct MatchOutcome {
     /// `all`, `any` or `expression`.
+    #[cfg_attr(test, ts(type = "MatchMode"))]
     pub mode: String,
     /// The expression, in `expression` mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub expression: Option<String>,
     /// Whether the conditions pass.
     pub result: bool,

@@ -36,6 +36,9 @@ mod plan;
 mod ruleset;
 mod webhook;
 
+#[cfg(test)]
+mod typescript;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize as _;

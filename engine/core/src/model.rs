@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// The ticket events the helpdesk emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum EventType {
     /// A ticket was created.
     TicketCreated,
@@ -74,6 +75,7 @@ impl EventType {
 /// How a webhook's conditions combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum MatchMode {
     /// Every condition holds ("meet all").
     All,
@@ -103,52 +105,64 @@ impl MatchMode {
 /// One numbered condition: `{"id": 1, "field": "subject", "operator":
 /// "contains", "value": "refund"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Condition {
     /// The number the expression refers to, 1..=100, distinct in a webhook.
     pub id: i64,
     /// A field of the catalogue, e.g. `subject` or `customFields.plan`.
     pub field: String,
     /// An operator the field allows, e.g. `contains`.
+    #[cfg_attr(test, ts(type = "Operator | string"))]
     pub operator: String,
     /// The operand; its type depends on the operator (see the catalogue).
     /// Absent for operators without one, such as `is_empty`.
     #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[cfg_attr(test, ts(type = "string | number | string[] | null"))]
     pub value: Value,
 }
 
 /// A webhook as the admin defines it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Webhook {
     /// Stable identifier, e.g. `wh_…`; assigned by the server.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
     pub id: String,
     /// What the admin calls it.
     #[serde(default)]
     pub name: String,
     /// A disabled webhook never fires.
     #[serde(default = "enabled_by_default")]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
     pub enabled: bool,
     /// Where deliveries are POSTed: an absolute http:// or https:// URL.
     #[serde(default)]
     pub url: String,
     /// Event types it wants, by name.
     #[serde(default)]
+    #[cfg_attr(test, ts(type = "Array<EventType | string>"))]
     pub events: Vec<String>,
     /// Channels it listens to; with `accounts`, both empty means every one.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<Vec<String>>", optional))]
     pub channels: Vec<String>,
     /// Channel accounts it listens to.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<Vec<String>>", optional))]
     pub accounts: Vec<String>,
     /// Numbered conditions; none means every event of its types fires.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<Vec<Condition>>", optional))]
     pub conditions: Vec<Condition>,
     /// `all`, `any` or `expression`.
     #[serde(rename = "match", default = "all_by_default")]
+    #[cfg_attr(test, ts(optional, type = "MatchMode | string"))]
     pub match_mode: String,
     /// The logic expression, used when `match` is `expression`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub expression: Option<String>,
 }
 
@@ -237,35 +251,45 @@ fn all_by_default() -> String {
 /// reads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct IngestEvent {
     /// The company the event belongs to.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
     pub tenant_id: String,
     /// The event type's name, e.g. `TicketCreated`.
+    #[cfg_attr(test, ts(type = "EventType | string"))]
     pub event: String,
     /// The ticket's UUID.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
     pub ticket_id: String,
     /// The message's UUID, for replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub message_id: Option<String>,
     /// When it happened (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub occurred_at: Option<String>,
     /// The ticket as it is after the event.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<Ticket>", optional))]
     pub ticket: Ticket,
     /// The message, for replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub message: Option<Message>,
     /// What the event changed.
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<Changes>", optional))]
     pub changes: Changes,
 }
 
 /// The ticket fields conditions can test.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Ticket {
     /// `email`, `whatsapp`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,11 +320,13 @@ pub struct Ticket {
     pub requester: Option<Requester>,
     /// Company-defined fields: text or numbers.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[cfg_attr(test, ts(type = "Record<string, string | number | boolean | null>"))]
     pub custom_fields: serde_json::Map<String, Value>,
 }
 
 /// The customer behind a ticket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Requester {
     /// Their e-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,6 +338,7 @@ pub struct Requester {
 
 /// The message of a reply event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Message {
     /// Its text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,6 +351,7 @@ pub struct Message {
 /// What an event changed, field by field.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Changes {
     /// A status change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +369,8 @@ pub struct Changes {
 
 /// One field's change; `None` stands for "was empty" or "became empty".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(optional_fields = nullable))]
 pub struct Change {
     /// The value before.
     #[serde(default)]

@@ -164,6 +164,7 @@ struct Bucket {
 
 /// What a rule set makes of a batch of ingest events ([`RuleSet::ingest`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Intake {
     /// Whether every event was admitted. Only then are they matched: one
     /// bad event refuses the whole batch.
@@ -179,6 +180,7 @@ pub struct Intake {
 /// A webhook that fires for an event, and why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Fired {
     /// The webhook's id.
     pub webhook_id: String,
@@ -188,6 +190,7 @@ pub struct Fired {
 
 /// A webhook [`RuleSet::from_webhooks`] refused, with why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Rejected {
     /// The webhook's id.
     pub id: String,
