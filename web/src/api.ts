@@ -1,16 +1,14 @@
 // The server's API, with the admin key of this tab. Errors come back in the
 // API's one shape, `{ error, message, diagnostics? }`.
 
-import type { Diagnostic } from "@cloudcx/inbox-rules";
+import type { components } from "./api.gen";
 
 const KEY = "inbox.apiKey";
 
-export interface ApiErrorBody {
-  error: string;
-  message: string;
-  diagnostics?: Diagnostic[];
-  warnings?: Diagnostic[];
-}
+/** The API's shapes, generated from its OpenAPI document (`web/openapi.json`). */
+type Schemas = components["schemas"];
+
+export type ApiErrorBody = Schemas["ErrorBody"];
 
 export class ApiError extends Error {
   constructor(
@@ -47,48 +45,12 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   return parsed as T;
 }
 
-export interface StoredWebhook {
-  id: string;
-  name: string;
-  enabled: boolean;
-  url: string;
-  events: string[];
-  channels: string[];
-  accounts: string[];
-  conditions: { id: number; field: string; operator: string; value?: unknown }[];
-  match: "all" | "any" | "expression";
-  expression?: string;
-  createdAt: string;
-  updatedAt: string;
-  disabledReason?: string;
-  breaker: "closed" | "open" | "half_open";
-  /** The client certificate it presents (mutual TLS); never its key. */
-  tls?: { clientCertificate: { subject: string; notAfter: string } };
-}
+/** A stored webhook, as `GET /v1/webhooks/{id}` shows it. */
+export type StoredWebhook = Schemas["WebhookView"];
 
-/** What a write says of the client certificate: set, remove (`null`), or leave out. */
 export type TlsWrite = { clientCertificate: string; clientKey: string } | null;
 
-export interface Attempt {
-  startedAt: string;
-  durationMs: number;
-  status: number | null;
-  response: string | null;
-  errorKind: string | null;
-  error: string | null;
-}
+export type Attempt = Schemas["AttemptView"];
 
-export interface Delivery {
-  id: string;
-  webhookId: string;
-  eventId: string;
-  eventType: string;
-  state: "pending" | "succeeded" | "failed" | "cancelled";
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastError: string | null;
-  payload: unknown;
-  createdAt: string;
-  updatedAt: string;
-  attemptsLog?: Attempt[];
-}
+/** A delivery, with its attempts when read one by one. */
+export type Delivery = Schemas["DeliveryView"] & { attemptsLog?: Attempt[] };

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// translations and UI behaviour on these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[cfg_attr(test, ts(rename = "DiagnosticCode"))]
 pub enum Code {
@@ -95,6 +96,7 @@ impl fmt::Display for Code {
 /// One problem (or warning), with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[cfg_attr(test, ts(optional_fields))]
 pub struct Diagnostic {
@@ -105,21 +107,26 @@ pub struct Diagnostic {
     /// Where in a webhook the problem is, e.g. `conditions[2].value`; absent
     /// when validating a bare expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub path: Option<String>,
     /// The id of the condition the problem belongs to, when there is one, so
     /// a UI can mark that condition in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub condition_id: Option<u32>,
     /// Start of the span to underline, in UTF-16 code units (JavaScript string
     /// indices) of the expression. Present on every expression diagnostic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub start: Option<u32>,
     /// End (exclusive) of the span to underline, as `start`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub end: Option<u32>,
     /// The text that fixes the problem in place of `start..end`, when the
     /// engine knows it: the half-width twin of a full-width character.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub replacement: Option<String>,
 }
 
@@ -166,6 +173,7 @@ impl Diagnostic {
 /// The answer of every validation: whether the input is valid, every error
 /// found and every warning. Warnings never make the input invalid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Report {
     /// `true` exactly when `errors` is empty.

@@ -15,6 +15,7 @@ use crate::webhook::{Check, CompiledWebhook, Probe};
 /// Why a webhook does or does not fire for an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Explanation {
     /// The webhook explained.
@@ -33,6 +34,7 @@ pub struct Explanation {
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct CheckOutcome {
     /// `enabled`, `event`, `subscription` or `conditions`.
@@ -49,6 +51,7 @@ pub struct CheckOutcome {
 
 /// One condition's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ConditionOutcome {
     /// The condition's id.
@@ -70,6 +73,7 @@ pub struct ConditionOutcome {
 
 /// How the conditions combined under the match mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct MatchOutcome {
     /// `all`, `any` or `expression`.

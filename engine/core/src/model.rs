@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// The ticket events the helpdesk emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum EventType {
     /// A ticket was created.
@@ -75,6 +76,7 @@ impl EventType {
 /// How a webhook's conditions combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum MatchMode {
     /// Every condition holds ("meet all").
@@ -105,6 +107,7 @@ impl MatchMode {
 /// One numbered condition: `{"id": 1, "field": "subject", "operator":
 /// "contains", "value": "refund"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Condition {
     /// The number the expression refers to, 1..=100, distinct in a webhook.
@@ -124,45 +127,56 @@ pub struct Condition {
 /// A webhook as the admin defines it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Webhook {
     /// Stable identifier, e.g. `wh_…`; assigned by the server.
     #[serde(default)]
     #[cfg_attr(test, ts(as = "Option<String>", optional))]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub id: String,
     /// What the admin calls it.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: String,
     /// A disabled webhook never fires.
     #[serde(default = "enabled_by_default")]
     #[cfg_attr(test, ts(as = "Option<bool>", optional))]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub enabled: bool,
     /// Where deliveries are POSTed: an absolute http:// or https:// URL.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub url: String,
     /// Event types it wants, by name.
     #[serde(default)]
     #[cfg_attr(test, ts(type = "Array<EventType | string>"))]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Vec<EventType>))]
     pub events: Vec<String>,
     /// Channels it listens to; with `accounts`, both empty means every one.
     #[serde(default)]
     #[cfg_attr(test, ts(as = "Option<Vec<String>>", optional))]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub channels: Vec<String>,
     /// Channel accounts it listens to.
     #[serde(default)]
     #[cfg_attr(test, ts(as = "Option<Vec<String>>", optional))]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub accounts: Vec<String>,
     /// Numbered conditions; none means every event of its types fires.
     #[serde(default)]
     #[cfg_attr(test, ts(as = "Option<Vec<Condition>>", optional))]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub conditions: Vec<Condition>,
     /// `all`, `any` or `expression`.
     #[serde(rename = "match", default = "all_by_default")]
     #[cfg_attr(test, ts(optional, type = "MatchMode | string"))]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = MatchMode))]
     pub match_mode: String,
     /// The logic expression, used when `match` is `expression`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub expression: Option<String>,
 }
 

@@ -46,8 +46,9 @@ pub(super) struct DeliveryView {
     #[schema(value_type = Object)]
     payload: Value,
     /// Why the webhook matched: the engine's explanation when the event came
-    /// in (each check, each condition's result and the value it saw).
-    #[schema(value_type = Object)]
+    /// in (each check, each condition's result and the value it saw);
+    /// `{"test": true}` for a test delivery.
+    #[schema(value_type = inbox_rules::Explanation)]
     matched: Value,
     created_at: String,
     updated_at: String,
@@ -162,7 +163,7 @@ async fn find(state: &AppState, tenant: &str, id: &str) -> Result<DeliveryDetail
 }
 
 /// A webhook's deliveries, newest first.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", operation_id = "list_deliveries",
     params(
         ("id" = String, Path, description = "`wh_…`"),
         ("limit" = Option<u32>, Query, description = "Deliveries per page, 1 to 100 (default 50)"),
@@ -198,7 +199,7 @@ async fn list(
 }
 
 /// A delivery with every attempt.
-#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", operation_id = "get_delivery",
     params(("id" = String, Path, description = "`msg_…`")),
     security(("bearer" = [])),
     responses((status = 200, body = DeliveryDetail), (status = 401, body = ErrorBody),
@@ -262,7 +263,7 @@ async fn test(
     params(("id" = String, Path, description = "`wh_…`")),
     request_body(content = Object, description = "An ingest event"),
     security(("bearer" = [])),
-    responses((status = 200, description = "The engine's explanation", body = Object),
+    responses((status = 200, description = "The engine's explanation", body = inbox_rules::Explanation),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody)))]

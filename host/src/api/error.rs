@@ -40,11 +40,11 @@ pub struct ErrorBody {
     /// The engine's errors, exactly as every surface reports them (only for
     /// `invalid_webhook`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<inbox_rules::Diagnostic>>)]
     pub diagnostics: Option<Value>,
     /// The engine's warnings, alongside `diagnostics`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<inbox_rules::Diagnostic>>)]
     pub warnings: Option<Value>,
 }
 

@@ -135,10 +135,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(system::routes())
 }
 
+/// The OpenAPI document of every route, as JSON (served at
+/// `/openapi.json`; the control panel's API types are generated from it).
+pub fn openapi_json() -> String {
+    let (_, openapi) = routes().split_for_parts();
+    openapi.to_pretty_json().unwrap_or_default()
+}
+
 /// The whole application: routes, fallbacks and layers, with `state`.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = routes().split_for_parts();
-    let openapi: Arc<str> = openapi.to_json().unwrap_or_default().into();
+    let openapi: Arc<str> = openapi.to_pretty_json().unwrap_or_default().into();
     let x_request_id = HeaderName::from_static("x-request-id");
     router
         .fallback(panel)
@@ -240,4 +247,28 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
         .metrics
         .request(labels, started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The control panel's API types are generated from `web/openapi.json`
+    /// (`web/build.sh`, with openapi-typescript); this holds that file to
+    /// the document the routes make. `UPDATE_OPENAPI=1 cargo test -p
+    /// inbox-webhooks --lib openapi` rewrites it.
+    #[test]
+    fn the_panels_openapi_document_is_the_servers() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/openapi.json");
+        let document = super::openapi_json() + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &document).expect("writable web/openapi.json");
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == document,
+            "{} differs from the server's document; run `UPDATE_OPENAPI=1 cargo test -p inbox-webhooks --lib openapi`",
+            path.display()
+        );
+    }
 }

@@ -32,23 +32,8 @@ pub(super) struct ValidateInput {
     /// The condition ids the expression may use.
     ids: Option<Vec<u32>>,
     /// A webhook definition, as `POST /v1/webhooks` takes it.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<inbox_rules::Webhook>)]
     webhook: Option<Value>,
-}
-
-/// The engine's report.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code, reason = "documentation of the engine's answer")]
-pub(super) struct Report {
-    /// `true` exactly when `errors` is empty.
-    valid: bool,
-    /// Each problem: `code`, `message`, and where (`path`, `conditionId`,
-    /// `start`/`end` in UTF-16 code units of the expression).
-    #[schema(value_type = Vec<Object>)]
-    errors: Value,
-    /// Advice that does not make the input invalid.
-    #[schema(value_type = Vec<Object>)]
-    warnings: Value,
 }
 
 fn json(text: String) -> impl IntoResponse {
@@ -60,7 +45,7 @@ fn json(text: String) -> impl IntoResponse {
 #[utoipa::path(post, path = "/v1/rules/validate", tag = "rules",
     request_body = ValidateInput,
     security(("bearer" = [])),
-    responses((status = 200, description = "The engine's report", body = Report),
+    responses((status = 200, description = "The engine's report", body = inbox_rules::Report),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, description = "Not an expression or webhook", body = ErrorBody),

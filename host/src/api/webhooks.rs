@@ -30,35 +30,17 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_secret))
 }
 
-/// A webhook as a client writes it. Every key is optional on `PATCH`; on
-/// `POST` and `PUT` a key left out takes its default. The engine validates
-/// the whole definition; `id`, `createdAt` and `updatedAt` may be sent back
-/// as read and are ignored, any other key is refused.
+/// A webhook as a client writes it: the engine's definition (every key
+/// optional on `PATCH`; on `POST` and `PUT` a key left out takes its
+/// default), and the client certificate, which is the server's. The engine
+/// validates the definition and reports a key it does not have; the
+/// server-owned keys a `GET` shows may be sent back and are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code, reason = "documentation of the body; the engine reads it")]
+#[allow(dead_code, reason = "documentation of the body; the services read it")]
 pub(super) struct WebhookInput {
-    /// What the admin calls it.
-    #[schema(example = "Refunds to CRM")]
-    name: String,
-    /// A disabled webhook never fires. Default `true`.
-    enabled: Option<bool>,
-    /// An absolute http:// or https:// URL.
-    #[schema(example = "https://crm.example/hooks/cloudcx")]
-    url: String,
-    /// Event types, e.g. `TicketCreated`.
-    events: Vec<String>,
-    /// Channels it listens to; with `accounts` empty too, every channel.
-    channels: Option<Vec<String>>,
-    /// Channel accounts it listens to.
-    accounts: Option<Vec<String>>,
-    /// Numbered conditions (see `GET /v1/catalog`).
-    conditions: Option<Vec<ConditionView>>,
-    /// `all` (default), `any` or `expression`.
-    #[serde(rename = "match")]
-    match_mode: Option<String>,
-    /// The logic expression when `match` is `expression`, e.g. `(1 or 2) and 3`.
-    expression: Option<String>,
+    #[serde(flatten)]
+    definition: inbox_rules::Webhook,
     /// A client certificate to present to the receiver (mutual TLS); `null`
     /// removes it. Write-only: the key is never shown again.
     tls: Option<TlsInput>,
@@ -82,39 +64,13 @@ pub(super) struct TlsView {
     client_certificate: CertificateSummary,
 }
 
-/// A condition: `{"id": 1, "field": "subject", "operator": "contains",
-/// "value": "refund"}`.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub(super) struct ConditionView {
-    /// The number the expression refers to.
-    id: i64,
-    /// A field of the catalogue.
-    field: String,
-    /// An operator the field allows.
-    operator: String,
-    /// The operand, when the operator takes one.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    #[schema(value_type = Object)]
-    value: Value,
-}
-
-/// A stored webhook.
+/// A stored webhook: its definition in the engine's canonical form, and
+/// what the server keeps of it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct WebhookView {
-    /// `wh_…`, assigned by the server.
-    id: String,
-    name: String,
-    enabled: bool,
-    url: String,
-    events: Vec<String>,
-    channels: Vec<String>,
-    accounts: Vec<String>,
-    conditions: Vec<ConditionView>,
-    #[serde(rename = "match")]
-    match_mode: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expression: Option<String>,
+    #[serde(flatten)]
+    definition: inbox_rules::Webhook,
     /// RFC 3339.
     created_at: String,
     /// RFC 3339.
@@ -139,7 +95,7 @@ pub(super) struct WrittenView {
     #[serde(flatten)]
     webhook: WebhookView,
     /// The engine's warnings.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<inbox_rules::Diagnostic>)]
     warnings: Value,
 }
 
@@ -188,28 +144,10 @@ pub(super) fn rfc3339(at: Millis) -> String {
 }
 
 fn view(state: &AppState, record: &WebhookRecord) -> Result<WebhookView, AppError> {
-    let webhook: inbox_rules::Webhook =
+    let definition: inbox_rules::Webhook =
         serde_json::from_str(&record.definition).map_err(|e| AppError::internal(&e))?;
     Ok(WebhookView {
-        id: record.id.clone(),
-        name: webhook.name,
-        enabled: webhook.enabled,
-        url: webhook.url,
-        events: webhook.events,
-        channels: webhook.channels,
-        accounts: webhook.accounts,
-        conditions: webhook
-            .conditions
-            .into_iter()
-            .map(|c| ConditionView {
-                id: c.id,
-                field: c.field,
-                operator: c.operator,
-                value: c.value,
-            })
-            .collect(),
-        match_mode: webhook.match_mode,
-        expression: webhook.expression,
+        definition,
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),
         disabled_reason: record.disabled_reason.clone(),
