@@ -6,7 +6,7 @@
 // and prints a table. BENCHMARKS.md records a run beside the native figures.
 import { createRequire } from "node:module";
 
-const { validateExpression, RuleSet } = createRequire(import.meta.url)("./pkg/node/inbox_rules.js");
+const { validateExpression, RuleSet } = createRequire(import.meta.url)("./pkg/node/index.cjs");
 
 const EVENTS = ["TicketCreated", "TicketFromUserReply", "TicketAgentReply",
   "TicketAssigneeChanged", "TicketStatusChanged", "TicketMovedToRecycleBin"];
