@@ -102,13 +102,18 @@ impl Ingestor {
         }
         let texts: Vec<String> = events.iter().map(Value::to_string).collect();
         let array = format!("[{}]", texts.join(","));
+        // Each event's problem with its `tenantId`, reported beside the
+        // engine's problems with it.
+        let foreign: Vec<Vec<Value>> = events.iter().map(|e| claimed(tenant, e)).collect();
         let admitted = match self.matcher.ingest(tenant, array).await? {
-            Verdict::Refused(problems) => {
-                return Err(invalid_events(tenant, &events, problems, batch));
+            Verdict::Refused(mut found) => {
+                for (problems, claim) in found.iter_mut().zip(foreign) {
+                    problems.extend(claim);
+                }
+                return Err(invalid_events(found, batch));
             }
-            Verdict::Admitted(_) if events.iter().any(|e| !claimed(tenant, e).is_empty()) => {
-                let none = vec![Vec::new(); events.len()];
-                return Err(invalid_events(tenant, &events, none, batch));
+            Verdict::Admitted(_) if foreign.iter().any(|claim| !claim.is_empty()) => {
+                return Err(invalid_events(foreign, batch));
             }
             Verdict::Admitted(admitted) => admitted,
         };
@@ -198,17 +203,12 @@ fn claimed(tenant: &str, event: &Value) -> Vec<Value> {
     }
 }
 
-/// The refusal of invalid events: the message names the first problem (with its
-/// index in a batch), `diagnostics` lists them all, each with its `index`.
-fn invalid_events(
-    tenant: &str,
-    events: &[Value],
-    per_event: Vec<Vec<Value>>,
-    batch: bool,
-) -> IngestError {
+/// The refusal of invalid events, from each event's problems: the message
+/// names the first problem (with its index in a batch), `diagnostics` lists
+/// them all, each with its `index`.
+fn invalid_events(per_event: Vec<Vec<Value>>, batch: bool) -> IngestError {
     let mut problems = Vec::new();
-    for (i, (event, mut errors)) in events.iter().zip(per_event).enumerate() {
-        errors.extend(claimed(tenant, event));
+    for (i, errors) in per_event.into_iter().enumerate() {
         for mut error in errors {
             if let Value::Object(map) = &mut error {
                 map.insert("index".to_owned(), Value::from(i));

@@ -133,6 +133,19 @@ async fn one_bad_event_rejects_the_request_naming_index_and_field() {
         assert_eq!(body["diagnostics"][0]["path"], path, "{body}");
         assert_eq!(body["diagnostics"][0]["index"], 0);
     }
+    // The engine's problems and a foreign `tenantId` are reported together.
+    let both = json!({"tenantId": "globex", "event": "TicketCreated", "ticketId": "42"});
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&both))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let paths: Vec<&Value> = body["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| &d["path"])
+        .collect();
+    assert_eq!(paths, [&json!("ticketId"), &json!("tenantId")], "{body}");
     let reply = json!({"event": "TicketAgentReply", "ticketId": TICKET, "messageId": MESSAGE,
                        "tenantId": "acme"});
     let (status, _) = server
