@@ -172,7 +172,7 @@ impl Ingestor {
             if leased.len() < created {
                 dispatcher.wake();
             }
-            dispatcher.hand_over(reservation, leased).await;
+            reservation.hand_over(leased).await;
             Ok::<_, StoreError>(ingested)
         });
         let ingested = stored

@@ -15,7 +15,7 @@
 //!   be claimed, so a later event of a ticket is never delivered to a
 //!   webhook before an earlier one that is still pending.
 //! - **Straight from ingest.** A delivery whose webhook has room (see
-//!   [`Reservation`]) and no earlier pending delivery of its ticket is
+//!   [`admission`]) and no earlier pending delivery of its ticket is
 //!   stored already leased to this process and handed to the dispatcher
 //!   after the commit, with no claim: one write fewer per delivery, and no
 //!   wait for the claim loop. Its lease works as a claim's does: should the
@@ -23,6 +23,7 @@
 //! - **Retries** follow [`Schedule`]; `410 Gone` disables the webhook; a
 //!   webhook whose attempts all failed for `disable_after` is disabled.
 
+pub mod admission;
 pub mod breaker;
 pub mod guard;
 pub mod schedule;
@@ -40,6 +41,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
+use self::admission::{Admission, Ask, Busy, Limits, Reservation};
 use self::breaker::Breakers;
 use self::guard::Guard;
 use self::schedule::Schedule;
@@ -59,10 +61,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// completions and commits, so that one claim takes many rows instead of
 /// one claim per finished attempt.
 const COALESCE: Duration = Duration::from_millis(2);
-/// Deliveries a claim may take ahead per slot of a webhook: they wait in
-/// the dispatcher for one of its workers, so a worker goes from one POST to
-/// the next without waiting for a claim to commit.
-const AHEAD: u32 = 1;
 /// The longest a delivery claimed ahead waits for a worker; after that it
 /// is given back, so that its lease (the attempt's timeout and 10 s) still
 /// covers the attempt when one sends it.
@@ -133,9 +131,8 @@ pub struct Dispatcher {
     /// Attempt slots per tenant (`tenant_concurrency`), so that one
     /// tenant's slow receivers never hold every slot.
     tenant_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Deliveries promised at ingest ([`Reservation`]): room taken before
-    /// they are stored, until they are handed over.
-    promised: Mutex<Promised>,
+    /// Room promised at ingest, and the counting of room.
+    admission: Mutex<Admission>,
     /// Set while the claim loop runs: only then does ingest hand
     /// deliveries over.
     running: AtomicBool,
@@ -146,84 +143,7 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
 }
 
-/// Room ingest took for deliveries it stores leased to this process and
-/// then hands over to the dispatcher ([`Dispatcher::hand_over`]), which
-/// starts them at once: a delivery that needs no claim costs the store no
-/// claim's queries and update, and reaches its receiver sooner. Room is
-/// what a claim would give the webhook (free slots and room to wait ahead,
-/// less what waits and what is promised), only while the claim loop runs
-/// and the webhook's breaker lets attempts through. Dropped, it gives
-/// back what it took.
-#[derive(Debug)]
-pub struct Reservation {
-    dispatcher: Arc<Dispatcher>,
-    /// The tenant whose deliveries these are.
-    tenant: String,
-    taken: HashMap<String, u32>,
-}
-
-impl Reservation {
-    /// Takes room for one delivery to `webhook`, to be stored at `at`:
-    /// the end of its lease, or `None` when there is no room (it is then
-    /// stored for a claim). The tenant's free slots bound it too.
-    pub fn take(&mut self, webhook: &str, at: Millis) -> Option<Millis> {
-        let dispatcher = &self.dispatcher;
-        if !dispatcher.running.load(Ordering::SeqCst)
-            || dispatcher.stopping.load(Ordering::SeqCst)
-            || dispatcher.breakers.blocked(webhook, Instant::now())
-        {
-            return None;
-        }
-        let free = dispatcher.webhook_slot(webhook).available_permits();
-        let tenant_free = dispatcher.tenant_slot(&self.tenant).available_permits();
-        let waiting = lock(&dispatcher.ahead);
-        let mut promised = lock(&dispatcher.promised);
-        let all_promised: u32 = promised.webhooks.values().sum();
-        let tenant_promised = promised.tenants.get(&self.tenant).copied().unwrap_or(0);
-        let slots = u32::try_from(dispatcher.slots.available_permits()).unwrap_or(u32::MAX);
-        if dispatcher.headroom(webhook, free, &waiting, &promised) == 0
-            || slots <= all_promised
-            || count(tenant_free) <= tenant_promised
-        {
-            return None;
-        }
-        *promised.webhooks.entry(webhook.to_owned()).or_default() += 1;
-        *promised.tenants.entry(self.tenant.clone()).or_default() += 1;
-        *self.taken.entry(webhook.to_owned()).or_default() += 1;
-        Some(at + millis(dispatcher.settings.lease()))
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        let mut promised = lock(&self.dispatcher.promised);
-        let mut given_back = 0;
-        for (webhook, taken) in self.taken.drain() {
-            given_back += taken;
-            give_back(&mut promised.webhooks, &webhook, taken);
-        }
-        give_back(&mut promised.tenants, &self.tenant, given_back);
-    }
-}
-
-/// Room promised at ingest and not handed over yet.
-#[derive(Debug, Default)]
-struct Promised {
-    /// Per webhook.
-    webhooks: HashMap<String, u32>,
-    /// Per tenant (the same deliveries, counted by tenant).
-    tenants: HashMap<String, u32>,
-}
-
-fn give_back(counts: &mut HashMap<String, u32>, key: &str, taken: u32) {
-    if let Some(count) = counts.get_mut(key) {
-        *count = count.saturating_sub(taken);
-        if *count == 0 {
-            counts.remove(key);
-        }
-    }
-}
-
+/// A count of slots or deliveries, as admission counts them.
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -282,7 +202,10 @@ impl Dispatcher {
             webhook_slots: Mutex::default(),
             tenant_slots: Mutex::default(),
             ahead: Mutex::default(),
-            promised: Mutex::default(),
+            admission: Mutex::new(Admission::new(Limits {
+                webhook: count(settings.webhook_concurrency),
+                tenant: count(settings.tenant_concurrency),
+            })),
             running: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             recording: TaskTracker::new(),
@@ -337,102 +260,78 @@ impl Dispatcher {
         slot(&self.tenant_slots, tenant, self.settings.tenant_concurrency)
     }
 
-    /// What each webhook can take in a claim: its free slots and room to
-    /// claim ahead ([`AHEAD`] per slot), less what is already claimed
-    /// ahead; nothing behind an open breaker. And what each tenant can
-    /// take: its free slots, less what ingest promised it.
+    /// What each webhook and tenant can take in a claim now
+    /// ([`Admission::room`]).
     fn room(&self, now: Instant) -> Room {
-        let concurrency = count(self.settings.webhook_concurrency);
-        let ahead = concurrency.saturating_mul(AHEAD);
-        let mut room = Room::new(concurrency.saturating_add(ahead));
-        room.tenant_default = count(self.settings.tenant_concurrency);
         let tenants_full = self.settings.tenant_concurrency;
-        let tenants: Vec<(String, usize)> = lock(&self.tenant_slots)
+        let tenants = lock(&self.tenant_slots)
             .iter()
             .map(|(tenant, slot)| (tenant.clone(), slot.available_permits()))
             .filter(|&(_, free)| free < tenants_full)
+            .map(|(tenant, free)| (tenant, count(free)))
             .collect();
-        // Only webhooks with a slot taken differ from the default (rows are
-        // claimed ahead only while every slot of their webhook is taken, and
-        // the last worker leaves only once none is left).
-        let full = self.settings.webhook_concurrency;
-        let free: Vec<(String, usize)> = lock(&self.webhook_slots)
+        let webhooks_full = self.settings.webhook_concurrency;
+        let webhooks = lock(&self.webhook_slots)
             .iter()
             .map(|(webhook, slot)| (webhook, slot.available_permits()))
-            .filter(|&(_, free)| free < full)
-            .map(|(webhook, free)| (webhook.clone(), free))
+            .filter(|&(_, free)| free < webhooks_full)
+            .map(|(webhook, free)| (webhook.clone(), count(free)))
             .collect();
-        {
-            let waiting = lock(&self.ahead);
-            let promised = lock(&self.promised);
-            for (tenant, free) in tenants {
-                let promised = promised.tenants.get(&tenant).copied().unwrap_or(0);
-                room.tenants
-                    .insert(tenant, count(free).saturating_sub(promised));
-            }
-            for (tenant, promised) in &promised.tenants {
-                room.tenants
-                    .entry(tenant.clone())
-                    .or_insert_with(|| room.tenant_default.saturating_sub(*promised));
-            }
-            // Webhooks with every slot free differ from the default only
-            // by what ingest promised them.
-            let promised_only = promised
-                .webhooks
-                .keys()
-                .filter(|webhook| !free.iter().any(|(w, _)| w == *webhook))
-                .map(|webhook| (webhook.clone(), full))
-                .collect::<Vec<_>>();
-            for (webhook, free) in free.into_iter().chain(promised_only) {
-                let left = self.headroom(&webhook, free, &waiting, &promised);
-                room.webhooks.insert(webhook, left);
-            }
-        }
-        for webhook in self.breakers.blocked_webhooks(now) {
-            room.webhooks.insert(webhook, 0);
-        }
-        room
+        let blocked = self.breakers.blocked_webhooks(now);
+        let waiting = lock(&self.ahead);
+        let queued = waiting
+            .iter()
+            .map(|(webhook, queue)| (webhook.clone(), count(queue.len())))
+            .collect();
+        lock(&self.admission).room(Busy {
+            tenants,
+            webhooks,
+            queued,
+            blocked,
+        })
     }
 
-    /// What `webhook` can take now, with `free` of its slots free: those
-    /// slots and room to wait ahead ([`AHEAD`] per slot), less what waits
-    /// for them and what ingest promised. `waiting` and `promised` are the
-    /// locked queues and promises, so that taking room is one step.
-    fn headroom(
-        &self,
-        webhook: &str,
-        free: usize,
-        waiting: &HashMap<String, VecDeque<(Claimed, Instant)>>,
-        promised: &Promised,
-    ) -> u32 {
-        let concurrency = count(self.settings.webhook_concurrency);
-        let queued = waiting.get(webhook).map_or(0, VecDeque::len);
-        count(free)
-            .saturating_add(concurrency.saturating_mul(AHEAD))
-            .saturating_sub(count(queued))
-            .saturating_sub(promised.webhooks.get(webhook).copied().unwrap_or(0))
+    /// Promises room for one of `tenant`'s deliveries to `webhook`
+    /// ([`Admission::promise`]), only while the claim loop runs and the
+    /// webhook's breaker lets attempts through.
+    fn promise(&self, tenant: &str, webhook: &str) -> bool {
+        if !self.running.load(Ordering::SeqCst)
+            || self.stopping.load(Ordering::SeqCst)
+            || self.breakers.blocked(webhook, Instant::now())
+        {
+            return false;
+        }
+        let webhook_free = count(self.webhook_slot(webhook).available_permits());
+        let tenant_free = count(self.tenant_slot(tenant).available_permits());
+        let all_free = count(self.slots.available_permits());
+        // The queue stays locked while room is taken, as a claim and a
+        // worker read it: taking room is one step.
+        let waiting = lock(&self.ahead);
+        let queued = count(waiting.get(webhook).map_or(0, VecDeque::len));
+        lock(&self.admission).promise(&Ask {
+            webhook,
+            tenant,
+            webhook_free,
+            queued,
+            tenant_free,
+            all_free,
+        })
     }
 
     /// An empty reservation, for ingest to take room in before it stores
-    /// `tenant`'s deliveries leased to this process ([`Reservation::take`]).
+    /// `tenant`'s deliveries leased to this process ([`Reservation::take`])
+    /// and to hand them over with once stored.
     pub fn reserve(self: &Arc<Self>, tenant: &str) -> Reservation {
-        Reservation {
-            dispatcher: Arc::clone(self),
-            tenant: tenant.to_owned(),
-            taken: HashMap::new(),
-        }
+        Reservation::new(Arc::clone(self), tenant)
     }
 
-    /// Starts deliveries ingest stored leased to this process, within the
-    /// room `reservation` took for them; the rest of its room is given up.
-    pub async fn hand_over(self: &Arc<Self>, reservation: Reservation, leased: Vec<Claimed>) {
-        for delivery in leased {
-            match self.stopping.load(Ordering::SeqCst) {
-                true => self.release(&delivery.id).await,
-                false => self.start(delivery).await,
-            }
+    /// Starts a delivery ingest stored leased to this process, or gives
+    /// its lease back once the dispatcher is stopping.
+    async fn start_or_release(self: &Arc<Self>, delivery: Claimed) {
+        match self.stopping.load(Ordering::SeqCst) {
+            true => self.release(&delivery.id).await,
+            false => self.start(delivery).await,
         }
-        drop(reservation);
     }
 
     /// Says there may be deliveries to claim.
