@@ -36,6 +36,22 @@ pub struct Config {
     /// one, so receivers can switch without dropping a message. `24h`.
     #[serde(with = "duration")]
     pub secret_overlap: Duration,
+    /// HTTP connections open at once at most; past it, new ones wait until
+    /// one closes. Keep it under the process's file limit (`ulimit -n`).
+    pub max_connections: u32,
+    /// How long a client has to send a request's whole header; a
+    /// connection that takes longer (or idles that long between requests)
+    /// is closed.
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body; past it the request
+    /// is answered 408.
+    #[serde(with = "duration")]
+    pub body_timeout: Duration,
+    /// Failed authentications one client address may make per minute;
+    /// past it, its requests are refused (429) until the minute ends,
+    /// whatever key they carry.
+    pub auth_failures_per_minute: u32,
     /// Requests per second one admin API key may make on average…
     pub rate_limit_per_second: u32,
     /// …and in a burst. A client past it gets 429 with `Retry-After`.
@@ -110,6 +126,10 @@ impl Default for Config {
             panel_dir: PathBuf::from("web/dist"),
             database_url: String::new(),
             secret_overlap: Duration::from_secs(24 * 60 * 60),
+            max_connections: 1_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            auth_failures_per_minute: 20,
             // Generous for a control panel and scripts; a runaway loop
             // still cannot monopolise the store.
             rate_limit_per_second: 50,
@@ -180,12 +200,16 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 24] = [
+    pub const SETTINGS: [&'static str; 28] = [
         "bind",
         "data_dir",
         "panel_dir",
         "database_url",
         "secret_overlap",
+        "max_connections",
+        "header_timeout",
+        "body_timeout",
+        "auth_failures_per_minute",
         "rate_limit_per_second",
         "rate_limit_burst",
         "ingest_rate_limit_per_second",
@@ -254,6 +278,25 @@ impl Config {
         }
         if self.rate_limit_burst == 0 {
             bail!("invalid rate_limit_burst (INBOX_RATE_LIMIT_BURST): must be at least 1");
+        }
+        if self.auth_failures_per_minute == 0 {
+            bail!(
+                "invalid auth_failures_per_minute (INBOX_AUTH_FAILURES_PER_MINUTE): must be at least 1"
+            );
+        }
+        if self.max_connections == 0 {
+            bail!("invalid max_connections (INBOX_MAX_CONNECTIONS): must be at least 1");
+        }
+        for (setting, timeout) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ] {
+            if timeout.is_zero() {
+                bail!(
+                    "invalid {setting} (INBOX_{}): must be longer than 0s",
+                    setting.to_uppercase()
+                );
+            }
         }
         if self.tenant_concurrency == Some(0) {
             bail!("invalid tenant_concurrency (INBOX_TENANT_CONCURRENCY): must be at least 1");

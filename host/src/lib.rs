@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod ingest;
 pub mod keys;

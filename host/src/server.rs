@@ -11,8 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::api::failures::AuthFailures;
 use crate::api::{self, AppState, RateLimit};
 use crate::config::Config;
+use crate::connections;
 use crate::delivery::Dispatcher;
 use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
@@ -124,6 +126,7 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
             limit(config.rate_limit_per_second),
             limit(config.rate_limit_burst),
         )),
+        auth_failures: Arc::new(AuthFailures::new(config.auth_failures_per_minute)),
         ingest_limiter: Arc::new(RateLimit::new(
             limit(config.ingest_rate_limit_per_second),
             limit(config.ingest_rate_limit_burst),
@@ -145,21 +148,23 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) {
+    let limits = connections::Limits {
+        max_connections: config.max_connections as usize,
+        header_timeout: config.header_timeout,
+    };
+    let body_timeout = config.body_timeout;
     let store = Arc::clone(&state.store);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivering = state.dispatcher.spawn(stopped);
-    let served = axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+    connections::serve(listener, api::app(state, body_timeout), limits, shutdown).await;
     let _ = stop.send(true);
     if let Err(error) = delivering.await {
         tracing::error!(%error, "the dispatcher failed");
     }
     store.close().await;
-    served
 }
 
 /// `inbox-webhooks serve`: binds, says where to go, and serves until
@@ -184,7 +189,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "no tenant yet: `scripts/run tenant create <name>` (or `inbox-webhooks tenant create <name>`) makes one and prints its keys"
         );
     }
-    serve(listener, state, signal()).await?;
+    serve(listener, state, &config, signal()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -230,7 +235,7 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Server {
@@ -240,9 +245,12 @@ impl Server {
         let listener = TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            serve(listener, state, &config, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
         Ok(Self {
             addr,
             stop: Some(stop),
@@ -255,7 +263,7 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.context("server task")?
+        (&mut self.task).await.context("server task")
     }
 }
 

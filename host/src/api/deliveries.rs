@@ -2,7 +2,7 @@
 //! webhook against an event.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
+use super::extract::{Admin, JsonBody, PathId, QueryParams, page, page_limit};
 use super::webhooks::rfc3339;
 use crate::api::error::{AppError, ErrorBody};
 use crate::rules::Op;
@@ -176,7 +176,7 @@ async fn find(state: &AppState, tenant: &str, id: &str) -> Result<DeliveryDetail
 async fn list(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<DeliveryPage>, AppError> {
     state.webhooks.get(admin.tenant(), &id).await?;
@@ -207,7 +207,7 @@ async fn list(
 async fn get(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<DeliveryDetail>, AppError> {
     Ok(Json(find(&state, admin.tenant(), &id).await?))
 }
@@ -222,7 +222,7 @@ async fn get(
 async fn retry(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<(StatusCode, Json<DeliveryDetail>), AppError> {
     if !state.store.redeliver(admin.tenant(), &id, now()).await? {
         return Err(AppError::not_found("delivery"));
@@ -246,7 +246,7 @@ async fn retry(
 async fn test(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(input): JsonBody<TestInput>,
 ) -> Result<Json<TestOutcome>, AppError> {
     let sent = state.tests.send(admin.tenant(), &id, input.event).await?;
@@ -270,7 +270,7 @@ async fn test(
 async fn explain(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(event): JsonBody<Value>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), AppError> {
     let webhook = state.webhooks.get(admin.tenant(), &id).await?;

@@ -112,11 +112,16 @@ impl AppError {
 
     /// 429 with the seconds to wait.
     pub fn rate_limited(wait_seconds: u64) -> Self {
-        let mut error = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
+        Self::too_many(
             "rate_limited",
             format!("too many requests with this key; retry in {wait_seconds} s"),
-        );
+            wait_seconds,
+        )
+    }
+
+    /// 429 with `Retry-After: wait_seconds`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, wait_seconds: u64) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
         error.retry_after = Some(wait_seconds);
         error
     }
@@ -151,6 +156,9 @@ impl From<StoreError> for AppError {
                 "conflict",
                 format!("{what} already exists"),
             ),
+            StoreError::IdempotencyMismatch(mismatch) => {
+                Self::unprocessable("idempotency_mismatch", mismatch.to_string())
+            }
             other => Self::internal(&other),
         }
     }

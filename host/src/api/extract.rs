@@ -1,15 +1,19 @@
 //! Extractors that turn a request into trusted values, answering every
 //! refusal in the API's one error shape: the caller ([`Admin`]), a JSON body
-//! ([`JsonBody`]) and query parameters ([`QueryParams`]).
+//! ([`JsonBody`]), the id in a route ([`PathId`]) and query parameters
+//! ([`QueryParams`]).
+
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::api::error::AppError;
+use crate::connections;
 use crate::keys::{self, KeyKind};
 use crate::store::Caller;
 
@@ -48,12 +52,24 @@ impl FromRequestParts<AppState> for Ingest {
 }
 
 /// Finds the caller of a `kind` key, checks its rate limit, and records its
-/// tenant on the log span. Never logs the key.
+/// tenant on the log span. Never logs the key. A client address with too
+/// many failures is refused before its key is looked up
+/// ([`super::failures`]).
 pub async fn authenticate(
     parts: &Parts,
     state: &AppState,
     kind: KeyKind,
 ) -> Result<Caller, AppError> {
+    let client = connections::client(parts).map(|addr| addr.ip());
+    let failed = || {
+        if let Some(client) = client {
+            state.auth_failures.failed(client, Instant::now());
+        }
+        AppError::unauthorized()
+    };
+    if let Some(client) = client {
+        state.auth_failures.check(client, Instant::now())?;
+    }
     let presented = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -61,13 +77,13 @@ pub async fn authenticate(
         .and_then(bearer)
         .map(str::trim)
         .filter(|key| !key.is_empty())
-        .ok_or_else(AppError::unauthorized)?;
+        .ok_or_else(failed)?;
     let caller = state
         .store
         .caller(&keys::digest(presented))
         .await?
         .filter(|caller| caller.kind == kind)
-        .ok_or_else(AppError::unauthorized)?;
+        .ok_or_else(failed)?;
     tracing::Span::current().record("tenant", caller.tenant_id.as_str());
     let limiter = match kind {
         KeyKind::Admin => &state.limiter,
@@ -84,8 +100,13 @@ fn bearer(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
+/// How long a request's whole body may take to arrive (`body_timeout`), put
+/// on every request by [`super::app`].
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 /// A JSON body: `Content-Type: application/json` (415 otherwise), at most
-/// the body limit (413), well-formed (400 naming the line and column), of
+/// the body limit (413), arrived within `body_timeout` (408), well-formed (400 naming the line and column), of
 /// the expected shape (422).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -108,17 +129,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "send the body as JSON, with `Content-Type: application/json`",
             ));
         }
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection| match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!("the body is over the limit of {} bytes", super::BODY_LIMIT),
+        let BodyTimeout(timeout) = request
+            .extensions()
+            .get::<BodyTimeout>()
+            .copied()
+            .unwrap_or_else(|| BodyTimeout(crate::config::Config::default().body_timeout));
+        let bytes = tokio::time::timeout(timeout, Bytes::from_request(request, state))
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the body did not arrive within {} (body_timeout)",
+                        humantime::format_duration(timeout)
                     ),
-                    _ => AppError::bad_request("unreadable_body", "the body could not be read"),
-                })?;
+                )
+            })?
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the body is over the limit of {} bytes", super::BODY_LIMIT),
+                ),
+                _ => AppError::bad_request("unreadable_body", "the body could not be read"),
+            })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| match error.classify() {
@@ -130,6 +165,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     format!("the body is not valid JSON: {error}"),
                 ),
             })
+    }
+}
+
+/// The `{id}` of a route. An id that is not UTF-8 once percent-decoded
+/// (`%FF`) answers 400 in the API's error shape, not axum's plain text.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|rejection| AppError::bad_request("invalid_path", rejection.body_text()))
     }
 }
 

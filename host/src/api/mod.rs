@@ -38,6 +38,7 @@ mod deliveries;
 pub mod error;
 mod events;
 pub mod extract;
+pub mod failures;
 mod rules;
 mod system;
 mod webhooks;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimit>,
     /// Per-key request limits of ingest keys.
     pub ingest_limiter: Arc<RateLimit>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<failures::AuthFailures>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     /// Sends deliveries; its breakers are shown with each webhook.
@@ -142,8 +145,10 @@ pub fn openapi_json() -> String {
     openapi.to_pretty_json().unwrap_or_default()
 }
 
-/// The whole application: routes, fallbacks and layers, with `state`.
-pub fn app(state: AppState) -> Router {
+/// The whole application: routes, fallbacks and layers, with `state`. A
+/// request whose body has not arrived within `body_timeout` is answered
+/// 408.
+pub fn app(state: AppState, body_timeout: std::time::Duration) -> Router {
     let (router, openapi) = routes().split_for_parts();
     let openapi: Arc<str> = openapi.to_pretty_json().unwrap_or_default().into();
     let x_request_id = HeaderName::from_static("x-request-id");
@@ -158,6 +163,7 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(axum::Extension(system::OpenApiJson(openapi)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::Extension(extract::BodyTimeout(body_timeout)))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(

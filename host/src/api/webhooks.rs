@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, QueryParams, page, page_limit};
+use super::extract::{Admin, JsonBody, PathId, QueryParams, page, page_limit};
 use crate::api::error::{AppError, ErrorBody};
 use crate::delivery::breaker::State as BreakerState;
 use crate::delivery::tls::{self, CertificateSummary};
@@ -234,7 +234,7 @@ async fn list(
 async fn get(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<WebhookView>, AppError> {
     Ok(Json(view(
         &state,
@@ -255,7 +255,7 @@ async fn get(
 async fn replace(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Json<WrittenView>, AppError> {
     written(
@@ -277,7 +277,7 @@ async fn replace(
 async fn patch(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Json<WrittenView>, AppError> {
     written(
@@ -295,7 +295,7 @@ async fn patch(
 async fn delete(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, AppError> {
     state.webhooks.delete(admin.tenant(), &id).await?;
     state.dispatcher.breakers.reset(&id);
@@ -329,7 +329,7 @@ async fn set_enabled(
 async fn enable(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<WrittenView>, AppError> {
     set_enabled(&state, &admin, &id, true).await
 }
@@ -343,7 +343,7 @@ async fn enable(
 async fn disable(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<WrittenView>, AppError> {
     set_enabled(&state, &admin, &id, false).await
 }
@@ -370,7 +370,7 @@ pub(super) struct RotateInput {
 async fn rotate_secret(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: axum::body::Bytes,
 ) -> Result<Json<RotatedSecret>, AppError> {
     let input: RotateInput = match body.is_empty() {

@@ -38,6 +38,10 @@ pub enum StoreError {
     /// The named thing does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// An event's idempotency key was stored before with a different event
+    /// (see [`Store::ingest`]); nothing of the request was stored.
+    #[error("{0}")]
+    IdempotencyMismatch(IdempotencyMismatch),
     /// The database failed; the details are for the logs, never for clients.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -226,6 +230,18 @@ pub struct Ingested {
     /// The deliveries stored leased (see [`NewDelivery::lease_until`]),
     /// with their webhook's URL, state and secrets, as a claim gives them.
     pub leased: Vec<Claimed>,
+}
+
+/// A request that reuses idempotency keys for other events: the index of
+/// the first event whose key was stored with another body, or which is new
+/// beside repeated ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "event {index} reuses an idempotency key with a different event; a retry must send the same events"
+)]
+pub struct IdempotencyMismatch {
+    /// The event's index in the request.
+    pub index: usize,
 }
 
 /// How many deliveries a claim may take per webhook: what the dispatcher
@@ -468,7 +484,10 @@ pub trait Store: Send + Sync + Debug {
     async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
 
     /// Stores events and their deliveries in one transaction; an event
-    /// whose idempotency key was seen before is not stored again.
+    /// whose idempotency key was seen before with the same body (as JSON:
+    /// key order and spacing aside) is not stored again. A key seen with
+    /// another body, or new events beside repeated ones, store nothing and
+    /// fail with [`StoreError::IdempotencyMismatch`].
     async fn ingest(
         &self,
         tenant_id: &str,

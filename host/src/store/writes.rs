@@ -9,8 +9,8 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::{
-    Attempt, Claimed, Health, Ingested, KeyRecord, Millis, NewEvent, Next, Room, SecretPlace,
-    StoredSecret, WebhookRecord,
+    Attempt, Claimed, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent, Next,
+    Room, SecretPlace, StoredSecret, WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
@@ -219,8 +219,8 @@ pub(super) fn ingest(
         "SELECT 1 FROM deliveries
          WHERE state = 'pending' AND webhook_id = ? AND ticket_id = ? LIMIT 1",
     )?;
-    let mut answers = Vec::with_capacity(events.len());
-    for event in events {
+    let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
         let stored = insert_event.execute(params![
             event.id,
             tenant_id,
@@ -229,17 +229,26 @@ pub(super) fn ingest(
             at,
         ])?;
         if stored == 0 {
-            let earlier: String = tx
+            let (earlier, body): (String, String) = tx
                 .prepare_cached(
-                    "SELECT id FROM events WHERE tenant_id = ? AND idempotency_key = ?",
+                    "SELECT id, body FROM events WHERE tenant_id = ? AND idempotency_key = ?",
                 )?
-                .query_row(params![tenant_id, event.idempotency_key], |row| row.get(0))?;
+                .query_row(params![tenant_id, event.idempotency_key], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            let mixed = whole_request(event) && answers.iter().any(|a| a.new);
+            if mixed || !same_event(&body, &event.body) {
+                return Err(mismatch(index));
+            }
             answers.push(Ingested {
                 event_id: earlier,
                 new: false,
                 leased: Vec::new(),
             });
             continue;
+        }
+        if whole_request(event) && answers.iter().any(|a| !a.new) {
+            return Err(mismatch(index));
         }
         let mut leased = Vec::new();
         for delivery in &event.deliveries {
@@ -288,6 +297,31 @@ pub(super) fn ingest(
     }
     fill_targets(tx, at, answers.iter_mut().flat_map(|a| &mut a.leased))?;
     Ok(answers)
+}
+
+/// Whether the event's key is a request's `Idempotency-Key` (`request:…`),
+/// which covers the whole request: a retry repeats every event or none.
+/// (An event's own id, `event:…`, covers that event alone, so a batch may
+/// repeat some events and bring new ones.)
+fn whole_request(event: &NewEvent) -> bool {
+    event
+        .idempotency_key
+        .as_deref()
+        .is_some_and(|key| key.starts_with("request:"))
+}
+
+/// Whether two stored event bodies are the same event: equal as JSON,
+/// whatever their key order and spacing.
+fn same_event(stored: &str, sent: &str) -> bool {
+    stored == sent
+        || serde_json::from_str::<serde_json::Value>(stored).ok()
+            == serde_json::from_str::<serde_json::Value>(sent).ok()
+}
+
+/// The write's error for a reused idempotency key: it rolls the request's
+/// writes back, and the store reads it as [`StoreError::IdempotencyMismatch`].
+fn mismatch(index: usize) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(IdempotencyMismatch { index }))
 }
 
 /// Leases due deliveries (see [`super::Store::claim`]), each with its

@@ -68,6 +68,7 @@ impl TestServer {
             // tests the limit.
             rate_limit_per_second: 10_000,
             rate_limit_burst: 10_000,
+            auth_failures_per_minute: 10_000,
             ..Default::default()
         };
         change(&mut config);

@@ -336,3 +336,76 @@ async fn a_retried_request_enqueues_nothing_twice() {
     let (status, body) = answer(bad).await;
     assert_eq!((status, &body["error"]), (400, &json!("invalid_header")));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_reused_with_other_events_is_refused_and_stores_nothing() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook()))
+        .await;
+    let send = |key: &'static str, body: Value| {
+        server
+            .request(Method::POST, "/v1/events", &keys.ingest)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let batch = json!([matching_event(), other_event()]);
+    let (status, first) = answer(send("k", batch.clone()).await.expect("sent")).await;
+    assert_eq!((status, &first["deliveries"]), (202, &json!(1)));
+
+    let mut changed = matching_event();
+    changed["ticket"]["subject"] = json!("something else entirely");
+    let longer = json!([matching_event(), other_event(), matching_event()]);
+    let shorter_then_other = json!([matching_event(), changed.clone()]);
+    for body in [json!([changed]), longer, shorter_then_other] {
+        let (status, answered) = answer(send("k", body.clone()).await.expect("sent")).await;
+        assert_eq!(
+            (status, &answered["error"]),
+            (422, &json!("idempotency_mismatch")),
+            "{body}: {answered}"
+        );
+    }
+    assert_eq!(queue_depth(&server).await, 1, "nothing more was stored");
+
+    // The same events, keys in another order, are the same request.
+    let reversed = |event: &Value| {
+        let fields = event.as_object().expect("an object").iter().rev();
+        Value::Object(fields.map(|(k, v)| (k.clone(), v.clone())).collect())
+    };
+    let reordered = json!([reversed(&matching_event()), reversed(&other_event())]);
+    assert_ne!(reordered.to_string(), batch.to_string());
+    let (status, again) = answer(send("k", reordered).await.expect("sent")).await;
+    assert_eq!((status, &again), (202, &first));
+
+    // An event's own id: the same id with another body is refused too, but
+    // a batch may repeat some events by id and bring new ones.
+    let mut event = matching_event();
+    event["id"] = json!("helpdesk-event-7");
+    let (status, _) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&event))
+        .await;
+    assert_eq!(status, 202);
+    let mut altered = event.clone();
+    altered["ticket"]["subject"] = json!("altered");
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&altered))
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("idempotency_mismatch"))
+    );
+    let mut next = matching_event();
+    next["id"] = json!("helpdesk-event-8");
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&json!([event, next])),
+        )
+        .await;
+    assert_eq!((status, &body["deliveries"]), (202, &json!(2)), "{body}");
+    assert_eq!(queue_depth(&server).await, 3);
+}

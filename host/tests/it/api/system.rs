@@ -113,6 +113,23 @@ async fn bad_requests_get_the_right_status_and_shape() {
         (405, &json!("method_not_allowed"))
     );
 
+    // An id that is not UTF-8 once decoded, and a query of the wrong type:
+    // the error shape, not axum's plain text.
+    for (path, code) in [
+        ("/v1/webhooks/%FF", "invalid_path"),
+        ("/v1/webhooks/%FF/deliveries", "invalid_path"),
+        ("/v1/deliveries/%C3%28", "invalid_path"),
+        ("/v1/webhooks?limit=many", "invalid_query"),
+    ] {
+        let (status, body) = server.call(Method::GET, path, &key, None).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!(code)),
+            "{path}: {body}"
+        );
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+
     let (_, page) = server.call(Method::GET, "/v1/webhooks", &key, None).await;
     assert_eq!(page["data"], json!([]), "no bad request stored anything");
 }
