@@ -1,7 +1,9 @@
 //! Test deliveries: a sample event of a chosen type, sent to one webhook
 //! now. The engine says what a delivery of the event carries; the delivery
 //! is stored and logged like any other, sent once by the dispatcher's
-//! sender, and never retried.
+//! sender, and not retried. (Should the process die before the attempt is
+//! recorded, the delivery's lease runs out and the dispatcher sends it as
+//! it sends any delivery.)
 
 use std::sync::Arc;
 
@@ -103,6 +105,7 @@ impl TestDeliveries {
                 errors: errors.unwrap_or_default(),
             });
         };
+        let at = now();
         let delivery = NewDelivery {
             id: format!("msg_{}", ulid::Ulid::new()),
             webhook_id: webhook.id.clone(),
@@ -110,9 +113,12 @@ impl TestDeliveries {
             ticket_id: event["ticketId"].as_str().unwrap_or_default().to_owned(),
             payload: payload.to_string(),
             explanation: r#"{"test":true}"#.to_owned(),
-            // Sent by this request, never by the dispatcher.
-            due: Some(i64::MAX),
-            lease_until: None,
+            // Sent by this request, under a lease as a claim would hold
+            // it: should the process die before the attempt is recorded,
+            // the lease runs out and the dispatcher sends it like any
+            // other delivery, so it is never left pending for good.
+            due: None,
+            lease_until: Some(at + self.dispatcher.lease_millis()),
         };
         let claimed = Claimed {
             id: delivery.id.clone(),
@@ -133,7 +139,7 @@ impl TestDeliveries {
             body: event.to_string(),
             deliveries: vec![delivery],
         };
-        self.store.ingest(tenant, vec![stored], now()).await?;
+        self.store.ingest(tenant, vec![stored], at).await?;
         let outcome = self.dispatcher.send_once(&claimed).await?;
         Ok(Sent {
             delivered: outcome.succeeded(),

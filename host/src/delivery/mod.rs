@@ -620,8 +620,14 @@ impl Dispatcher {
         }
     }
 
-    /// Sends a delivery that was stored to be sent now and not retried (a
-    /// test event): one attempt, recorded, and its outcome.
+    /// How long a lease of this dispatcher lasts, in milliseconds: an
+    /// attempt's timeout and a margin for recording it.
+    pub fn lease_millis(&self) -> Millis {
+        millis(self.settings.lease())
+    }
+
+    /// Sends a delivery stored leased to send now and not retry (a test
+    /// event): one attempt, recorded, and its outcome.
     pub async fn send_once(
         &self,
         delivery: &Claimed,

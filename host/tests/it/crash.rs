@@ -1,7 +1,8 @@
 //! Crash safety: the server as a child process, killed with SIGKILL in the
 //! middle of a stream of events, at random moments, and started again.
 //! Every event that got a 202 must reach the receiver at least once, and
-//! every copy of one delivery must carry the same `webhook-id`.
+//! every copy of one delivery must carry the same `webhook-id`. A test
+//! delivery cut short by a crash is sent once its lease runs out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher as _;
@@ -141,6 +142,57 @@ async fn every_accepted_event_survives_kill_9() {
         "crash test: {} accepted, {} delivered, {duplicates} duplicate posts",
         accepted.len(),
         delivered.len()
+    );
+    server.kill();
+}
+
+/// A test delivery whose process dies during its attempt is not left
+/// pending for good: once its lease runs out, the next process sends it.
+#[tokio::test]
+async fn a_test_delivery_cut_short_by_a_crash_is_sent_after_its_lease() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = tenant_create(dir.path());
+    // The first attempt hangs: the process is killed while it waits.
+    let receiver = Receiver::start(vec![Reply::Hang], Reply::ok()).await;
+    let settings = [
+        ("INBOX_ALLOW_PRIVATE_TARGETS", "true"),
+        // A lease of 11 s: the timeout and a 10 s margin.
+        ("INBOX_DELIVERY_TIMEOUT", "1s"),
+    ];
+    let http = reqwest::Client::new();
+    let server = Serving::start_with(dir.path(), &settings);
+    let created = http
+        .post(format!("http://{}/v1/webhooks", server.addr))
+        .bearer_auth(&keys.admin)
+        .json(&json!({"name": "tested", "url": receiver.url("/"), "events": ["TicketCreated"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let testing = http
+        .post(format!("http://{}/v1/webhooks/{id}/test", server.addr))
+        .bearer_auth(&keys.admin)
+        .json(&json!({}))
+        .send();
+    let testing = tokio::spawn(testing);
+    let first = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(first.len(), 1, "the test attempt reached the receiver");
+    tokio::task::spawn_blocking(move || server.kill())
+        .await
+        .expect("killed");
+    assert!(testing.await.expect("task").is_err(), "no answer: killed");
+
+    let server = Serving::start_with(dir.path(), &settings);
+    let again = receiver.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(again.len(), 2, "sent again once its lease ran out");
+    assert_eq!(
+        again[0].headers["webhook-id"], again[1].headers["webhook-id"],
+        "the same delivery"
     );
     server.kill();
 }
