@@ -52,6 +52,11 @@ pub struct Config {
     /// past it, its requests are refused (429) until the minute ends,
     /// whatever key they carry.
     pub auth_failures_per_minute: u32,
+    /// The longest one call into the rule engine may run (a batch of
+    /// events, a validation); past it the call is cut off: an ingest
+    /// request is then answered 503 with `Retry-After`.
+    #[serde(with = "duration")]
+    pub engine_deadline: Duration,
     /// Requests per second one admin API key may make on average…
     pub rate_limit_per_second: u32,
     /// …and in a burst. A client past it gets 429 with `Retry-After`.
@@ -130,6 +135,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             auth_failures_per_minute: 20,
+            engine_deadline: Duration::from_secs(2),
             // Generous for a control panel and scripts; a runaway loop
             // still cannot monopolise the store.
             rate_limit_per_second: 50,
@@ -200,7 +206,7 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 28] = [
+    pub const SETTINGS: [&'static str; 29] = [
         "bind",
         "data_dir",
         "panel_dir",
@@ -210,6 +216,7 @@ impl Config {
         "header_timeout",
         "body_timeout",
         "auth_failures_per_minute",
+        "engine_deadline",
         "rate_limit_per_second",
         "rate_limit_burst",
         "ingest_rate_limit_per_second",
@@ -290,6 +297,7 @@ impl Config {
         for (setting, timeout) in [
             ("header_timeout", self.header_timeout),
             ("body_timeout", self.body_timeout),
+            ("engine_deadline", self.engine_deadline),
         ] {
             if timeout.is_zero() {
                 bail!(

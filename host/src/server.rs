@@ -25,25 +25,26 @@ use crate::test_delivery::TestDeliveries;
 use crate::vault::{self, Vault};
 use crate::webhooks::Webhooks;
 
-/// The wasmtime runtime, built once per process: compiling (or loading) the
-/// guest is the slow part, and every server in the process can share it.
-fn runtime() -> anyhow::Result<Arc<Runtime>> {
-    static SHARED: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
+/// The wasmtime runtime for `budget`, built once per process: compiling
+/// (or loading) the guest is the slow part, and every server in the
+/// process with the same budget shares it.
+fn runtime(budget: Budget) -> anyhow::Result<Arc<Runtime>> {
+    static SHARED: Mutex<Vec<Arc<Runtime>>> = Mutex::new(Vec::new());
     let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(runtime) = shared.as_ref() {
+    if let Some(runtime) = shared.iter().find(|r| *r.budget() == budget) {
         return Ok(Arc::clone(runtime));
     }
     tracing::info!(
         "loading the rule engine (compiled once on the first start, a few seconds; cached after)"
     );
     let started = std::time::Instant::now();
-    let runtime = Runtime::new(Budget::default(), Runtime::default_cache_dir())
+    let runtime = Runtime::new(budget, Runtime::default_cache_dir())
         .map_err(|e| anyhow::anyhow!("starting the rule engine: {e:#}"))?;
     tracing::info!(
         ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "rule engine ready"
     );
-    *shared = Some(Arc::clone(&runtime));
+    shared.push(Arc::clone(&runtime));
     Ok(runtime)
 }
 
@@ -80,7 +81,10 @@ pub async fn state(config: &Config) -> anyhow::Result<AppState> {
     let key_file = config.secret_key_file();
     let vault = Arc::new(Vault::open_or_create(&key_file)?);
     vault::seal_stored(store.as_ref(), &vault, &key_file).await?;
-    let runtime = runtime()?;
+    let runtime = runtime(Budget {
+        deadline: config.engine_deadline,
+        ..Budget::default()
+    })?;
     let engine = Pool::new(Arc::clone(&runtime));
     let catalog = engine
         .run(|s| s.call(Op::Catalog, "null"))

@@ -199,6 +199,10 @@ impl From<WebhookError> for AppError {
     }
 }
 
+/// The `Retry-After` of an ingest request the engine could not take in, in
+/// seconds.
+const ENGINE_RETRY_AFTER: u64 = 5;
+
 impl From<IngestError> for AppError {
     fn from(error: IngestError) -> Self {
         match error {
@@ -206,6 +210,20 @@ impl From<IngestError> for AppError {
             IngestError::TooMany(_) => Self::unprocessable("too_many_events", error.to_string()),
             IngestError::InvalidEvents { message, problems } => {
                 Self::diagnosed("invalid_event", message, problems, None)
+            }
+            // The events were valid; the engine could not take them in now
+            // (a deadline, or a batch too big for its memory). Retryable:
+            // a 4xx would tell the client to drop valid events.
+            IngestError::Engine(
+                error @ (rules::Error::Timeout(_) | rules::Error::OutOfMemory(_)),
+            ) => {
+                let mut answer = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "engine_unavailable",
+                    format!("{error}; nothing was stored, retry later (or in smaller batches)"),
+                );
+                answer.retry_after = Some(ENGINE_RETRY_AFTER);
+                answer
             }
             IngestError::Engine(error) => error.into(),
             IngestError::Store(error) => error.into(),

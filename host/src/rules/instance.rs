@@ -25,7 +25,7 @@ impl Instance {
     /// No instance yet; the first call makes one. Calls get `budget`, or
     /// the runtime's when it is `None`.
     pub(super) fn new(runtime: Arc<Runtime>, budget: Option<Budget>) -> Self {
-        let budget = budget.unwrap_or_else(|| runtime.budget().clone());
+        let budget = budget.unwrap_or_else(|| *runtime.budget());
         Self {
             runtime,
             budget,

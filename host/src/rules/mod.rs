@@ -45,7 +45,7 @@ mod guest {
 }
 
 /// What bounds each guest call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Budget {
     /// The most linear memory one instance may grow to, in bytes.
     pub memory_bytes: usize,

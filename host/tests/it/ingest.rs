@@ -1,6 +1,8 @@
 //! `POST /v1/events`: checked by the engine, matched in wasmtime against the
 //! tenant's current webhooks, stored with its deliveries before the 202.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -408,4 +410,55 @@ async fn an_idempotency_key_reused_with_other_events_is_refused_and_stores_nothi
         .await;
     assert_eq!((status, &body["deliveries"]), (202, &json!(2)), "{body}");
     assert_eq!(queue_depth(&server).await, 3);
+}
+
+/// Events the engine cannot take in within its deadline are answered 503
+/// with `Retry-After` (the client keeps them and retries) and nothing of
+/// the request is stored; never a 4xx, which would tell it to drop them.
+#[tokio::test]
+async fn an_engine_deadline_during_ingest_is_a_retryable_503_that_stores_nothing() {
+    let server = TestServer::start_with(|config| {
+        config.engine_deadline = Duration::from_millis(100);
+    })
+    .await;
+    let keys = server.tenant("Acme").await;
+    let conditions: Vec<Value> = (1..=10)
+        .map(|id| json!({"id": id, "field": "subject", "operator": "matches", "value": ".{0,400}!N"}))
+        .collect();
+    let slow = json!({
+        "name": "slow", "url": "https://crm.example/hook", "events": ["TicketCreated"],
+        "conditions": conditions, "match": "any",
+    });
+    let (status, body) = server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&slow))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let mut event = matching_event();
+    event["ticket"]["subject"] = json!("a".repeat(100_000));
+    let response = server
+        .request(Method::POST, "/v1/events", &keys.ingest)
+        .json(&json!([other_event(), event]))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.headers()["retry-after"], "5");
+    let (status, body) = answer(response).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (503, &json!("engine_unavailable")),
+        "{body}"
+    );
+    assert_eq!(queue_depth(&server).await, 0, "nothing was stored");
+
+    // The engine recovers: the next request is taken in.
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&other_event()),
+        )
+        .await;
+    assert_eq!(status, 202);
 }
