@@ -74,7 +74,11 @@ fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Everything the API needs, opened and ready.
 pub async fn state(config: &Config) -> anyhow::Result<AppState> {
-    let store: Arc<dyn Store> = Arc::new(open_store(config).await?);
+    state_on(config, Arc::new(open_store(config).await?)).await
+}
+
+/// Everything the API needs, over a store already open.
+pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     if config.secret_key_file.is_none() {
         private_dir(&config.data_dir)?;
     }
@@ -154,7 +158,7 @@ pub async fn serve(
     state: AppState,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> anyhow::Result<()> {
     let limits = connections::Limits {
         max_connections: config.max_connections as usize,
         header_timeout: config.header_timeout,
@@ -163,12 +167,36 @@ pub async fn serve(
     let store = Arc::clone(&state.store);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivering = state.dispatcher.spawn(stopped);
-    connections::serve(listener, api::app(state, body_timeout), limits, shutdown).await;
+    // A store that stops taking writes (its writer died) shuts the server
+    // down with an error, so that a supervisor restarts the process instead
+    // of it answering 500 to every write; `/readyz` says 503 meanwhile.
+    let (failed, failure) = oneshot::channel();
+    let watched = Arc::clone(&store);
+    let stop_serving = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = watched.stopped() => {
+                tracing::error!("the database stopped taking writes; shutting down");
+                let _ = failed.send(());
+            }
+        }
+    };
+    connections::serve(
+        listener,
+        api::app(state, body_timeout),
+        limits,
+        stop_serving,
+    )
+    .await;
     let _ = stop.send(true);
     if let Err(error) = delivering.await {
         tracing::error!(%error, "the dispatcher failed");
     }
     store.close().await;
+    match failure.await {
+        Ok(()) => Err(anyhow::anyhow!("the database stopped taking writes")),
+        Err(_) => Ok(()),
+    }
 }
 
 /// `inbox-webhooks serve`: binds, says where to go, and serves until
@@ -193,7 +221,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "no tenant yet: `scripts/run tenant create <name>` (or `inbox-webhooks tenant create <name>`) makes one and prints its keys"
         );
     }
-    serve(listener, state, &config, signal()).await;
+    serve(listener, state, &config, signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -239,7 +267,7 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Server {
@@ -253,7 +281,7 @@ impl Server {
             serve(listener, state, &config, async {
                 let _ = stopped.await;
             })
-            .await;
+            .await
         });
         Ok(Self {
             addr,
@@ -267,13 +295,73 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.context("server task")
+        (&mut self.task).await.context("server task")?
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use std::time::Duration;
+
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// A server over a store whose writer can be crashed.
+    async fn over_crashable_store(dir: &tempfile::TempDir) -> (Config, Arc<SqliteStore>, AppState) {
+        let config = Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let store = Arc::new(open_store(&config).await.expect("store"));
+        let state = state_on(&config, Arc::clone(&store) as Arc<dyn Store>)
+            .await
+            .expect("state");
+        (config, store, state)
+    }
+
+    async fn readiness(state: &AppState) -> u16 {
+        let request = axum::http::Request::get("/readyz")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let app = api::app(state.clone(), Duration::from_secs(30));
+        app.oneshot(request)
+            .await
+            .expect("answered")
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_makes_the_server_unready() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, store, state) = over_crashable_store(&dir).await;
+        assert_eq!(readiness(&state).await, 200);
+        store.crash_writer().await;
+        assert_eq!(readiness(&state).await, 503);
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_stops_the_server_with_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (config, store, state) = over_crashable_store(&dir).await;
+        let listener = TcpListener::bind(config.bind).await.expect("bind");
+        let serving =
+            tokio::spawn(
+                async move { serve(listener, state, &config, std::future::pending()).await },
+            );
+        store.crash_writer().await;
+        let stopped = tokio::time::timeout(Duration::from_secs(30), serving)
+            .await
+            .expect("the server stopped by itself")
+            .expect("task");
+        let error = stopped.expect_err("an error, for a non-zero exit");
+        assert!(
+            error.to_string().contains("stopped taking writes"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn passwords_never_reach_the_logs() {

@@ -416,6 +416,9 @@ pub trait Store: Send + Sync + Debug {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes every connection, waiting for work in flight.
     async fn close(&self);
+    /// Completes once the store takes no more writes: it was closed, or
+    /// the writer failed (its thread died). The server then shuts down.
+    async fn stopped(&self);
 
     /// Creates a tenant; [`StoreError::Conflict`] when the id is taken.
     async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, StoreError>;

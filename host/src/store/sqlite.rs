@@ -42,6 +42,17 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Makes the writer's thread panic, as a bug in a write would: every
+    /// write from then on fails with [`StoreError::WriterGone`].
+    #[cfg(test)]
+    pub(crate) async fn crash_writer(&self) {
+        let crashed = self
+            .writer
+            .write(|_| -> rusqlite::Result<()> { panic!("a write failed on purpose") })
+            .await;
+        assert!(matches!(crashed, Err(StoreError::WriterGone)));
+    }
+
     /// Opens (creating if needed) the database at `url` and brings its
     /// schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -190,6 +201,10 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+
+    async fn stopped(&self) {
+        self.writer.stopped().await;
     }
 
     async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, StoreError> {

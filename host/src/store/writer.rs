@@ -195,6 +195,11 @@ impl Writer {
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Completes once the writer's thread has ended: closed, or died.
+    pub(super) async fn stopped(&self) {
+        self.queue.closed().await;
+    }
+
     /// Lets the writes queued so far finish, then closes the connection.
     pub(super) async fn close(&self) {
         let (reply, closed) = oneshot::channel();
