@@ -167,6 +167,7 @@ pub async fn serve(
     let store = Arc::clone(&state.store);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivering = state.dispatcher.spawn(stopped);
+    let forgetting = tokio::spawn(forget_idle_keys(state.clone()));
     // A store that stops taking writes (its writer died) shuts the server
     // down with an error, so that a supervisor restarts the process instead
     // of it answering 500 to every write; `/readyz` says 503 meanwhile.
@@ -189,6 +190,7 @@ pub async fn serve(
     )
     .await;
     let _ = stop.send(true);
+    forgetting.abort();
     if let Err(error) = delivering.await {
         tracing::error!(%error, "the dispatcher failed");
     }
@@ -196,6 +198,17 @@ pub async fn serve(
     match failure.await {
         Ok(()) => Err(anyhow::anyhow!("the database stopped taking writes")),
         Err(_) => Ok(()),
+    }
+}
+
+/// Every minute, forgets the rate limits of keys idle long enough that
+/// remembering them changes nothing (revoked keys, finished scripts).
+async fn forget_idle_keys(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        state.limiter.forget_idle();
+        state.ingest_limiter.forget_idle();
     }
 }
 

@@ -87,6 +87,20 @@ impl RateLimit {
         ))
     }
 
+    /// Forgets the keys whose bucket has refilled (idle long enough that
+    /// remembering them changes nothing), so that the table holds only keys
+    /// in use, not every key ever seen (or since revoked).
+    pub fn forget_idle(&self) {
+        self.0.retain_recent();
+        self.0.shrink_to_fit();
+    }
+
+    /// How many keys are remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Takes one request from `key`'s bucket, or says how long to wait.
     pub fn check(&self, key: &str) -> Result<(), AppError> {
         self.0.check_key(&key.to_owned()).map_err(|not_until| {
@@ -257,7 +271,25 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
     use std::path::Path;
+    use std::time::Duration;
+
+    use super::RateLimit;
+
+    #[test]
+    fn idle_keys_are_forgotten() {
+        let per_second = NonZeroU32::new(1_000).expect("not zero");
+        let limit = RateLimit::new(per_second, NonZeroU32::MIN);
+        for n in 0..50 {
+            limit.check(&format!("key_{n}")).expect("within the limit");
+        }
+        assert_eq!(limit.len(), 50);
+        // One request per millisecond refills a bucket of one.
+        std::thread::sleep(Duration::from_millis(20));
+        limit.forget_idle();
+        assert_eq!(limit.len(), 0);
+    }
 
     /// The control panel's API types are generated from `web/openapi.json`
     /// (`web/build.sh`, with openapi-typescript); this holds that file to

@@ -166,6 +166,14 @@ fn slot(slots: &Mutex<HashMap<String, Arc<Semaphore>>>, key: &str, size: usize) 
     )
 }
 
+/// Drops the slots no one holds (every permit free, no worker or caller
+/// holding the semaphore), so that the maps keep only webhooks and tenants
+/// with work in flight, not every one ever seen (or since deleted). A
+/// slot dropped is made again, full, on next use.
+fn forget_idle(slots: &Mutex<HashMap<String, Arc<Semaphore>>>) {
+    lock(slots).retain(|_, slot| Arc::strong_count(slot) > 1);
+}
+
 /// Locks a mutex, whose data stays usable should a holder have panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -263,6 +271,8 @@ impl Dispatcher {
     /// What each webhook and tenant can take in a claim now
     /// ([`Admission::room`]).
     fn room(&self, now: Instant) -> Room {
+        forget_idle(&self.tenant_slots);
+        forget_idle(&self.webhook_slots);
         let tenants_full = self.settings.tenant_concurrency;
         let tenants = lock(&self.tenant_slots)
             .iter()

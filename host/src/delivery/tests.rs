@@ -161,6 +161,36 @@ async fn room_counts_free_slots_and_claims_ahead() {
 }
 
 #[tokio::test]
+async fn slots_no_one_holds_are_forgotten() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state(&dir).await;
+    let dispatcher = &state.dispatcher;
+    let held = dispatcher
+        .webhook_slot("wh_busy")
+        .try_acquire_owned()
+        .expect("permit");
+    let tenant = dispatcher
+        .tenant_slot("a")
+        .try_acquire_owned()
+        .expect("permit");
+    for n in 0..100 {
+        dispatcher.webhook_slot(&format!("wh_gone_{n}"));
+        dispatcher.tenant_slot(&format!("tenant_{n}"));
+    }
+    dispatcher.room(Instant::now());
+    let webhooks: Vec<String> = lock(&dispatcher.webhook_slots).keys().cloned().collect();
+    let tenants: Vec<String> = lock(&dispatcher.tenant_slots).keys().cloned().collect();
+    assert_eq!(
+        (webhooks, tenants),
+        (vec!["wh_busy".to_owned()], vec!["a".to_owned()])
+    );
+    drop((held, tenant));
+    dispatcher.room(Instant::now());
+    assert!(lock(&dispatcher.webhook_slots).is_empty());
+    assert!(lock(&dispatcher.tenant_slots).is_empty());
+}
+
+#[tokio::test]
 async fn ingest_takes_room_only_while_the_claim_loop_runs_and_gives_it_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = state(&dir).await;
