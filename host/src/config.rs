@@ -57,6 +57,14 @@ pub struct Config {
     /// request is then answered 503 with `Retry-After`.
     #[serde(with = "duration")]
     pub engine_deadline: Duration,
+    /// Webhooks one tenant may have; creating one more is refused (422
+    /// `too_many_webhooks`).
+    pub max_webhooks_per_tenant: u32,
+    /// Deliveries one ingest request may create (its events times the
+    /// webhooks each fires); a request over it is refused whole (422
+    /// `too_many_deliveries`) and should be sent as smaller batches. At
+    /// least `max_webhooks_per_tenant`, so that one event always fits.
+    pub max_deliveries_per_request: u32,
     /// Requests per second one admin API key may make on average…
     pub rate_limit_per_second: u32,
     /// …and in a burst. A client past it gets 429 with `Retry-After`.
@@ -136,6 +144,8 @@ impl Default for Config {
             body_timeout: Duration::from_secs(30),
             auth_failures_per_minute: 20,
             engine_deadline: Duration::from_secs(2),
+            max_webhooks_per_tenant: 1_000,
+            max_deliveries_per_request: 10_000,
             // Generous for a control panel and scripts; a runaway loop
             // still cannot monopolise the store.
             rate_limit_per_second: 50,
@@ -206,7 +216,7 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 29] = [
+    pub const SETTINGS: [&'static str; 31] = [
         "bind",
         "data_dir",
         "panel_dir",
@@ -217,6 +227,8 @@ impl Config {
         "body_timeout",
         "auth_failures_per_minute",
         "engine_deadline",
+        "max_webhooks_per_tenant",
+        "max_deliveries_per_request",
         "rate_limit_per_second",
         "rate_limit_burst",
         "ingest_rate_limit_per_second",
@@ -289,6 +301,17 @@ impl Config {
         if self.auth_failures_per_minute == 0 {
             bail!(
                 "invalid auth_failures_per_minute (INBOX_AUTH_FAILURES_PER_MINUTE): must be at least 1"
+            );
+        }
+        if self.max_webhooks_per_tenant == 0 {
+            bail!(
+                "invalid max_webhooks_per_tenant (INBOX_MAX_WEBHOOKS_PER_TENANT): must be at least 1"
+            );
+        }
+        if self.max_deliveries_per_request < self.max_webhooks_per_tenant {
+            bail!(
+                "invalid max_deliveries_per_request (INBOX_MAX_DELIVERIES_PER_REQUEST): must be at least max_webhooks_per_tenant ({}), so that one event always fits",
+                self.max_webhooks_per_tenant
             );
         }
         if self.max_connections == 0 {

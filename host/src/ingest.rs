@@ -25,6 +25,16 @@ pub enum IngestError {
     /// More events than one request may carry.
     #[error("a request carries at most {MAX_BATCH} events; this one has {0}")]
     TooMany(usize),
+    /// The events would create more deliveries than one request may.
+    #[error(
+        "this request would create {would_create} deliveries; at most {max} per request (max_deliveries_per_request): send fewer events per request"
+    )]
+    TooManyDeliveries {
+        /// The deliveries the request's events would create.
+        would_create: usize,
+        /// The most one request may create.
+        max: usize,
+    },
     /// Some event is invalid: each problem (the engine's diagnostics, and a
     /// `tenantId` that is not the key's), each with the event's `index`.
     #[error("{message}")]
@@ -61,18 +71,27 @@ pub struct Ingestor {
     store: Arc<dyn Store>,
     matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
+    /// Deliveries one request may create at most.
+    max_deliveries: usize,
 }
 
 impl Ingestor {
     /// The service over the store and the rule sets (whose engine
     /// instances also check the events). Deliveries the dispatcher has room
     /// for are stored leased and handed to it at once; it is woken for
-    /// the others.
-    pub fn new(store: Arc<dyn Store>, matcher: Arc<Matcher>, dispatcher: Arc<Dispatcher>) -> Self {
+    /// the others. A request whose events would create more than
+    /// `max_deliveries` deliveries is refused whole.
+    pub fn new(
+        store: Arc<dyn Store>,
+        matcher: Arc<Matcher>,
+        dispatcher: Arc<Dispatcher>,
+        max_deliveries: u32,
+    ) -> Self {
         Self {
             store,
             matcher,
             dispatcher,
+            max_deliveries: max_deliveries as usize,
         }
     }
 
@@ -117,6 +136,13 @@ impl Ingestor {
             }
             Verdict::Admitted(admitted) => admitted,
         };
+        let would_create: usize = admitted.iter().map(|a| a.matches.len()).sum();
+        if would_create > self.max_deliveries {
+            return Err(IngestError::TooManyDeliveries {
+                would_create,
+                max: self.max_deliveries,
+            });
+        }
 
         let at = now();
         let mut reservation = self.dispatcher.reserve(tenant);

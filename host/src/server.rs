@@ -114,6 +114,7 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
         Arc::clone(&matcher),
         vault,
         config.secret_overlap,
+        config.max_webhooks_per_tenant,
     ));
     Ok(AppState {
         tests: Arc::new(TestDeliveries::new(
@@ -127,6 +128,7 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
             Arc::clone(&store),
             matcher,
             Arc::clone(&dispatcher),
+            config.max_deliveries_per_request,
         )),
         store,
         engine,

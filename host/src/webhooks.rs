@@ -133,6 +133,8 @@ pub struct Webhooks {
     vault: Arc<Vault>,
     /// How long a rotated-out secret keeps signing.
     overlap: Duration,
+    /// Webhooks one tenant may have at most.
+    max_webhooks: u32,
 }
 
 impl Webhooks {
@@ -143,6 +145,7 @@ impl Webhooks {
         matcher: Arc<Matcher>,
         vault: Arc<Vault>,
         overlap: Duration,
+        max_webhooks: u32,
     ) -> Self {
         Self {
             store,
@@ -150,6 +153,7 @@ impl Webhooks {
             matcher,
             vault,
             overlap,
+            max_webhooks,
         }
     }
 
@@ -224,7 +228,7 @@ impl Webhooks {
         };
         let secret = keys::webhook_secret();
         self.store
-            .create_webhook(&record, &self.vault.seal(&secret))
+            .create_webhook(&record, &self.vault.seal(&secret), self.max_webhooks)
             .await?;
         self.matcher.upsert(tenant, record.definition.clone()).await;
         Ok((

@@ -159,6 +159,9 @@ impl From<StoreError> for AppError {
             StoreError::IdempotencyMismatch(mismatch) => {
                 Self::unprocessable("idempotency_mismatch", mismatch.to_string())
             }
+            StoreError::WebhookQuota(_) => {
+                Self::unprocessable("too_many_webhooks", error.to_string())
+            }
             other => Self::internal(&other),
         }
     }
@@ -208,6 +211,9 @@ impl From<IngestError> for AppError {
         match error {
             IngestError::NotEvents(_) => Self::unprocessable("invalid_body", error.to_string()),
             IngestError::TooMany(_) => Self::unprocessable("too_many_events", error.to_string()),
+            IngestError::TooManyDeliveries { .. } => {
+                Self::unprocessable("too_many_deliveries", error.to_string())
+            }
             IngestError::InvalidEvents { message, problems } => {
                 Self::diagnosed("invalid_event", message, problems, None)
             }

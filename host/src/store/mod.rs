@@ -42,12 +42,15 @@ pub enum StoreError {
     /// (see [`Store::ingest`]); nothing of the request was stored.
     #[error("{0}")]
     IdempotencyMismatch(IdempotencyMismatch),
+    /// The tenant has as many webhooks as it may have.
+    #[error("a tenant has at most {0} webhooks (max_webhooks_per_tenant)")]
+    WebhookQuota(u32),
     /// The database failed; the details are for the logs, never for clients.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// A write failed; the details are for the logs, never for clients.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// The writer has stopped (the store was closed, or its thread died).
     #[error("database error: the writer has stopped")]
     WriterGone,
@@ -230,6 +233,39 @@ pub struct Ingested {
     /// The deliveries stored leased (see [`NewDelivery::lease_until`]),
     /// with their webhook's URL, state and secrets, as a claim gives them.
     pub leased: Vec<Claimed>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// A write's error, or what the write refused to do ([`Refusal`]).
+    fn from(error: rusqlite::Error) -> Self {
+        match error {
+            rusqlite::Error::ToSqlConversionFailure(inner) => match inner.downcast::<Refusal>() {
+                Ok(refusal) => match *refusal {
+                    Refusal::Idempotency(mismatch) => Self::IdempotencyMismatch(mismatch),
+                    Refusal::WebhookQuota(limit) => Self::WebhookQuota(limit),
+                },
+                Err(inner) => Self::Sqlite(rusqlite::Error::ToSqlConversionFailure(inner)),
+            },
+            other => Self::Sqlite(other),
+        }
+    }
+}
+
+/// What a write refused to do, carried out of it as its error so that its
+/// transaction rolls back, and read back as a [`StoreError`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error(transparent)]
+    Idempotency(IdempotencyMismatch),
+    #[error("the tenant has its {0} webhooks already")]
+    WebhookQuota(u32),
+}
+
+impl Refusal {
+    /// The refusal as the error a write returns.
+    pub(crate) fn into_error(self) -> rusqlite::Error {
+        rusqlite::Error::ToSqlConversionFailure(Box::new(self))
+    }
 }
 
 /// A request that reuses idempotency keys for other events: the index of
@@ -441,8 +477,14 @@ pub trait Store: Send + Sync + Debug {
 
     /// Stores a new webhook (with its client certificate, if any) and its
     /// first signing secret (sealed).
-    async fn create_webhook(&self, webhook: &WebhookRecord, secret: &str)
-    -> Result<(), StoreError>;
+    /// Creates a webhook with its first signing secret, unless its tenant
+    /// has `limit` webhooks already ([`StoreError::WebhookQuota`]).
+    async fn create_webhook(
+        &self,
+        webhook: &WebhookRecord,
+        secret: &str,
+        limit: u32,
+    ) -> Result<(), StoreError>;
     /// A page of a tenant's webhooks in id order, after the id `after`.
     async fn webhooks(
         &self,

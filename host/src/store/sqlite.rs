@@ -23,9 +23,9 @@ use sqlx::sqlite::{
 use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
-    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Health, IdempotencyMismatch, Ingested,
-    KeyRecord, Millis, NewEvent, Next, QueueStats, Room, SecretPlace, Store, StoreError,
-    StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Health, Ingested, KeyRecord, Millis,
+    NewEvent, Next, QueueStats, Room, SecretPlace, Store, StoreError, StoredSecret, Tenant,
+    WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -294,10 +294,11 @@ impl Store for SqliteStore {
         &self,
         webhook: &WebhookRecord,
         secret: &str,
+        limit: u32,
     ) -> Result<(), StoreError> {
         let (webhook, secret) = (webhook.clone(), secret.to_owned());
         self.writer
-            .write(move |tx| writes::create_webhook(tx, &webhook, &secret))
+            .write(move |tx| writes::create_webhook(tx, &webhook, &secret, limit))
             .await
     }
 
@@ -438,17 +439,6 @@ impl Store for SqliteStore {
         self.writer
             .write(move |tx| writes::ingest(tx, &tenant_id, &events, at))
             .await
-            .map_err(|error| match error {
-                StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(inner)) => {
-                    match inner.downcast::<IdempotencyMismatch>() {
-                        Ok(mismatch) => StoreError::IdempotencyMismatch(*mismatch),
-                        Err(inner) => {
-                            StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(inner))
-                        }
-                    }
-                }
-                other => other,
-            })
     }
 
     async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError> {

@@ -75,12 +75,12 @@ async fn webhooks_page_by_id_and_stay_in_their_tenant() {
     store.create_tenant("b", "B").await.expect("b");
     for id in ["wh_3", "wh_1", "wh_2"] {
         store
-            .create_webhook(&record("a", id), "whsec_x")
+            .create_webhook(&record("a", id), "whsec_x", 1_000)
             .await
             .expect("create");
     }
     store
-        .create_webhook(&record("b", "wh_0"), "whsec_y")
+        .create_webhook(&record("b", "wh_0"), "whsec_y", 1_000)
         .await
         .expect("create");
     let first = store.webhooks("a", None, 2).await.expect("page 1");
@@ -101,7 +101,7 @@ async fn updates_are_refused_on_a_stale_revision() {
     store.create_tenant("a", "A").await.expect("a");
     let original = record("a", "wh_1");
     store
-        .create_webhook(&original, "whsec_x")
+        .create_webhook(&original, "whsec_x", 1_000)
         .await
         .expect("create");
     let next = WebhookRecord {
@@ -127,7 +127,7 @@ async fn rotation_keeps_the_old_secret_for_the_overlap() {
     let (_dir, store) = open().await;
     store.create_tenant("a", "A").await.expect("a");
     store
-        .create_webhook(&record("a", "wh_1"), "whsec_old")
+        .create_webhook(&record("a", "wh_1"), "whsec_old", 1_000)
         .await
         .expect("create");
     let at = now();
@@ -162,7 +162,7 @@ async fn at_most_two_secrets_sign_and_a_zero_overlap_cuts_the_old_one_off() {
     let (_dir, store) = open().await;
     store.create_tenant("a", "A").await.expect("a");
     store
-        .create_webhook(&record("a", "wh_1"), "whsec_1")
+        .create_webhook(&record("a", "wh_1"), "whsec_1", 1_000)
         .await
         .expect("create");
     let at = now();
@@ -201,7 +201,7 @@ async fn client_certificates_are_stored_changed_and_removed_with_the_webhook() {
         ..record("a", "wh_1")
     };
     store
-        .create_webhook(&original, "whsec_1")
+        .create_webhook(&original, "whsec_1", 1_000)
         .await
         .expect("create");
     let stored = store
@@ -243,7 +243,7 @@ async fn stored_secrets_are_rewritten_in_place() {
         ..record("a", "wh_1")
     };
     store
-        .create_webhook(&with_tls, "whsec_1")
+        .create_webhook(&with_tls, "whsec_1", 1_000)
         .await
         .expect("create");
     let rewritten: Vec<super::StoredSecret> = store
@@ -311,7 +311,7 @@ async fn with_webhook() -> (tempfile::TempDir, SqliteStore) {
     let mut hook = record("a", "wh_1");
     hook.definition = r#"{"id":"wh_1","enabled":true,"url":"https://x.example/h"}"#.to_owned();
     store
-        .create_webhook(&hook, "whsec_x")
+        .create_webhook(&hook, "whsec_x", 1_000)
         .await
         .expect("webhook");
     (dir, store)

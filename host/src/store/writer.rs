@@ -124,7 +124,7 @@ where
         let answer = match (outcome, self.done) {
             (Ok(()), Some(done)) => Ok(done),
             (Ok(()), None) => Err(StoreError::WriterGone),
-            (Err(error), _) => Err(StoreError::Sqlite(error)),
+            (Err(error), _) => Err(StoreError::from(error)),
         };
         let _ = self.reply.send(answer);
     }

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::{
     Attempt, Claimed, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent, Next,
-    Room, SecretPlace, StoredSecret, WebhookRecord,
+    Refusal, Room, SecretPlace, StoredSecret, WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
@@ -85,7 +85,14 @@ pub(super) fn create_webhook(
     tx: &Transaction<'_>,
     webhook: &WebhookRecord,
     secret: &str,
+    limit: u32,
 ) -> rusqlite::Result<()> {
+    let count: u32 = tx
+        .prepare_cached("SELECT COUNT(*) FROM webhooks WHERE tenant_id = ?")?
+        .query_row(params![webhook.tenant_id], |row| row.get(0))?;
+    if count >= limit {
+        return Err(Refusal::WebhookQuota(limit).into_error());
+    }
     tx.prepare_cached(
         "INSERT INTO webhooks (id, tenant_id, definition, enabled, revision, created_at,
             updated_at, disabled_reason, client_certificate, client_key)
@@ -321,7 +328,7 @@ fn same_event(stored: &str, sent: &str) -> bool {
 /// The write's error for a reused idempotency key: it rolls the request's
 /// writes back, and the store reads it as [`StoreError::IdempotencyMismatch`].
 fn mismatch(index: usize) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(IdempotencyMismatch { index }))
+    Refusal::Idempotency(IdempotencyMismatch { index }).into_error()
 }
 
 /// Leases due deliveries (see [`super::Store::claim`]), each with its

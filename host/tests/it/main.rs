@@ -8,5 +8,6 @@ mod delivery;
 mod engine;
 mod ingest;
 mod network;
+mod quotas;
 mod secrets;
 mod serve;

@@ -1,0 +1,145 @@
+//! Per-tenant quotas: webhooks per tenant, and deliveries per ingest
+//! request. Each refusal has its own code and changes nothing.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::TestServer;
+use crate::ingest::{matching_event, other_event};
+
+/// A webhook every `TicketCreated` event fires.
+fn match_all(name: &str) -> Value {
+    json!({"name": name, "url": "https://crm.example/hook", "events": ["TicketCreated"]})
+}
+
+#[tokio::test]
+async fn a_tenant_has_at_most_its_quota_of_webhooks() {
+    let server = TestServer::start_with(|config| {
+        config.max_webhooks_per_tenant = 3;
+        config.max_deliveries_per_request = 3;
+    })
+    .await;
+    let acme = server.tenant("Acme").await.admin;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (status, body) = server
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                &acme,
+                Some(&match_all(&format!("w{n}"))),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &acme,
+            Some(&match_all("one more")),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_many_webhooks")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().expect("message").contains("3"),
+        "{body}"
+    );
+    let (_, page) = server.call(Method::GET, "/v1/webhooks", &acme, None).await;
+    assert_eq!(
+        page["data"].as_array().expect("list").len(),
+        3,
+        "nothing was added"
+    );
+
+    // The quota is per tenant, and deleting one makes room.
+    let other = server.tenant("Other").await.admin;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &other,
+            Some(&match_all("theirs")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            &format!("/v1/webhooks/{}", ids[0]),
+            &acme,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &acme,
+            Some(&match_all("again")),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn a_request_creates_at_most_its_quota_of_deliveries() {
+    let server = TestServer::start_with(|config| {
+        config.max_webhooks_per_tenant = 2;
+        config.max_deliveries_per_request = 3;
+    })
+    .await;
+    let keys = server.tenant("Acme").await;
+    for name in ["a", "b"] {
+        let (status, _) = server
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                &keys.admin,
+                Some(&match_all(name)),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    // Two events, each firing both webhooks: four deliveries, over three.
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&json!([matching_event(), other_event()])),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_many_deliveries")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().expect("message").contains("4"),
+        "{body}"
+    );
+    let store = inbox_webhooks::server::open_store(&server.config)
+        .await
+        .expect("store");
+    let queue = inbox_webhooks::store::Store::queue(&store)
+        .await
+        .expect("queue");
+    assert_eq!(queue.depth, 0, "nothing was stored");
+
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/events",
+            &keys.ingest,
+            Some(&matching_event()),
+        )
+        .await;
+    assert_eq!((status, &body["deliveries"]), (202, &json!(2)), "{body}");
+}
