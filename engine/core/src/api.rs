@@ -276,8 +276,8 @@ pub enum RunError {
     Input {
         /// The operation.
         op: Op,
-        /// What serde found wrong.
-        source: serde_json::Error,
+        /// What was found wrong.
+        source: crate::read::Error,
     },
 }
 
@@ -299,7 +299,7 @@ pub fn run(op: &str, input: &Value) -> Result<String, RunError> {
 /// [`run`] for an operation already named.
 pub fn run_op(op: Op, input: &Value) -> Result<String, RunError> {
     fn parse<T: serde::de::DeserializeOwned>(op: Op, input: &Value) -> Result<T, RunError> {
-        T::deserialize(input).map_err(|source| RunError::Input { op, source })
+        crate::read::from_value(input).map_err(|source| RunError::Input { op, source })
     }
     let output = match op {
         Op::Check => encode(&check(&parse(op, input)?)),

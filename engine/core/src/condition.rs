@@ -596,8 +596,11 @@ impl Read<'_> {
             Self::Number(n) => n.as_f64(),
             // JSON's number syntax, read by the JSON reader the engine
             // already carries (so no second float parser in the wasm).
-            Self::Text(s, _) => serde_json::from_str::<f64>(s.trim())
+            Self::Text(s, _) => s
+                .trim()
+                .parse::<serde_json::Number>()
                 .ok()
+                .and_then(|n| n.as_f64())
                 .filter(|n| n.is_finite()),
             _ => None,
         }

@@ -4,7 +4,7 @@
 //! The check reads raw JSON rather than an [`IngestEvent`] so that each
 //! problem gets a path (`ticketId`, `ticket.tags`), as webhook problems do.
 
-use serde::{Deserialize as _, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -105,7 +105,7 @@ pub(crate) fn admit(event: &Value) -> (Admission, Option<IngestEvent>) {
     if !errors.is_empty() {
         return (refused(errors), None);
     }
-    let decoded = match IngestEvent::deserialize(event) {
+    let decoded = match crate::read::from_value::<IngestEvent>(event) {
         Ok(decoded) => decoded,
         Err(error) => {
             let wrong_shape = Diagnostic::at(

@@ -33,6 +33,7 @@ mod explain;
 mod expression;
 mod model;
 mod plan;
+pub mod read;
 mod ruleset;
 mod webhook;
 
@@ -40,8 +41,6 @@ mod webhook;
 mod typescript;
 
 use std::collections::BTreeMap;
-
-use serde::Deserialize as _;
 
 pub use catalog::{
     CUSTOM_FIELD_PREFIX, Catalog, FieldInfo, Kind, Limits, MAX_CONDITION_ID, MAX_CONDITIONS,
@@ -137,9 +136,9 @@ pub fn validate_webhook(webhook: &Webhook) -> Report {
 /// assert_eq!(report.errors[0].code.as_str(), "unknown_key");
 /// assert_eq!(report.errors[0].path.as_deref(), Some("channel"));
 /// ```
-pub fn validate_webhook_json(sent: &serde_json::Value) -> Result<Report, serde_json::Error> {
+pub fn validate_webhook_json(sent: &serde_json::Value) -> Result<Report, read::Error> {
     let unknown = model::unknown_keys(sent);
-    let webhook = match Webhook::deserialize(sent) {
+    let webhook = match read::from_value::<Webhook>(sent) {
         Ok(webhook) => webhook,
         Err(_) if !unknown.is_empty() => return Ok(Report::new(unknown, Vec::new())),
         Err(error) => return Err(error),

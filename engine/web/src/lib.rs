@@ -44,7 +44,7 @@ fn read<T: DeserializeOwned>(what: &str, value: &JsValue) -> Result<T, JsValue> 
     // Through `Value`, as `run` goes: one deserializer per type in the
     // package instead of two keeps the wasm small; and all but the last
     // step out of this generic function, which has a copy per type.
-    T::deserialize(&read_json(what, value)?).map_err(|e| invalid(what, &e))
+    inbox_rules::read::from_value(&read_json(what, value)?).map_err(|e| invalid(what, &e))
 }
 
 /// An argument as a JSON value.
