@@ -214,6 +214,8 @@ const codes: Record<Lang, Record<DiagnosticCode, string>> = {
     unknown_event: "There is no such event.",
     missing_field: "A required field is missing.",
     unknown_key: "A webhook has no such key.",
+    duplicate_value: "This entry is listed twice.",
+    too_many_items: "This list has too many entries.",
   },
   zh: {
     empty_expression: "请填写表达式。",
@@ -236,6 +238,8 @@ const codes: Record<Lang, Record<DiagnosticCode, string>> = {
     unknown_event: "没有这个事件。",
     missing_field: "缺少必填字段。",
     unknown_key: "Webhook 没有这个键。",
+    duplicate_value: "这一项重复了。",
+    too_many_items: "这个列表的项目太多。",
   },
 };
 

@@ -24,7 +24,8 @@ pub const MAX_CONDITION_ID: i64 = 100;
 /// The longest text value (and list item) in a condition, in characters.
 pub const MAX_VALUE_CHARS: usize = 1024;
 
-/// The most items in a list value.
+/// The most entries in any list of a webhook: `events`, `channels`,
+/// `accounts` and a condition's list value (each entry at most once).
 pub const MAX_LIST_ITEMS: usize = 100;
 
 /// The longest `matches` pattern, in characters.

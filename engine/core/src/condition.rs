@@ -409,7 +409,23 @@ fn expect_list(value: &Value, op: Operator) -> Result<Vec<&str>, (Code, String)>
             ),
         ));
     }
-    items.iter().map(|item| expect_string(item, op)).collect()
+    let texts: Vec<&str> = items
+        .iter()
+        .map(|item| expect_string(item, op))
+        .collect::<Result<_, _>>()?;
+    let repeat = crate::webhook::repeats(texts.iter().copied()).next();
+    match repeat {
+        Some((i, first)) => Err((
+            Code::DuplicateValue,
+            format!(
+                "`{}` is listed twice (items {} and {})",
+                texts[i],
+                first + 1,
+                i + 1
+            ),
+        )),
+        None => Ok(texts),
+    }
 }
 
 fn expect_number(value: &Value, op: Operator) -> Result<f64, (Code, String)> {

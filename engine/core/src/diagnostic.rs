@@ -57,6 +57,12 @@ pub enum Code {
     MissingField,
     /// A key the webhook (or its condition) does not have, such as a typo.
     UnknownKey,
+    /// An entry listed twice in one list (`events`, `channels`, `accounts`,
+    /// a condition's list value).
+    DuplicateValue,
+    /// A list with more entries than [`crate::MAX_LIST_ITEMS`], or more
+    /// condition ids than [`crate::MAX_CONDITIONS`].
+    TooManyItems,
 }
 
 impl Code {
@@ -83,6 +89,8 @@ impl Code {
             Self::UnknownEvent => "unknown_event",
             Self::MissingField => "missing_field",
             Self::UnknownKey => "unknown_key",
+            Self::DuplicateValue => "duplicate_value",
+            Self::TooManyItems => "too_many_items",
         }
     }
 }

@@ -70,7 +70,26 @@ pub use ruleset::{Fired, Intake, Rejected, RuleSet};
 /// assert_eq!(report.warnings.len(), 2); // conditions 2 and 3 are unused
 /// ```
 pub fn validate_expression(expression: &str, ids: &[u32]) -> Report {
+    if let Some(problem) = id_problem(ids) {
+        return Report::new(vec![problem], Vec::new());
+    }
     expression::validate(expression, ids)
+}
+
+/// What is wrong with the condition ids an expression is checked against:
+/// more than a webhook may have. (An id such as `0` is no error here: the
+/// expression's use of it is, as `unknown_condition`.)
+fn id_problem(ids: &[u32]) -> Option<Diagnostic> {
+    (ids.len() > MAX_CONDITIONS).then(|| {
+        Diagnostic::at(
+            "ids",
+            Code::TooManyItems,
+            format!(
+                "a webhook has at most {MAX_CONDITIONS} conditions, so at most {MAX_CONDITIONS} ids; {} were given",
+                ids.len()
+            ),
+        )
+    })
 }
 
 /// Parses a valid logic expression into an [`Expr`] to evaluate many times.

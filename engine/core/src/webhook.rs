@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::catalog::{MAX_CONDITIONS, MAX_URL_CHARS, MAX_VALUE_CHARS};
+use crate::catalog::{MAX_CONDITIONS, MAX_LIST_ITEMS, MAX_URL_CHARS, MAX_VALUE_CHARS};
 use crate::condition::{CompiledCondition, EventView};
 use crate::diagnostic::{Code, Diagnostic, Report};
 use crate::expression;
@@ -60,6 +60,46 @@ impl Probe for Quick {
     fn condition(&mut self, _: usize, _: bool) {}
 }
 
+/// The problems of one of a webhook's lists: more entries than
+/// [`MAX_LIST_ITEMS`] (then nothing else is looked at), or an entry listed
+/// again, reported where it repeats.
+fn list_problems(list: &str, items: &[String]) -> Vec<Diagnostic> {
+    if items.len() > MAX_LIST_ITEMS {
+        return vec![Diagnostic::at(
+            list,
+            Code::TooManyItems,
+            format!(
+                "`{list}` holds at most {MAX_LIST_ITEMS} entries; this one has {}",
+                items.len()
+            ),
+        )];
+    }
+    repeats(items.iter().map(String::as_str))
+        .map(|(i, first)| {
+            Diagnostic::at(
+                format!("{list}[{i}]"),
+                Code::DuplicateValue,
+                format!("`{}` is listed twice (also {list}[{first}])", items[i]),
+            )
+        })
+        .collect()
+}
+
+/// Each entry that repeats an earlier one: its index, and the earlier
+/// one's. Quadratic, for lists of at most [`MAX_LIST_ITEMS`].
+pub(crate) fn repeats<'a>(
+    items: impl Iterator<Item = &'a str> + Clone,
+) -> impl Iterator<Item = (usize, usize)> {
+    let earlier = items.clone();
+    items.enumerate().filter_map(move |(i, item)| {
+        earlier
+            .clone()
+            .take(i)
+            .position(|other| other == item)
+            .map(|first| (i, first))
+    })
+}
+
 impl CompiledWebhook {
     /// Validates `webhook` and compiles it, or returns the report of every
     /// problem. The report's warnings are returned with the webhook.
@@ -86,16 +126,29 @@ impl CompiledWebhook {
                 "choose at least one event",
             ));
         }
-        for (i, name) in webhook.events.iter().enumerate() {
-            match EventType::parse(name) {
-                Some(e) => events |= 1 << e.index(),
-                None => errors.push(EventType::unknown(format!("events[{i}]"), name)),
-            }
-        }
-        for (list, items) in [
+        let lists = [
+            ("events", &webhook.events),
             ("channels", &webhook.channels),
             ("accounts", &webhook.accounts),
-        ] {
+        ];
+        let mut too_long = [false; 3];
+        for ((list, items), too_long) in lists.iter().zip(&mut too_long) {
+            let problems = list_problems(list, items);
+            *too_long = problems.iter().any(|d| d.code == Code::TooManyItems);
+            errors.extend(problems);
+        }
+        if !too_long[0] {
+            for (i, name) in webhook.events.iter().enumerate() {
+                match EventType::parse(name) {
+                    Some(e) => events |= 1 << e.index(),
+                    None => errors.push(EventType::unknown(format!("events[{i}]"), name)),
+                }
+            }
+        }
+        for ((list, items), too_long) in lists.iter().zip(too_long).skip(1) {
+            if too_long {
+                continue;
+            }
             for (i, item) in items.iter().enumerate() {
                 if item.is_empty() || item.chars().count() > MAX_VALUE_CHARS {
                     errors.push(Diagnostic::at(

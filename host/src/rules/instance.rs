@@ -65,6 +65,14 @@ impl Instance {
         }
     }
 
+    /// The linear memory the live instance has grown to, in bytes; 0 when
+    /// none is live.
+    pub(super) fn memory(&self) -> usize {
+        self.live
+            .as_ref()
+            .map_or(0, |live| live.store.data().memory())
+    }
+
     /// Throws the live instance away, when its state is not to be trusted.
     pub(super) fn discard(&mut self) {
         self.live = None;

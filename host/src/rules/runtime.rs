@@ -60,6 +60,8 @@ impl WasiView for GuestState {
 struct Limiter {
     max: usize,
     refused: bool,
+    /// The linear memory the instance has grown to, in bytes.
+    grown: usize,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -71,6 +73,9 @@ impl wasmtime::ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max;
         self.refused |= !allowed;
+        if allowed {
+            self.grown = self.grown.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -163,6 +168,7 @@ impl Runtime {
             limiter: Limiter {
                 max: budget.memory_bytes,
                 refused: false,
+                grown: 0,
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -172,6 +178,14 @@ impl Runtime {
             Ok(bindings) => Ok(Live { store, bindings }),
             Err(error) => Err(budget.classify(&store, &error)),
         }
+    }
+}
+
+impl GuestState {
+    /// The linear memory the instance has grown to, in bytes (a wasm
+    /// instance never gives memory back).
+    pub(super) fn memory(&self) -> usize {
+        self.limiter.grown
     }
 }
 

@@ -5,6 +5,12 @@ use std::sync::Arc;
 use super::instance::Instance;
 use super::{Budget, Error, Op, Runtime};
 
+/// A session's instance grown past this much memory (by one large input)
+/// is thrown away after the call, and the next call gets a fresh one: a
+/// wasm instance never gives memory back, and one-shot operations keep no
+/// state worth that memory.
+pub(super) const RECYCLE_BYTES: usize = 32 << 20;
+
 /// Runs operations of the engine's JSON API (`inbox_rules::api::run`) on an
 /// instance kept between calls.
 #[derive(Debug)]
@@ -36,12 +42,20 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub fn call(&mut self, op: Op, input: &str) -> Result<String, Error> {
-        self.instance
-            .call(|store, guest| {
-                guest
-                    .cloudcx_inbox_rules_engine()
-                    .call_call(store, op.as_str(), input)
-            })?
-            .map_err(Error::Input)
+        let answer = self.instance.call(|store, guest| {
+            guest
+                .cloudcx_inbox_rules_engine()
+                .call_call(store, op.as_str(), input)
+        });
+        if self.instance.memory() > RECYCLE_BYTES {
+            self.instance.discard();
+        }
+        answer?.map_err(Error::Input)
+    }
+
+    /// The linear memory of the session's instance, in bytes; 0 when it has
+    /// none (before the first call, or after one that recycled it).
+    pub fn memory(&self) -> usize {
+        self.instance.memory()
     }
 }

@@ -316,6 +316,37 @@ fn a_call_past_its_memory_limit_fails_and_the_session_recovers() {
     assert!(report.contains("unknown_condition"), "{report}");
 }
 
+/// A one-shot call that grows the instance (a large input) leaves a fresh,
+/// small instance for the next call: memory is not held after it.
+#[test]
+fn a_session_gives_back_an_instance_a_large_input_grew() {
+    let mut session = Session::new(runtime());
+    let small = json!({"expression": "1 or 2", "ids": [1, 2]}).to_string();
+    session.call(Op::Check, &small).expect("answered");
+    let small_memory = session.memory();
+    assert!(
+        small_memory > 0 && small_memory < 16 << 20,
+        "{small_memory}"
+    );
+
+    // A 40 MB name: copied in, read, and reported on.
+    let large = json!({"name": "x".repeat(40 << 20), "url": "https://crm.example/h", "events": ["TicketCreated"]});
+    let report = session
+        .call(Op::Validate, &large.to_string())
+        .expect("answered");
+    assert!(
+        report.contains("\"path\":\"name\""),
+        "{}",
+        &report[..200.min(report.len())]
+    );
+    assert_eq!(session.memory(), 0, "the grown instance was given back");
+
+    session
+        .call(Op::Check, &small)
+        .expect("a fresh instance answers");
+    assert!(session.memory() < 16 << 20, "{}", session.memory());
+}
+
 #[test]
 fn a_session_recovers_from_a_timeout_too() {
     let budget = Budget {
