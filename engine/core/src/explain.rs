@@ -64,11 +64,62 @@ pub struct ConditionOutcome {
     #[serde(default, skip_serializing_if = "Value::is_null")]
     #[cfg_attr(test, ts(type = "string | number | string[]"))]
     pub value: Value,
-    /// The value it saw in the event (`null` when the field is missing).
+    /// The value it saw in the event (`null` when the field is missing),
+    /// shortened: texts to [`MAX_ACTUAL_CHARS`] characters, lists to
+    /// [`MAX_ACTUAL_ITEMS`] entries.
     #[cfg_attr(test, ts(type = "unknown"))]
     pub actual: Value,
+    /// Present (`true`) when `actual` was shortened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
+    pub truncated: bool,
     /// Whether it holds.
     pub holds: bool,
+}
+
+/// The most characters of a text an explanation shows in `actual`.
+pub const MAX_ACTUAL_CHARS: usize = 256;
+
+/// The most entries of a list an explanation shows in `actual`.
+pub const MAX_ACTUAL_ITEMS: usize = 20;
+
+/// `value` with its texts cut to [`MAX_ACTUAL_CHARS`] characters and its
+/// lists to [`MAX_ACTUAL_ITEMS`] entries, and whether anything was cut: an
+/// explanation stays small whatever the event carried (it is stored with
+/// every delivery).
+fn shortened(value: Value) -> (Value, bool) {
+    match value {
+        Value::String(text) => match text.char_indices().nth(MAX_ACTUAL_CHARS) {
+            Some((end, _)) => (Value::String(text[..end].to_owned()), true),
+            None => (Value::String(text), false),
+        },
+        Value::Array(items) => {
+            let mut cut = items.len() > MAX_ACTUAL_ITEMS;
+            let items = items
+                .into_iter()
+                .take(MAX_ACTUAL_ITEMS)
+                .map(|item| {
+                    let (item, item_cut) = shortened(item);
+                    cut |= item_cut;
+                    item
+                })
+                .collect();
+            (Value::Array(items), cut)
+        }
+        Value::Object(entries) => {
+            let mut cut = false;
+            let entries = entries
+                .into_iter()
+                .map(|(key, item)| {
+                    let (item, item_cut) = shortened(item);
+                    cut |= item_cut;
+                    (key, item)
+                })
+                .collect();
+            (Value::Object(entries), cut)
+        }
+        other => (other, false),
+    }
 }
 
 /// How the conditions combined under the match mode.
@@ -136,13 +187,17 @@ pub(crate) fn explain_compiled(
         .iter()
         .zip(&webhook.conditions)
         .zip(&recorder.conditions)
-        .map(|((c, source), holds)| ConditionOutcome {
-            id: c.id,
-            field: source.field.clone(),
-            operator: source.operator.clone(),
-            value: source.value.clone(),
-            actual: c.observed(&view),
-            holds: holds.unwrap_or(false),
+        .map(|((c, source), holds)| {
+            let (actual, truncated) = shortened(c.observed(&view));
+            ConditionOutcome {
+                id: c.id,
+                field: source.field.clone(),
+                operator: source.operator.clone(),
+                value: source.value.clone(),
+                actual,
+                truncated,
+                holds: holds.unwrap_or(false),
+            }
         })
         .collect();
     let conditions_pass = recorder

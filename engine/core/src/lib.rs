@@ -49,7 +49,9 @@ pub use catalog::{
 };
 pub use diagnostic::{Code, Diagnostic, Invalid, Report};
 pub use event::{Admission, admit_event};
-pub use explain::{CheckOutcome, ConditionOutcome, Explanation, MatchOutcome};
+pub use explain::{
+    CheckOutcome, ConditionOutcome, Explanation, MAX_ACTUAL_CHARS, MAX_ACTUAL_ITEMS, MatchOutcome,
+};
 pub use expression::{Expr, MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH};
 pub use model::{
     Change, Changes, Condition, EventType, IngestEvent, MatchMode, Message, Requester, Ticket,

@@ -336,9 +336,15 @@ operator: string,
  */
 value?: string | number | string[], 
 /**
- * The value it saw in the event (`null` when the field is missing).
+ * The value it saw in the event (`null` when the field is missing),
+ * shortened: texts to [`MAX_ACTUAL_CHARS`] characters, lists to
+ * [`MAX_ACTUAL_ITEMS`] entries.
  */
 actual: unknown, 
+/**
+ * Present (`true`) when `actual` was shortened.
+ */
+truncated?: boolean, 
 /**
  * Whether it holds.
  */

@@ -45,21 +45,22 @@ pub(super) struct DeliveryView {
     /// The body POSTed, byte for byte the same on every attempt.
     #[schema(value_type = Object)]
     payload: Value,
-    /// Why the webhook matched: the engine's explanation when the event came
-    /// in (each check, each condition's result and the value it saw);
-    /// `{"test": true}` for a test delivery.
-    #[schema(value_type = inbox_rules::Explanation)]
-    matched: Value,
     created_at: String,
     updated_at: String,
 }
 
-/// A delivery with its attempts, oldest first.
+/// A delivery with why it matched and its attempts, oldest first. (Lists
+/// leave the explanation out, so that a page stays small.)
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct DeliveryDetail {
     #[serde(flatten)]
     delivery: DeliveryView,
+    /// Why the webhook matched: the engine's explanation when the event came
+    /// in (each check, each condition's result and the value it saw, long
+    /// values shortened); `{"test": true}` for a test delivery.
+    #[schema(value_type = inbox_rules::Explanation)]
+    matched: Value,
     attempts_log: Vec<AttemptView>,
 }
 
@@ -119,7 +120,6 @@ fn json(text: &str) -> Value {
 fn view(record: DeliveryRecord) -> DeliveryView {
     DeliveryView {
         payload: json(&record.payload),
-        matched: json(&record.explanation),
         id: record.id,
         webhook_id: record.webhook_id,
         event_id: record.event_id,
@@ -138,6 +138,7 @@ fn view(record: DeliveryRecord) -> DeliveryView {
 
 fn detail(record: DeliveryRecord, attempts: Vec<Attempt>) -> DeliveryDetail {
     DeliveryDetail {
+        matched: json(&record.explanation),
         delivery: view(record),
         attempts_log: attempts
             .into_iter()

@@ -143,3 +143,66 @@ async fn a_request_creates_at_most_its_quota_of_deliveries() {
         .await;
     assert_eq!((status, &body["deliveries"]), (202, &json!(2)), "{body}");
 }
+
+/// The body of `GET path`, as text.
+async fn text(server: &TestServer, path: &str, key: &str) -> String {
+    let response = server.request(Method::GET, path, key).send().await;
+    response.expect("sent").text().await.expect("body")
+}
+
+/// A large event does not make large answers: an explanation shows each
+/// value shortened, and a page of deliveries leaves explanations out.
+#[tokio::test]
+async fn a_large_event_makes_no_large_answer() {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    let conditions: Vec<Value> = (1..=10)
+        .map(|id| json!({"id": id, "field": "subject", "operator": "contains", "value": format!("x{id}")}))
+        .collect();
+    let webhook = json!({
+        "name": "big", "url": "https://crm.example/hook", "events": ["TicketCreated"],
+        "conditions": conditions, "match": "any",
+    });
+    let (status, created) = server
+        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id");
+    let mut event = matching_event();
+    event["ticket"]["subject"] = json!(format!("x1 {}", "y".repeat(900_000)));
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&event))
+        .await;
+    assert_eq!((status, &body["deliveries"]), (202, &json!(1)), "{body}");
+
+    let page = text(
+        &server,
+        &format!("/v1/webhooks/{id}/deliveries"),
+        &keys.admin,
+    )
+    .await;
+    assert!(
+        page.len() < 10_000,
+        "a page of one delivery: {} bytes",
+        page.len()
+    );
+    let page: Value = serde_json::from_str(&page).expect("json");
+    let delivery = page["data"][0]["id"].as_str().expect("delivery id");
+    let detail = text(&server, &format!("/v1/deliveries/{delivery}"), &keys.admin).await;
+    assert!(
+        detail.len() < 20_000,
+        "one delivery: {} bytes",
+        detail.len()
+    );
+    let detail: Value = serde_json::from_str(&detail).expect("json");
+    for condition in detail["matched"]["conditions"]
+        .as_array()
+        .expect("conditions")
+    {
+        assert_eq!(condition["truncated"], true, "{condition}");
+        assert_eq!(
+            condition["actual"].as_str().expect("text").chars().count(),
+            256
+        );
+    }
+}
