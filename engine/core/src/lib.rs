@@ -36,6 +36,7 @@ mod plan;
 pub mod read;
 mod ruleset;
 mod webhook;
+pub use webhook::hidden;
 
 #[cfg(test)]
 mod typescript;

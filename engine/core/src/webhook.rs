@@ -60,6 +60,13 @@ impl Probe for Quick {
     fn condition(&mut self, _: usize, _: bool) {}
 }
 
+/// Whether `c` is a control character or a bidirectional override or
+/// isolate (U+202A–U+202E, U+2066–U+2069): characters that are invisible
+/// in a list of names, or that make one name display as another.
+pub fn hidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// The problems of one of a webhook's lists: more entries than
 /// [`MAX_LIST_ITEMS`] (then nothing else is looked at), or an entry listed
 /// again, reported where it repeats.
@@ -112,6 +119,15 @@ impl CompiledWebhook {
                 "name",
                 Code::InvalidValue,
                 "give the webhook a name of 1 to 200 characters",
+            ));
+        } else if let Some(c) = webhook.name.chars().find(|&c| hidden(c)) {
+            errors.push(Diagnostic::at(
+                "name",
+                Code::InvalidValue,
+                format!(
+                    "a name cannot hold control or text-direction characters (U+{:04X})",
+                    u32::from(c)
+                ),
             ));
         }
         if let Err(message) = check_url(&webhook.url) {

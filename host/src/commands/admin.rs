@@ -90,6 +90,12 @@ async fn create_tenant(args: &TenantCreateArgs, out: &mut dyn Write) -> anyhow::
     if args.name.trim().is_empty() {
         bail!("the tenant's name is empty");
     }
+    if let Some(c) = args.name.chars().find(|&c| inbox_rules::hidden(c)) {
+        bail!(
+            "the tenant's name holds a control or text-direction character (U+{:04X})",
+            u32::from(c)
+        );
+    }
     let store = open(&args.store).await?;
     let tenant = store.create_tenant(&id, args.name.trim()).await?;
     let admin = NewKey::generate(KeyKind::Admin);

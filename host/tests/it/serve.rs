@@ -181,6 +181,19 @@ fn tenant_create_prints_the_keys_once_as_json() {
     assert_ne!(code, 0);
     assert!(err.contains("invalid tenant id"), "{err}");
 
+    // A name that would display as another (a text-direction override).
+    let (code, _, err) = run(binary().args([
+        "tenant",
+        "create",
+        "Acme \u{202E}troppuS",
+        "--id",
+        "acme-rtl",
+        "--data-dir",
+        data,
+    ]));
+    assert_ne!(code, 0);
+    assert!(err.contains("U+202E"), "{err}");
+
     let (code, out, err) = run(binary().args([
         "key",
         "create",
