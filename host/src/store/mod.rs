@@ -565,7 +565,8 @@ pub trait Store: Send + Sync + Debug {
     ) -> Result<bool, StoreError>;
     /// Gives a lease back without an attempt (the worker could not start).
     async fn release(&self, delivery_id: &str) -> Result<(), StoreError>;
-    /// A page of a webhook's deliveries, newest first, before `before`.
+    /// A page of a webhook's deliveries, newest first, before `before`;
+    /// without their explanations (empty), which [`Store::delivery`] has.
     async fn deliveries(
         &self,
         tenant_id: &str,

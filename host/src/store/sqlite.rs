@@ -490,8 +490,12 @@ impl Store for SqliteStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        // Every column but the explanation, which a page leaves out.
         let rows = sqlx::query(
-            "SELECT * FROM deliveries WHERE tenant_id = ? AND webhook_id = ? AND seq < ?
+            "SELECT seq, id, tenant_id, webhook_id, event_id, event_type, ticket_id, payload,
+                    '' AS explanation, state, attempts, next_attempt_at, leased_until,
+                    last_error, created_at, updated_at
+             FROM deliveries WHERE tenant_id = ? AND webhook_id = ? AND seq < ?
              ORDER BY seq DESC LIMIT ?",
         )
         .bind(tenant_id)
