@@ -89,7 +89,14 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
         deadline: config.engine_deadline,
         ..Budget::default()
     })?;
-    let engine = Pool::new(Arc::clone(&runtime));
+    // Validation and explanations (one webhook, one event) get a quarter
+    // of the deadline ingest has (a batch against every webhook), so that
+    // one tenant's heavy explains cannot hold the engine's threads long.
+    let one_shot = Budget {
+        deadline: config.engine_deadline / 4,
+        ..*runtime.budget()
+    };
+    let engine = Pool::new(Arc::clone(&runtime), one_shot);
     let catalog = engine
         .run(|s| s.call(Op::Catalog, "null"))
         .await

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{Error, Runtime, Session};
+use super::{Budget, Error, Runtime, Session};
 
 /// Idle sessions. A call takes one (or makes one), runs on tokio's blocking
 /// threads so that a slow call never stalls the request loop, and puts the
@@ -10,14 +10,18 @@ use super::{Error, Runtime, Session};
 #[derive(Debug)]
 pub struct Pool {
     runtime: Arc<Runtime>,
+    /// What bounds each call of the pool's sessions.
+    budget: Budget,
     idle: Mutex<Vec<Session>>,
 }
 
 impl Pool {
-    /// An empty pool on `runtime`; sessions are made as calls need them.
-    pub fn new(runtime: Arc<Runtime>) -> Arc<Self> {
+    /// An empty pool on `runtime` whose calls are bounded by `budget`;
+    /// sessions are made as calls need them.
+    pub fn new(runtime: Arc<Runtime>, budget: Budget) -> Arc<Self> {
         Arc::new(Self {
             runtime,
+            budget,
             idle: Mutex::default(),
         })
     }
@@ -30,7 +34,8 @@ impl Pool {
         let pool = Arc::clone(self);
         let work = tokio::task::spawn_blocking(move || {
             let taken = pool.lock().pop();
-            let mut session = taken.unwrap_or_else(|| Session::new(Arc::clone(&pool.runtime)));
+            let mut session = taken
+                .unwrap_or_else(|| Session::with_budget(Arc::clone(&pool.runtime), pool.budget));
             let answer = call(&mut session);
             pool.lock().push(session);
             answer

@@ -412,6 +412,64 @@ async fn an_idempotency_key_reused_with_other_events_is_refused_and_stores_nothi
     assert_eq!(queue_depth(&server).await, 3);
 }
 
+/// A webhook whose matching is slow on a long subject: ten patterns that
+/// try every start with up to 400 characters each.
+fn slow_webhook() -> Value {
+    let conditions: Vec<Value> = (1..=10)
+        .map(|id| json!({"id": id, "field": "subject", "operator": "matches", "value": ".{0,400}!N"}))
+        .collect();
+    json!({
+        "name": "slow", "url": "https://crm.example/hook", "events": ["TicketCreated"],
+        "conditions": conditions, "match": "any",
+    })
+}
+
+/// An event with a 100,000-character subject.
+fn slow_event() -> Value {
+    let mut event = matching_event();
+    event["ticket"]["subject"] = json!("a".repeat(100_000));
+    event
+}
+
+/// Explaining (one webhook, one event) gets a quarter of the deadline
+/// ingest gets, so that one tenant's heavy explains cannot hold the
+/// engine long: past it, 422 `too_complex` naming that deadline.
+#[tokio::test]
+async fn explaining_has_a_shorter_deadline_than_ingest() {
+    let server = TestServer::start_with(|config| {
+        config.engine_deadline = Duration::from_millis(400);
+    })
+    .await;
+    let keys = server.tenant("Acme").await;
+    let (status, created) = server
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &keys.admin,
+            Some(&slow_webhook()),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id");
+    let (status, body) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/explain"),
+            &keys.admin,
+            Some(&slow_event()),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_complex")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().expect("message").contains("100ms"),
+        "a quarter of 400 ms: {body}"
+    );
+}
+
 /// Events the engine cannot take in within its deadline are answered 503
 /// with `Retry-After` (the client keeps them and retries) and nothing of
 /// the request is stored; never a 4xx, which would tell it to drop them.
@@ -422,20 +480,17 @@ async fn an_engine_deadline_during_ingest_is_a_retryable_503_that_stores_nothing
     })
     .await;
     let keys = server.tenant("Acme").await;
-    let conditions: Vec<Value> = (1..=10)
-        .map(|id| json!({"id": id, "field": "subject", "operator": "matches", "value": ".{0,400}!N"}))
-        .collect();
-    let slow = json!({
-        "name": "slow", "url": "https://crm.example/hook", "events": ["TicketCreated"],
-        "conditions": conditions, "match": "any",
-    });
     let (status, body) = server
-        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&slow))
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &keys.admin,
+            Some(&slow_webhook()),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
 
-    let mut event = matching_event();
-    event["ticket"]["subject"] = json!("a".repeat(100_000));
+    let event = slow_event();
     let response = server
         .request(Method::POST, "/v1/events", &keys.ingest)
         .json(&json!([other_event(), event]))
