@@ -136,10 +136,10 @@ impl Ingestor {
             }
             Verdict::Admitted(admitted) => admitted,
         };
-        let would_create: usize = admitted.iter().map(|a| a.matches.len()).sum();
-        if would_create > self.max_deliveries {
+        let created: usize = admitted.iter().map(|a| a.matches.len()).sum();
+        if created > self.max_deliveries {
             return Err(IngestError::TooManyDeliveries {
-                would_create,
+                would_create: created,
                 max: self.max_deliveries,
             });
         }
@@ -147,7 +147,6 @@ impl Ingestor {
         let at = now();
         let mut reservation = self.dispatcher.reserve(tenant);
         let mut stored = Vec::with_capacity(events.len());
-        let mut created = 0;
         for (i, ((event, text), AdmittedEvent { payload, matches })) in
             events.iter().zip(texts).zip(admitted).enumerate()
         {
@@ -163,7 +162,6 @@ impl Ingestor {
                     .unwrap_or_default()
                     .to_owned()
             };
-            created += matches.len();
             stored.push(NewEvent {
                 id: format!("evt_{}", ulid::Ulid::new()),
                 idempotency_key: key,

@@ -121,9 +121,14 @@ impl AppError {
 
     /// 429 with `Retry-After: wait_seconds`.
     pub fn too_many(code: &'static str, message: impl Into<String>, wait_seconds: u64) -> Self {
-        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
-        error.retry_after = Some(wait_seconds);
-        error
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).retry_after(wait_seconds)
+    }
+
+    /// The same error, answered with `Retry-After: seconds`.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 500 for a failure that is not the caller's; `detail` goes to the log
@@ -222,15 +227,12 @@ impl From<IngestError> for AppError {
             // a 4xx would tell the client to drop valid events.
             IngestError::Engine(
                 error @ (rules::Error::Timeout(_) | rules::Error::OutOfMemory(_)),
-            ) => {
-                let mut answer = Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "engine_unavailable",
-                    format!("{error}; nothing was stored, retry later (or in smaller batches)"),
-                );
-                answer.retry_after = Some(ENGINE_RETRY_AFTER);
-                answer
-            }
+            ) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "engine_unavailable",
+                format!("{error}; nothing was stored, retry later (or in smaller batches)"),
+            )
+            .retry_after(ENGINE_RETRY_AFTER),
             IngestError::Engine(error) => error.into(),
             IngestError::Store(error) => error.into(),
             IngestError::Internal(_) => Self::internal(&error),

@@ -40,9 +40,11 @@ impl AuthFailures {
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         match windows.get(&client) {
             Some(&(started, failures)) if failures >= self.allowed => {
-                match (started + WINDOW).checked_duration_since(now) {
-                    Some(left) if !left.is_zero() => Err(refused(left)),
-                    _ => Ok(()),
+                let left = (started + WINDOW).saturating_duration_since(now);
+                if left.is_zero() {
+                    Ok(())
+                } else {
+                    Err(refused(left))
                 }
             }
             _ => Ok(()),

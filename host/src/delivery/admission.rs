@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Dispatcher, lock, millis};
+use super::{Dispatcher, lock};
 use crate::store::{Claimed, Millis, Room};
 
 /// Deliveries a claim may take ahead per slot of a webhook: they wait in
@@ -212,7 +212,7 @@ impl Reservation {
             return None;
         }
         *self.taken.entry(webhook.to_owned()).or_default() += 1;
-        Some(at + millis(self.dispatcher.settings.lease()))
+        Some(at + self.dispatcher.lease_millis())
     }
 
     /// Starts the deliveries ingest stored leased to this process, within

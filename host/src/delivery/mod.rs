@@ -359,7 +359,7 @@ impl Dispatcher {
                 let limit = u32::try_from(free).unwrap_or(u32::MAX);
                 match self
                     .store
-                    .claim(at, at + millis(self.settings.lease()), limit, &room)
+                    .claim(at, at + self.lease_millis(), limit, &room)
                     .await
                 {
                     Ok(rows) => claimed = rows,

@@ -203,7 +203,7 @@ async fn ingest_takes_room_only_while_the_claim_loop_runs_and_gives_it_back() {
         .running
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let concurrency = u32::try_from(dispatcher.settings.webhook_concurrency).expect("small");
-    let lease = at + super::millis(dispatcher.settings.lease());
+    let lease = at + dispatcher.lease_millis();
     for _ in 0..2 * concurrency {
         assert_eq!(reservation.take("wh_x", at), Some(lease));
     }

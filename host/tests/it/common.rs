@@ -161,6 +161,16 @@ impl TestServer {
         self.http.request(method, self.url(path)).bearer_auth(key)
     }
 
+    /// Creates a webhook from `body` with the admin key `key`, asserting
+    /// 201; its id.
+    pub(crate) async fn create_webhook(&self, key: &str, body: &Value) -> String {
+        let (status, created) = self
+            .call(reqwest::Method::POST, "/v1/webhooks", key, Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().expect("id").to_owned()
+    }
+
     /// Sends a JSON request; the status and the parsed body (`Null` when
     /// empty).
     pub(crate) async fn call(

@@ -29,7 +29,7 @@ pub(crate) fn other_event() -> Value {
     })
 }
 
-async fn queue_depth(server: &TestServer) -> i64 {
+pub(crate) async fn queue_depth(server: &TestServer) -> i64 {
     let store = inbox_webhooks::server::open_store(&server.config)
         .await
         .expect("store");
@@ -441,16 +441,7 @@ async fn explaining_has_a_shorter_deadline_than_ingest() {
     })
     .await;
     let keys = server.tenant("Acme").await;
-    let (status, created) = server
-        .call(
-            Method::POST,
-            "/v1/webhooks",
-            &keys.admin,
-            Some(&slow_webhook()),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().expect("id");
+    let id = server.create_webhook(&keys.admin, &slow_webhook()).await;
     let (status, body) = server
         .call(
             Method::POST,
@@ -480,15 +471,7 @@ async fn an_engine_deadline_during_ingest_is_a_retryable_503_that_stores_nothing
     })
     .await;
     let keys = server.tenant("Acme").await;
-    let (status, body) = server
-        .call(
-            Method::POST,
-            "/v1/webhooks",
-            &keys.admin,
-            Some(&slow_webhook()),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    server.create_webhook(&keys.admin, &slow_webhook()).await;
 
     let event = slow_event();
     let response = server

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::TestServer;
-use crate::ingest::{matching_event, other_event};
+use crate::ingest::{matching_event, other_event, queue_depth};
 
 /// A webhook every `TicketCreated` event fires.
 fn match_all(name: &str) -> Value {
@@ -22,16 +22,11 @@ async fn a_tenant_has_at_most_its_quota_of_webhooks() {
     let acme = server.tenant("Acme").await.admin;
     let mut ids = Vec::new();
     for n in 0..3 {
-        let (status, body) = server
-            .call(
-                Method::POST,
-                "/v1/webhooks",
-                &acme,
-                Some(&match_all(&format!("w{n}"))),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        ids.push(body["id"].as_str().expect("id").to_owned());
+        ids.push(
+            server
+                .create_webhook(&acme, &match_all(&format!("w{n}")))
+                .await,
+        );
     }
     let (status, body) = server
         .call(
@@ -59,15 +54,7 @@ async fn a_tenant_has_at_most_its_quota_of_webhooks() {
 
     // The quota is per tenant, and deleting one makes room.
     let other = server.tenant("Other").await.admin;
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/v1/webhooks",
-            &other,
-            Some(&match_all("theirs")),
-        )
-        .await;
-    assert_eq!(status, 201);
+    server.create_webhook(&other, &match_all("theirs")).await;
     let (status, _) = server
         .call(
             Method::DELETE,
@@ -77,15 +64,7 @@ async fn a_tenant_has_at_most_its_quota_of_webhooks() {
         )
         .await;
     assert_eq!(status, 204);
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/v1/webhooks",
-            &acme,
-            Some(&match_all("again")),
-        )
-        .await;
-    assert_eq!(status, 201);
+    server.create_webhook(&acme, &match_all("again")).await;
 }
 
 #[tokio::test]
@@ -97,15 +76,7 @@ async fn a_request_creates_at_most_its_quota_of_deliveries() {
     .await;
     let keys = server.tenant("Acme").await;
     for name in ["a", "b"] {
-        let (status, _) = server
-            .call(
-                Method::POST,
-                "/v1/webhooks",
-                &keys.admin,
-                Some(&match_all(name)),
-            )
-            .await;
-        assert_eq!(status, 201);
+        server.create_webhook(&keys.admin, &match_all(name)).await;
     }
     // Two events, each firing both webhooks: four deliveries, over three.
     let (status, body) = server
@@ -125,13 +96,7 @@ async fn a_request_creates_at_most_its_quota_of_deliveries() {
         body["message"].as_str().expect("message").contains("4"),
         "{body}"
     );
-    let store = inbox_webhooks::server::open_store(&server.config)
-        .await
-        .expect("store");
-    let queue = inbox_webhooks::store::Store::queue(&store)
-        .await
-        .expect("queue");
-    assert_eq!(queue.depth, 0, "nothing was stored");
+    assert_eq!(queue_depth(&server).await, 0, "nothing was stored");
 
     let (status, body) = server
         .call(
@@ -163,11 +128,7 @@ async fn a_large_event_makes_no_large_answer() {
         "name": "big", "url": "https://crm.example/hook", "events": ["TicketCreated"],
         "conditions": conditions, "match": "any",
     });
-    let (status, created) = server
-        .call(Method::POST, "/v1/webhooks", &keys.admin, Some(&webhook))
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().expect("id");
+    let id = server.create_webhook(&keys.admin, &webhook).await;
     let mut event = matching_event();
     event["ticket"]["subject"] = json!(format!("x1 {}", "y".repeat(900_000)));
     let (status, body) = server
