@@ -32,6 +32,7 @@ use crate::catalog::{
     Operator, ValueType,
 };
 use crate::diagnostic::{Code, Diagnostic};
+use crate::fold::fold;
 use crate::model::{Change, Condition, EventType, IngestEvent};
 
 /// A condition ready to evaluate: field resolved, value checked and
@@ -208,7 +209,7 @@ fn build_test(
     value: &Value,
 ) -> Result<Test, (Code, String)> {
     let invalid = |message: String| (Code::InvalidValue, message);
-    let lower = |s: &str| s.to_lowercase();
+    let lower = fold;
     let enum_rank = |s: &str| {
         field.values().iter().position(|v| *v == s).ok_or_else(|| {
             invalid(format!(
@@ -551,14 +552,8 @@ impl<'a> EventView<'a> {
 
     /// The ticket's tags, lowercased once.
     fn tags(&self) -> &[String] {
-        self.tags.get_or_init(|| {
-            self.event
-                .ticket
-                .tags
-                .iter()
-                .map(|t| t.to_lowercase())
-                .collect()
-        })
+        self.tags
+            .get_or_init(|| self.event.ticket.tags.iter().map(|t| fold(t)).collect())
     }
 
     fn change(&self, field: Field) -> Option<&'a Change> {
@@ -584,7 +579,7 @@ struct Forms {
 
 impl Forms {
     fn lower(&self, text: &str) -> &str {
-        self.lower.get_or_init(|| text.to_lowercase())
+        self.lower.get_or_init(|| fold(text))
     }
 }
 
@@ -626,7 +621,7 @@ impl Read<'_> {
     fn lowercase(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Self::Text(s, Some(forms)) => forms.lower(s).into(),
-            Self::Text(s, None) => s.to_lowercase().into(),
+            Self::Text(s, None) => fold(s).into(),
             Self::Number(n) => n.to_string().into(),
             Self::Missing | Self::Tags(_) => "".into(),
         }

@@ -31,6 +31,7 @@ mod diagnostic;
 mod event;
 mod explain;
 mod expression;
+mod fold;
 mod model;
 mod plan;
 pub mod read;
