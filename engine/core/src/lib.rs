@@ -98,6 +98,9 @@ fn id_problem(ids: &[u32]) -> Option<Diagnostic> {
 
 /// Parses a valid logic expression into an [`Expr`] to evaluate many times.
 pub fn parse_expression(expression: &str, ids: &[u32]) -> Result<Expr, Report> {
+    if let Some(problem) = id_problem(ids) {
+        return Err(Report::new(vec![problem], Vec::new()));
+    }
     expression::parse(expression, ids)
 }
 

@@ -222,7 +222,10 @@ impl CompiledWebhook {
             ));
         }
         let mut expression = None;
-        if mode == Some(MatchMode::Expression) {
+        // Past the conditions' limit the expression waits: the ids it may
+        // use are not settled, and checking it against them all is work
+        // without a bound.
+        if mode == Some(MatchMode::Expression) && webhook.conditions.len() <= MAX_CONDITIONS {
             let ids: Vec<u32> = webhook
                 .conditions
                 .iter()

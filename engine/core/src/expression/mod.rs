@@ -241,11 +241,10 @@ fn diagnose(expression: &str, ids: &[u32]) -> (Report, Option<Expr>) {
 
     let index = Utf16Index::new(&normalized);
     let tokens = tokenize(&normalized);
-    let known = IdSet::new(ids.iter().copied().filter(|&id| id != 0));
     let mut lexical = Vec::new();
     let structure_sound = check_spacing(&tokens, &index, &mut lexical)
         & check_parentheses(&tokens, &index, &mut lexical);
-    check_words_and_numbers(&tokens, &known, &index, &mut lexical);
+    check_words_and_numbers(&tokens, ids, &index, &mut lexical);
 
     let mut expr = None;
     if structure_sound {
@@ -447,7 +446,7 @@ fn check_parentheses(tokens: &[Token<'_>], index: &Utf16Index, out: &mut Vec<Dia
 /// `syntax_error` for each word that is not an operator and each symbol.
 fn check_words_and_numbers(
     tokens: &[Token<'_>],
-    known: &IdSet,
+    ids: &[u32],
     index: &Utf16Index,
     out: &mut Vec<Diagnostic>,
 ) {
@@ -455,7 +454,7 @@ fn check_words_and_numbers(
         let (start, end) = index.span(token.start, token.end);
         let message = match token.kind {
             Kind::Number => match token.text.parse::<u32>() {
-                Ok(id) if known.contains(id) => continue,
+                Ok(id) if id != 0 && ids.contains(&id) => continue,
                 Ok(0) => "there is no condition 0: conditions are numbered from 1".to_owned(),
                 Ok(id) => format!("there is no condition {id}"),
                 Err(_) => format!("there is no condition {}", quote(token.text)),
@@ -566,49 +565,23 @@ fn describe_expected(rules: &[Rule]) -> String {
 
 /// `unused_condition` for each id the expression never mentions, once each,
 /// in the order of `ids`.
+///
+/// Ids and mentions are searched from the front, with no set to build: a
+/// caller passes at most
+/// [`MAX_CONDITIONS`](crate::catalog::MAX_CONDITIONS) ids, and an expression of at
+/// most [`MAX_EXPRESSION_CHARS`] mentions at most half as many numbers, so
+/// a search is bounded, and no sort joins the browser's wasm.
 fn unused_conditions(mentioned: &[u32], ids: &[u32]) -> Vec<Diagnostic> {
-    // The common case, every condition used, in a few comparisons and no
-    // allocation (the sets below are for long lists).
-    if ids.len() <= 16 && ids.iter().all(|id| *id == 0 || mentioned.contains(id)) {
-        return Vec::new();
-    }
-    let mentioned = IdSet::new(mentioned.iter().copied());
-    let distinct = IdSet::new(ids.iter().copied());
-    let mut warned = vec![false; distinct.0.len()];
-    let mut out = Vec::new();
-    for &id in ids {
-        let Some(at) = distinct.position(id) else {
-            continue;
-        };
-        if id != 0 && !mentioned.contains(id) && !warned[at] {
-            warned[at] = true;
-            let message = format!("condition {id} is not used in the expression");
-            out.push(Diagnostic::spanned(Code::UnusedCondition, message, 0, 0));
-        }
-    }
-    out
-}
-
-/// Condition ids as a sorted, deduplicated list: a set with O(log n)
-/// look-ups and no tree (it keeps the browser package small).
-#[derive(Debug)]
-struct IdSet(Vec<u32>);
-
-impl IdSet {
-    fn new(ids: impl Iterator<Item = u32>) -> Self {
-        let mut ids: Vec<u32> = ids.collect();
-        ids.sort_unstable();
-        ids.dedup();
-        Self(ids)
-    }
-
-    fn contains(&self, id: u32) -> bool {
-        self.0.binary_search(&id).is_ok()
-    }
-
-    fn position(&self, id: u32) -> Option<usize> {
-        self.0.binary_search(&id).ok()
-    }
+    (0..ids.len())
+        .filter(|&at| {
+            let id = ids[at];
+            id != 0 && !mentioned.contains(&id) && !ids[..at].contains(&id)
+        })
+        .map(|at| {
+            let message = format!("condition {} is not used in the expression", ids[at]);
+            Diagnostic::spanned(Code::UnusedCondition, message, 0, 0)
+        })
+        .collect()
 }
 
 /// Builds the tree of a `disjunction`, `conjunction`, `group` or `number`,
