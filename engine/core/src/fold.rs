@@ -44,7 +44,7 @@ fn lower(c: char) -> char {
     let offset = code - first(run);
     let step = if run & STEP_TWO != 0 { 2 } else { 1 };
     let count = ((run >> 21) & 0xff) as u32;
-    if offset / step >= count || offset % step != 0 {
+    if offset / step >= count || !offset.is_multiple_of(step) {
         return c;
     }
     let delta = (run >> 32) as u32 as i32;
@@ -123,9 +123,9 @@ mod tests {
         }
         source.push_str("];\n");
         if std::env::var_os("UPDATE_TABLES").is_some() {
-            std::fs::write(path, &source).unwrap();
+            std::fs::write(path, &source).expect("src/fold/table.rs is writable");
         }
-        let checked_in = std::fs::read_to_string(path).unwrap();
+        let checked_in = std::fs::read_to_string(path).expect("src/fold/table.rs is readable");
         assert!(
             checked_in == source,
             "src/fold/table.rs differs from the standard library's mappings; \
