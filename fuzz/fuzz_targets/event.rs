@@ -3,10 +3,11 @@
 //! Invariants: an admission is valid exactly when it has no errors, and
 //! then (only then) carries the delivered body: the event's `event`,
 //! `ticketId` and, when present, `messageId`, nothing else; admitting the
-//! same event twice gives the same answer.
+//! same event twice gives the same answer; the engine's own reader reads
+//! an event as `serde_json` does, with the same messages (arrays aside).
 #![no_main]
 
-use inbox_rules::admit_event;
+use inbox_rules::{IngestEvent, admit_event, read};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -14,6 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(event) = serde_json::from_slice::<Value>(data) else {
         return;
     };
+    if !event.is_array() {
+        let ours = read::from_value::<IngestEvent>(&event).map_err(|e| e.to_string());
+        let theirs =
+            serde_json::from_value::<IngestEvent>(event.clone()).map_err(|e| e.to_string());
+        assert_eq!(ours, theirs, "{event}");
+    }
     let admission = admit_event(&event);
     assert_eq!(admission.valid, admission.errors.is_empty());
     assert_eq!(admission.valid, admission.payload.is_some());

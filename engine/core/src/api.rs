@@ -298,7 +298,7 @@ pub fn run(op: &str, input: &Value) -> Result<String, RunError> {
 
 /// [`run`] for an operation already named.
 pub fn run_op(op: Op, input: &Value) -> Result<String, RunError> {
-    fn parse<T: serde::de::DeserializeOwned>(op: Op, input: &Value) -> Result<T, RunError> {
+    fn parse<T: crate::read::FromJson>(op: Op, input: &Value) -> Result<T, RunError> {
         crate::read::from_value(input).map_err(|source| RunError::Input { op, source })
     }
     let output = match op {

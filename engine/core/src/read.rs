@@ -1,29 +1,38 @@
 //! Typed reading of JSON values: `T` from a [`serde_json::Value`] already
 //! parsed, the way every operation takes its input.
 //!
-//! `serde_json` can do this itself (`T::deserialize(&value)`); this reader
-//! exists for the npm package's size. `serde_json`'s error formats what it
-//! did not expect through serde's `Unexpected`, whose `Display` can print
-//! any float with Rust's own float formatting: about 24 KB of wasm (10 KB
-//! gzipped) that no input of ours ever reaches, since `serde_json` prints
-//! floats itself. This reader's error says the same sentences ("invalid
-//! type: integer `7`, expected a string") and prints floats as
-//! `serde_json` does. It also reads a struct only from an object (never
-//! from an array, which `serde_json` accepts), which spares a second
-//! reading path per type.
+//! `serde_json` can do this itself (`T::deserialize(&value)`, through the
+//! types' derived `Deserialize`, which the server still uses); this reader
+//! exists for the npm package's size. Serde's derived readers are generic
+//! over the deserializer and come with visitors, field enums and
+//! `Unexpected`'s float formatting, which made them the largest part of the
+//! browser's wasm; the readers here are plain functions over a `Value`, one
+//! [`FromJson`] impl a type. They say the same sentences as `serde_json`
+//! ("invalid type: integer `7`, expected a string", "missing field `url`"),
+//! which the tests below check against `serde_json` type by type, and they
+//! keep serde's order: the entries of an object in order, the first bad
+//! value's error, then the first missing field in declaration order. A
+//! struct is read only from an object (never from an array, which
+//! `serde_json` accepts).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{
-    self, DeserializeOwned, DeserializeSeed, Expected, IntoDeserializer, MapAccess, SeqAccess,
-    Unexpected, Visitor,
-};
-use serde::forward_to_deserialize_any;
+use serde::de::Unexpected;
 use serde_json::{Map, Number, Value};
 
+use crate::api::{CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest};
+use crate::model::{Change, Changes, Condition, IngestEvent, Message, Requester, Ticket, Webhook};
+
 /// Reads `T` from `value`.
-pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Error> {
-    T::deserialize(Reader(value))
+pub fn from_value<T: FromJson>(value: &Value) -> Result<T, Error> {
+    T::from_json(value)
+}
+
+/// A type read from a JSON value.
+pub trait FromJson: Sized {
+    /// Reads one from `value`, or says why it cannot.
+    fn from_json(value: &Value) -> Result<Self, Error>;
 }
 
 /// Why a value is not of the shape asked for: one sentence.
@@ -38,24 +47,45 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl de::Error for Error {
-    fn custom<T: fmt::Display>(message: T) -> Self {
-        Self(message.to_string())
-    }
+/// `value` is not the kind of JSON value `expected` names.
+fn invalid_type(value: &Value, expected: &str) -> Error {
+    Error(format!(
+        "invalid type: {}, expected {expected}",
+        Described(unexpected(value))
+    ))
+}
 
-    fn invalid_type(unexpected: Unexpected<'_>, expected: &dyn Expected) -> Self {
-        Self(format!(
-            "invalid type: {}, expected {expected}",
-            Described(unexpected)
-        ))
-    }
+/// A number out of the range of the integer type `expected` names.
+fn invalid_value(found: Unexpected<'_>, expected: &str) -> Error {
+    Error(format!(
+        "invalid value: {}, expected {expected}",
+        Described(found)
+    ))
+}
 
-    fn invalid_value(unexpected: Unexpected<'_>, expected: &dyn Expected) -> Self {
-        Self(format!(
-            "invalid value: {}, expected {expected}",
-            Described(unexpected)
-        ))
-    }
+fn missing(key: &str) -> Error {
+    Error(format!("missing field `{key}`"))
+}
+
+fn duplicate(key: &str) -> Error {
+    Error(format!("duplicate field `{key}`"))
+}
+
+/// A key a request does not have, in serde's words.
+fn unknown(key: &str, keys: &[&str]) -> Error {
+    let expected = match keys {
+        [] => return Error(format!("unknown field `{key}`, there are no fields")),
+        [one] => format!("`{one}`"),
+        [one, two] => format!("`{one}` or `{two}`"),
+        _ => format!("one of `{}`", keys.join("`, `")),
+    };
+    Error(format!("unknown field `{key}`, expected {expected}"))
+}
+
+/// The object a struct is read from; `what` names the struct for the error
+/// ("struct Webhook").
+fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Error> {
+    value.as_object().ok_or_else(|| invalid_type(value, what))
 }
 
 /// What was found, in `serde_json`'s words; floats printed as `serde_json`
@@ -108,191 +138,290 @@ fn unexpected(value: &Value) -> Unexpected<'_> {
     }
 }
 
-/// A value to read from.
-struct Reader<'a>(&'a Value);
-
-impl<'de> de::Deserializer<'de> for Reader<'de> {
-    type Error = Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Null => visitor.visit_unit(),
-            Value::Bool(b) => visitor.visit_bool(*b),
-            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => visitor.visit_u64(u),
-                (None, Some(i), _) => visitor.visit_i64(i),
-                (None, None, Some(f)) => visitor.visit_f64(f),
-                (None, None, None) => Err(de::Error::custom("a number out of range")),
-            },
-            Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Array(items) => visitor.visit_seq(Items(items.iter())),
-            Value::Object(entries) => visitor.visit_map(Entries::new(entries)),
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Object(entries) => visitor.visit_map(Entries::new(entries)),
-            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
-        }
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.0 {
-            // Our enums are unit variants named by a string.
-            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
-            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
-        }
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_unit()
-    }
-
-    forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
+impl FromJson for Value {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        Ok(value.clone())
     }
 }
 
-/// The items of an array.
-struct Items<'a>(std::slice::Iter<'a, Value>);
-
-impl<'de> SeqAccess<'de> for Items<'de> {
-    type Error = Error;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Error> {
-        self.0
-            .next()
-            .map(|item| seed.deserialize(Reader(item)))
-            .transpose()
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
-    }
-}
-
-/// The entries of an object, in order.
-struct Entries<'a> {
-    entries: serde_json::map::Iter<'a>,
-    value: Option<&'a Value>,
-}
-
-impl<'a> Entries<'a> {
-    fn new(map: &'a Map<String, Value>) -> Self {
-        Self {
-            entries: map.iter(),
-            value: None,
+impl FromJson for String {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(invalid_type(other, "a string")),
         }
     }
 }
 
-impl<'de> MapAccess<'de> for Entries<'de> {
-    type Error = Error;
+impl FromJson for bool {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        value
+            .as_bool()
+            .ok_or_else(|| invalid_type(value, "a boolean"))
+    }
+}
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Error> {
-        let Some((key, value)) = self.entries.next() else {
-            return Ok(None);
+impl FromJson for i64 {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        match value {
+            Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
+            Value::Number(n) if n.is_u64() => Err(invalid_value(
+                Unexpected::Unsigned(n.as_u64().unwrap_or_default()),
+                "i64",
+            )),
+            other => Err(invalid_type(other, "i64")),
+        }
+    }
+}
+
+impl FromJson for u32 {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        let found = match value {
+            Value::Number(n) if n.is_u64() => {
+                let n = n.as_u64().unwrap_or_default();
+                return u32::try_from(n).map_err(|_| invalid_value(Unexpected::Unsigned(n), "u32"));
+            }
+            Value::Number(n) if n.is_i64() => Unexpected::Signed(n.as_i64().unwrap_or_default()),
+            other => return Err(invalid_type(other, "u32")),
         };
-        self.value = Some(value);
-        seed.deserialize(Key(key)).map(Some)
+        Err(invalid_value(found, "u32"))
     }
+}
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        match self.value.take() {
-            Some(value) => seed.deserialize(Reader(value)),
-            None => Err(de::Error::custom("a value was asked for before its key")),
+impl<T: FromJson> FromJson for Option<T> {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_json(other).map(Some),
         }
     }
+}
 
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        match value {
+            Value::Array(items) => items.iter().map(T::from_json).collect(),
+            other => Err(invalid_type(other, "a sequence")),
+        }
     }
 }
 
-/// An object's key: a string, or a number written as one (`{"1": true}`
-/// for a map keyed by condition id).
-struct Key<'a>(&'a str);
-
-impl Key<'_> {
-    fn number<T: std::str::FromStr>(&self) -> Result<T, Error> {
-        self.0
-            .parse()
-            .map_err(|_| Error("invalid value: expected key to be a number in quotes".to_owned()))
+impl FromJson for Map<String, Value> {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        match value {
+            Value::Object(entries) => Ok(entries.clone()),
+            other => Err(invalid_type(other, "a map")),
+        }
     }
 }
 
-impl<'de> de::Deserializer<'de> for Key<'de> {
-    type Error = Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_borrowed_str(self.0)
+/// A map keyed by condition id: `{"1": true}`.
+impl FromJson for BTreeMap<u32, bool> {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        let Value::Object(entries) = value else {
+            return Err(invalid_type(value, "a map"));
+        };
+        // Inserted one by one: collecting into a map sorts first, which
+        // would bring one more sort into the wasm.
+        let mut map = BTreeMap::new();
+        for (key, value) in entries {
+            let id = key.parse().map_err(|_| {
+                Error("invalid value: expected key to be a number in quotes".to_owned())
+            })?;
+            map.insert(id, bool::from_json(value)?);
+        }
+        Ok(map)
     }
+}
 
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let n = self.number()?;
-        visitor.visit_u32(n)
+/// A struct read from an object's entries as serde's derive reads it: each
+/// entry in order (a key and its aliases fill one field), then each field
+/// not found gets its fallback (`return Err(missing(…))` for a required
+/// one). `deny` refuses keys the struct does not have, listing each
+/// field's names sorted, as serde does (write aliases that sort first).
+macro_rules! from_object {
+    ($value:expr, $what:literal, deny: $deny:literal, $ty:ident {
+        $($field:ident: $key:literal $(| $alias:literal)* => $fallback:expr),* $(,)?
+    }) => {{
+        let entries = object($value, $what)?;
+        $(let mut $field = None;)*
+        for (key, value) in entries {
+            match key.as_str() {
+                $($key $(| $alias)* => {
+                    if $field.is_some() {
+                        return Err(duplicate($key));
+                    }
+                    $field = Some(FromJson::from_json(value)?);
+                })*
+                other => {
+                    if $deny {
+                        return Err(unknown(other, &[$($($alias,)* $key),*]));
+                    }
+                }
+            }
+        }
+        Ok($ty {
+            $($field: match $field {
+                Some(found) => found,
+                None => $fallback,
+            },)*
+        })
+    }};
+}
+
+impl FromJson for Condition {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct Condition", deny: false, Condition {
+            id: "id" => return Err(missing("id")),
+            field: "field" => return Err(missing("field")),
+            operator: "operator" => return Err(missing("operator")),
+            value: "value" => Value::Null,
+        })
     }
+}
 
-    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let n = self.number()?;
-        visitor.visit_u64(n)
+impl FromJson for Webhook {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct Webhook", deny: false, Webhook {
+            id: "id" => String::new(),
+            name: "name" => String::new(),
+            enabled: "enabled" => true,
+            url: "url" => String::new(),
+            events: "events" => Vec::new(),
+            channels: "channels" => Vec::new(),
+            accounts: "accounts" => Vec::new(),
+            conditions: "conditions" => Vec::new(),
+            match_mode: "match" => crate::MatchMode::All.as_str().to_owned(),
+            expression: "expression" => None,
+        })
     }
+}
 
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let n = self.number()?;
-        visitor.visit_i64(n)
+impl FromJson for IngestEvent {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct IngestEvent", deny: false, IngestEvent {
+            tenant_id: "tenantId" => String::new(),
+            event: "event" => return Err(missing("event")),
+            ticket_id: "ticketId" => String::new(),
+            message_id: "messageId" => None,
+            occurred_at: "occurredAt" => None,
+            ticket: "ticket" => Ticket::default(),
+            message: "message" => None,
+            changes: "changes" => Changes::default(),
+        })
     }
+}
 
-    forward_to_deserialize_any! {
-        bool i8 i16 i32 i128 u8 u16 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map struct
-        enum identifier ignored_any
+impl FromJson for Ticket {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct Ticket", deny: false, Ticket {
+            channel: "channel" => None,
+            account_id: "accountId" => None,
+            subject: "subject" => None,
+            status: "status" => None,
+            priority: "priority" => None,
+            assignee_id: "assigneeId" => None,
+            team_id: "teamId" => None,
+            tags: "tags" => Vec::new(),
+            requester: "requester" => None,
+            custom_fields: "customFields" => Map::new(),
+        })
+    }
+}
+
+impl FromJson for Requester {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct Requester", deny: false, Requester {
+            email: "email" => None,
+            name: "name" => None,
+        })
+    }
+}
+
+impl FromJson for Message {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct Message", deny: false, Message {
+            body: "body" => None,
+            from: "from" => None,
+        })
+    }
+}
+
+impl FromJson for Changes {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct Changes", deny: false, Changes {
+            status: "status" => None,
+            priority: "priority" => None,
+            assignee_id: "assigneeId" => None,
+            team_id: "teamId" => None,
+        })
+    }
+}
+
+impl FromJson for Change {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct Change", deny: false, Change {
+            from: "from" => None,
+            to: "to" => None,
+        })
+    }
+}
+
+impl FromJson for CheckRequest {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct CheckRequest", deny: true, CheckRequest {
+            expression: "expression" => return Err(missing("expression")),
+            ids: "ids" => Vec::new(),
+        })
+    }
+}
+
+impl FromJson for EvalRequest {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct EvalRequest", deny: true, EvalRequest {
+            expression: "expression" => return Err(missing("expression")),
+            ids: "ids" => None,
+            truth: "truth" => BTreeMap::new(),
+        })
+    }
+}
+
+impl FromJson for MatchRequest {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct MatchRequest", deny: true, MatchRequest {
+            webhooks: "webhooks" => return Err(missing("webhooks")),
+            event: "event" => return Err(missing("event")),
+        })
+    }
+}
+
+impl FromJson for IngestRequest {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct IngestRequest", deny: true, IngestRequest {
+            webhooks: "webhooks" => return Err(missing("webhooks")),
+            events: "events" => return Err(missing("events")),
+        })
+    }
+}
+
+impl<T: FromJson> FromJson for ExplainRequest<T> {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct ExplainRequest", deny: true, ExplainRequest {
+            webhook: "webhook" | "condition" => return Err(missing("webhook")),
+            event: "event" => return Err(missing("event")),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
+    use serde::Deserialize as _;
     use serde_json::json;
 
     use super::*;
 
     /// Reads `value` both ways: this reader and `serde_json`'s.
-    fn both<T: DeserializeOwned + fmt::Debug + PartialEq>(
+    fn both<T: FromJson + serde::de::DeserializeOwned + fmt::Debug + PartialEq>(
         value: &Value,
     ) -> (Result<T, String>, Result<T, String>) {
         (
@@ -349,7 +478,7 @@ mod tests {
             "conditions": [{"id": 1, "field": "subject", "operator": "contains", "value": "x"}],
             "match": "all",
         });
-        let (ours, theirs) = both::<crate::Webhook>(&webhook);
+        let (ours, theirs) = both::<Webhook>(&webhook);
         assert_eq!(ours, theirs);
         assert!(ours.is_ok());
         for broken in [
@@ -358,8 +487,120 @@ mod tests {
             json!({"conditions": [{"id": "one"}]}),
             json!({"enabled": 1}),
         ] {
-            let (ours, theirs) = both::<crate::Webhook>(&broken);
+            let (ours, theirs) = both::<Webhook>(&broken);
             assert_eq!(ours, theirs, "{broken}");
+        }
+    }
+
+    #[test]
+    fn events_read_as_with_serde_json() {
+        let event = json!({
+            "tenantId": "t", "event": "TicketCreated", "ticketId": "1", "messageId": null,
+            "ticket": {"channel": "email", "tags": ["a"], "requester": {"email": "a@b.example"},
+                       "customFields": {"plan": "pro"}},
+            "message": {"body": "hi"}, "changes": {"status": {"from": "open", "to": null}},
+        });
+        let (ours, theirs) = both::<IngestEvent>(&event);
+        assert_eq!(ours, theirs);
+        assert!(ours.is_ok());
+        for broken in [
+            json!({}),
+            json!({"ticketId": 7, "event": "TicketCreated"}),
+            json!({"event": "TicketCreated", "ticket": {"tags": "vip"}}),
+            json!({"event": "TicketCreated", "ticket": {"requester": {"name": false}}}),
+            json!({"event": "TicketCreated", "ticket": {"customFields": []}}),
+            json!({"event": "TicketCreated", "changes": {"status": {"from": 1}}}),
+            json!({"event": "TicketCreated", "message": "hi"}),
+            json!({"event": 1, "ticketId": 2}),
+            json!("TicketCreated"),
+        ] {
+            let (ours, theirs) = both::<IngestEvent>(&broken);
+            assert_eq!(ours, theirs, "{broken}");
+            assert!(ours.is_err(), "{broken}");
+        }
+    }
+
+    #[test]
+    fn requests_read_as_with_serde_json() {
+        use crate::api::{CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest};
+        let event = json!({"event": "TicketCreated", "ticketId": "1"});
+        let webhook =
+            json!({"id": "wh_1", "url": "https://a.example/h", "events": ["TicketCreated"]});
+        let condition = json!({"id": 1, "field": "subject", "operator": "is_empty"});
+        let compare = |value: Value| {
+            let ours = format!(
+                "{:?}",
+                from_value::<CheckRequest>(&value).map_err(|e| e.to_string())
+            );
+            let theirs = format!(
+                "{:?}",
+                CheckRequest::deserialize(&value).map_err(|e| e.to_string())
+            );
+            assert_eq!(ours, theirs, "check {value}");
+            let ours = format!(
+                "{:?}",
+                from_value::<EvalRequest>(&value).map_err(|e| e.to_string())
+            );
+            let theirs = format!(
+                "{:?}",
+                EvalRequest::deserialize(&value).map_err(|e| e.to_string())
+            );
+            assert_eq!(ours, theirs, "eval {value}");
+            let ours = format!(
+                "{:?}",
+                from_value::<MatchRequest>(&value).map_err(|e| e.to_string())
+            );
+            let theirs = format!(
+                "{:?}",
+                MatchRequest::deserialize(&value).map_err(|e| e.to_string())
+            );
+            assert_eq!(ours, theirs, "match {value}");
+            let ours = format!(
+                "{:?}",
+                from_value::<IngestRequest>(&value).map_err(|e| e.to_string())
+            );
+            let theirs = format!(
+                "{:?}",
+                IngestRequest::deserialize(&value).map_err(|e| e.to_string())
+            );
+            assert_eq!(ours, theirs, "ingest {value}");
+            type Explain = ExplainRequest<Webhook>;
+            let ours = format!(
+                "{:?}",
+                from_value::<Explain>(&value).map_err(|e| e.to_string())
+            );
+            let theirs = format!(
+                "{:?}",
+                Explain::deserialize(&value).map_err(|e| e.to_string())
+            );
+            assert_eq!(ours, theirs, "explain {value}");
+            type Test = ExplainRequest<Condition>;
+            let ours = format!(
+                "{:?}",
+                from_value::<Test>(&value).map_err(|e| e.to_string())
+            );
+            let theirs = format!("{:?}", Test::deserialize(&value).map_err(|e| e.to_string()));
+            assert_eq!(ours, theirs, "condition {value}");
+        };
+        for value in [
+            json!({"expression": "1 or 2", "ids": [1, 2]}),
+            json!({"expression": "1", "truth": {"1": true}, "ids": null}),
+            json!({"expression": "1", "truth": {"one": true}}),
+            json!({"expression": "1", "idz": [1]}),
+            json!({"ids": [1, -1]}),
+            json!({"webhooks": [webhook], "event": event}),
+            json!({"webhooks": [webhook], "events": [event, 7]}),
+            json!({"webhooks": {}, "event": event}),
+            json!({"webhook": webhook, "event": event}),
+            json!({"condition": condition, "event": event}),
+            json!({"condition": condition, "webhook": webhook, "event": event}),
+            json!({"webhook": webhook}),
+            json!({"event": event, "extra": 1}),
+            json!({}),
+            json!(null),
+            json!("request"),
+        ] {
+            compare(value);
         }
     }
 }

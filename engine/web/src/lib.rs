@@ -23,7 +23,6 @@
 use inbox_rules::api::{self, Op, decode, encode};
 use inbox_rules::{IngestEvent, Webhook};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
@@ -40,7 +39,7 @@ fn type_error(message: impl AsRef<str>) -> JsValue {
 }
 
 /// Reads an argument as the engine reads JSON on every surface.
-fn read<T: DeserializeOwned>(what: &str, value: &JsValue) -> Result<T, JsValue> {
+fn read<T: inbox_rules::read::FromJson>(what: &str, value: &JsValue) -> Result<T, JsValue> {
     // Through `Value`, as `run` goes: one deserializer per type in the
     // package instead of two keeps the wasm small; and all but the last
     // step out of this generic function, which has a copy per type.
