@@ -4,10 +4,11 @@
 //! and explaining: a [`Probe`] watches it, and matching's probe lets it stop
 //! at the first failed check while the explainer's records every step.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::catalog::{MAX_CONDITIONS, MAX_LIST_ITEMS, MAX_URL_CHARS, MAX_VALUE_CHARS};
+use crate::catalog::{
+    MAX_CONDITION_ID, MAX_CONDITIONS, MAX_LIST_ITEMS, MAX_URL_CHARS, MAX_VALUE_CHARS,
+};
 use crate::condition::{CompiledCondition, EventView};
 use crate::diagnostic::{Code, Diagnostic, Report};
 use crate::expression;
@@ -187,10 +188,23 @@ impl CompiledWebhook {
             ));
         }
         let mut conditions = Vec::with_capacity(webhook.conditions.len());
-        let mut first_index: BTreeMap<i64, usize> = BTreeMap::new();
+        // Where each id in range was first defined (an id out of range is
+        // an error of its own, `invalid_id`): a table, not a map, so a
+        // long list costs one look-up a condition.
+        let mut first_index = [None::<usize>; MAX_CONDITION_ID as usize + 1];
         for (i, condition) in webhook.conditions.iter().enumerate() {
-            if let Some(first) = first_index.insert(condition.id, i) {
-                first_index.insert(condition.id, first);
+            let slot = usize::try_from(condition.id)
+                .ok()
+                .filter(|&id| id >= 1)
+                .and_then(|id| first_index.get_mut(id));
+            let earlier = slot.and_then(|slot| match *slot {
+                Some(first) => Some(first),
+                None => {
+                    *slot = Some(i);
+                    None
+                }
+            });
+            if let Some(first) = earlier {
                 let mut d = Diagnostic::at(
                     format!("conditions[{i}].id"),
                     Code::DuplicateId,
