@@ -36,8 +36,12 @@ wasm-bindgen --target web --out-dir "$pkg/web" --out-name inbox_rules "$wasm"
 wasm-bindgen --target nodejs --out-dir "$pkg/node" --out-name inbox_rules "$wasm"
 for out in "$pkg/web/inbox_rules_bg.wasm" "$pkg/node/inbox_rules_bg.wasm"; do
   # -Os rather than -Oz: a few hundred bytes larger raw, smaller gzipped,
-  # which is what a browser downloads.
-  "$here/tools/node_modules/.bin/wasm-opt" -Os --converge --strip-producers --strip-target-features \
+  # which is what a browser downloads. --low-memory-unused lets wasm-opt
+  # fold constant offsets into loads and stores: Rust's wasm keeps the
+  # first kilobyte unused (the stack comes first and grows down towards
+  # it; data starts past the stack), so no address there is ever formed.
+  "$here/tools/node_modules/.bin/wasm-opt" -Os --converge --low-memory-unused \
+    --strip-producers --strip-target-features \
     --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
     "$out" -o "$out"

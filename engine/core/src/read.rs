@@ -248,9 +248,14 @@ macro_rules! from_object {
         for (key, value) in entries {
             match key.as_str() {
                 $($key $(| $alias)* => {
-                    if $field.is_some() {
-                        return Err(duplicate($key));
-                    }
+                    // Keys are unique: only a field with an alias can be
+                    // given twice.
+                    $(
+                        let _ = $alias;
+                        if $field.is_some() {
+                            return Err(duplicate($key));
+                        }
+                    )*
                     $field = Some(FromJson::from_json(value)?);
                 })*
                 other => {
