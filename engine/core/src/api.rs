@@ -6,11 +6,10 @@
 //! is what the surface-neutral fixture corpus (`tests/fixtures/*.jsonl`)
 //! names in each case's `op`.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::catalog::MAX_CONDITIONS;
 use crate::diagnostic::Report;
 use crate::explain::{ConditionOutcome, Explanation};
 use crate::model::{Condition, EventType, IngestEvent, Webhook};
@@ -38,7 +37,51 @@ pub struct EvalRequest {
     pub ids: Option<Vec<u32>>,
     /// Whether each condition holds; a condition left out does not.
     #[serde(default)]
-    pub truth: BTreeMap<u32, bool>,
+    pub truth: Truth,
+}
+
+/// Whether each condition holds, keyed by id: `{"1": true, "2": false}`,
+/// kept in the order given. An id written twice (`"1"` and `"01"`) takes
+/// its last value, as in a map. A list rather than a map: there are at most
+/// [`MAX_CONDITIONS`] ids to evaluate with, and the browser's wasm carries
+/// no B-tree for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "serde_json::Map<String, Value>")]
+pub struct Truth(pub Vec<(u32, bool)>);
+
+impl Truth {
+    /// Whether condition `id` holds: its last value given, else false.
+    pub fn of(&self, id: u32) -> bool {
+        self.0
+            .iter()
+            .rev()
+            .find(|(given, _)| *given == id)
+            .is_some_and(|(_, holds)| *holds)
+    }
+
+    /// The ids given, ascending, each once; past [`MAX_CONDITIONS`]
+    /// entries, every id as given (too many to evaluate with: the refusal
+    /// counts them).
+    pub fn ids(&self) -> Vec<u32> {
+        if self.0.len() > MAX_CONDITIONS {
+            return self.0.iter().map(|(id, _)| *id).collect();
+        }
+        let mut ids = Vec::with_capacity(self.0.len());
+        for (id, _) in &self.0 {
+            if let Err(at) = ids.binary_search(id) {
+                ids.insert(at, *id);
+            }
+        }
+        ids
+    }
+}
+
+impl TryFrom<serde_json::Map<String, Value>> for Truth {
+    type Error = crate::read::Error;
+
+    fn try_from(entries: serde_json::Map<String, Value>) -> Result<Self, Self::Error> {
+        crate::read::from_value(&Value::Object(entries))
+    }
 }
 
 /// Output of [`eval`]: the result, or the report of an invalid expression.
@@ -122,13 +165,13 @@ pub fn eval(request: &EvalRequest) -> EvalResponse {
     let ids = match &request.ids {
         Some(ids) => ids.as_slice(),
         None => {
-            keys = request.truth.keys().copied().collect();
+            keys = request.truth.ids();
             &keys
         }
     };
     match crate::parse_expression(&request.expression, ids) {
         Ok(expr) => EvalResponse::Value {
-            result: expr.eval(&mut |id| request.truth.get(&id).copied().unwrap_or(false)),
+            result: expr.eval(&mut |id| request.truth.of(id)),
         },
         Err(report) => EvalResponse::Invalid(report),
     }

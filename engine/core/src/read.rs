@@ -15,13 +15,12 @@
 //! struct is read only from an object (never from an array, which
 //! `serde_json` accepts).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::Unexpected;
 use serde_json::{Map, Number, Value};
 
-use crate::api::{CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest};
+use crate::api::{CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest, Truth};
 use crate::model::{Change, Changes, Condition, IngestEvent, Message, Requester, Ticket, Webhook};
 
 /// Reads `T` from `value`.
@@ -215,22 +214,22 @@ impl FromJson for Map<String, Value> {
     }
 }
 
-/// A map keyed by condition id: `{"1": true}`.
-impl FromJson for BTreeMap<u32, bool> {
+/// Each condition's truth: `{"1": true}`, keys read as numbers.
+impl FromJson for Truth {
     fn from_json(value: &Value) -> Result<Self, Error> {
         let Value::Object(entries) = value else {
             return Err(invalid_type(value, "a map"));
         };
-        // Inserted one by one: collecting into a map sorts first, which
-        // would bring one more sort into the wasm.
-        let mut map = BTreeMap::new();
-        for (key, value) in entries {
-            let id = key.parse().map_err(|_| {
-                Error("invalid value: expected key to be a number in quotes".to_owned())
-            })?;
-            map.insert(id, bool::from_json(value)?);
-        }
-        Ok(map)
+        entries
+            .iter()
+            .map(|(key, value)| {
+                let id = key.parse().map_err(|_| {
+                    Error("invalid value: expected key to be a number in quotes".to_owned())
+                })?;
+                Ok((id, bool::from_json(value)?))
+            })
+            .collect::<Result<_, _>>()
+            .map(Truth)
     }
 }
 
@@ -386,7 +385,7 @@ impl FromJson for EvalRequest {
         from_object!(value, "struct EvalRequest", deny: true, EvalRequest {
             expression: "expression" => return Err(missing("expression")),
             ids: "ids" => None,
-            truth: "truth" => BTreeMap::new(),
+            truth: "truth" => Truth::default(),
         })
     }
 }
@@ -466,14 +465,39 @@ mod tests {
     }
 
     #[test]
-    fn maps_keyed_by_numbers_read_their_keys() {
-        let truth = json!({"1": true, "20": false});
-        let (ours, theirs) = both::<BTreeMap<u32, bool>>(&truth);
-        assert_eq!(ours, theirs);
-        assert_eq!(ours, Ok(BTreeMap::from([(1, true), (20, false)])));
-        let (ours, theirs) = both::<BTreeMap<u32, bool>>(&json!({"x": true}));
-        assert_eq!(ours, theirs);
-        assert!(ours.is_err());
+    fn truth_reads_its_keys_as_serde_json_reads_a_map_keyed_by_number() {
+        use std::collections::BTreeMap;
+        let messages = |value: &Value| {
+            let ours = from_value::<Truth>(value)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let theirs = BTreeMap::<u32, bool>::deserialize(value)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            (ours, theirs)
+        };
+        for value in [
+            json!({"1": true}),
+            json!({"x": true}),
+            json!({"1": 1}),
+            json!([true]),
+            json!(null),
+        ] {
+            let (ours, theirs) = messages(&value);
+            assert_eq!(ours, theirs, "{value}");
+        }
+        // serde_json reads `"-1"` as an integer out of range and names a line
+        // and column of text that a value does not have; this says why once.
+        assert_eq!(
+            from_value::<Truth>(&json!({"-1": true})).map_err(|e| e.to_string()),
+            Err("invalid value: expected key to be a number in quotes".to_owned())
+        );
+        let truth =
+            from_value::<Truth>(&json!({"3": true, "1": false, "01": true})).expect("a truth map");
+        assert_eq!(truth.ids(), [1, 3]);
+        assert!(truth.of(1), "the last value of an id written twice counts");
+        assert!(truth.of(3));
+        assert!(!truth.of(2));
     }
 
     #[test]
