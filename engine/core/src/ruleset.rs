@@ -158,8 +158,44 @@ impl Shared {
 struct Bucket {
     /// Subscribed to every channel and account.
     everywhere: Vec<u32>,
-    by_channel: HashMap<String, Vec<u32>>,
-    by_account: HashMap<String, Vec<u32>>,
+    /// Where in `lists` each channel's and each account's webhooks are: the
+    /// maps hold positions rather than the lists themselves, so every map
+    /// of the rule set is one `HashMap<String, u32>` (one instantiation in
+    /// the browser's wasm).
+    by_channel: HashMap<String, u32>,
+    by_account: HashMap<String, u32>,
+    lists: Vec<Vec<u32>>,
+}
+
+impl Bucket {
+    /// The list of the webhooks subscribed to `key`, a channel or an
+    /// account, made empty the first time.
+    fn list(&mut self, of: Subscription, key: &str) -> &mut Vec<u32> {
+        let map = match of {
+            Subscription::Channel => &mut self.by_channel,
+            Subscription::Account => &mut self.by_account,
+        };
+        let lists = &mut self.lists;
+        let at = *map.entry(key.to_owned()).or_insert_with(|| {
+            lists.push(Vec::new());
+            u32::try_from(lists.len() - 1).unwrap_or(u32::MAX)
+        });
+        &mut lists[at as usize]
+    }
+
+    /// The webhooks under `key` in `map`.
+    fn under<'s>(&'s self, map: &'s HashMap<String, u32>, key: Option<&String>) -> &'s [u32] {
+        key.and_then(|k| map.get(k))
+            .and_then(|&at| self.lists.get(at as usize))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What a webhook subscribes to besides event types.
+#[derive(Debug, Clone, Copy)]
+enum Subscription {
+    Channel,
+    Account,
 }
 
 /// What a rule set makes of a batch of ingest events ([`RuleSet::ingest`]).
@@ -316,10 +352,10 @@ impl RuleSet {
                 edit(&mut bucket.everywhere, slot);
             }
             for channel in &webhook.channels {
-                edit(bucket.by_channel.entry(channel.clone()).or_default(), slot);
+                edit(bucket.list(Subscription::Channel, channel), slot);
             }
             for account in &webhook.accounts {
-                edit(bucket.by_account.entry(account.clone()).or_default(), slot);
+                edit(bucket.list(Subscription::Account, account), slot);
             }
         }
     }
@@ -441,12 +477,12 @@ impl RuleSet {
     /// The webhooks in id order, worked out again after a change.
     fn order(&self) -> &Order {
         self.order.get_or_init(|| {
-            let mut by_id: Vec<(&str, u32)> = self
+            let by_id: std::collections::BinaryHeap<(&str, u32)> = self
                 .by_id
                 .iter()
                 .map(|(id, slot)| (id.as_str(), *slot))
                 .collect();
-            by_id.sort_unstable();
+            let by_id = by_id.into_sorted_vec();
             let mut order = Order {
                 position: vec![u32::MAX; self.slots.len()],
                 slot: Vec::with_capacity(by_id.len()),
@@ -468,17 +504,11 @@ impl RuleSet {
     fn candidates<'s>(&'s self, view: &EventView<'_>) -> impl Iterator<Item = u32> + 's {
         let bucket = view.event_type.map(|e: EventType| &self.index[e.index()]);
         let ticket = &view.event.ticket;
-        let lookup = |map: &'s HashMap<String, Vec<u32>>, key: &Option<String>| {
-            key.as_ref()
-                .and_then(|k| map.get(k))
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-        };
         let lists: [&'s [u32]; 3] = match bucket {
             Some(b) => [
                 &b.everywhere,
-                lookup(&b.by_channel, &ticket.channel),
-                lookup(&b.by_account, &ticket.account_id),
+                b.under(&b.by_channel, ticket.channel.as_ref()),
+                b.under(&b.by_account, ticket.account_id.as_ref()),
             ],
             None => [&[], &[], &[]],
         };
