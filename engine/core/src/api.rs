@@ -41,22 +41,33 @@ pub struct EvalRequest {
 }
 
 /// Whether each condition holds, keyed by id: `{"1": true, "2": false}`,
-/// kept in the order given. An id written twice (`"1"` and `"01"`) takes
-/// its last value, as in a map. A list rather than a map: there are at most
-/// [`MAX_CONDITIONS`] ids to evaluate with, and the browser's wasm carries
-/// no B-tree for it.
+/// each condition once: [`eval`] refuses `"1"` and `"01"` together rather
+/// than take one, since JavaScript puts keys that look like array indices
+/// first and which came last would depend on the surface. A list
+/// rather than a map: there are at most [`MAX_CONDITIONS`] ids to evaluate
+/// with, and the browser's wasm carries no B-tree for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "serde_json::Map<String, Value>")]
 pub struct Truth(pub Vec<(u32, bool)>);
 
 impl Truth {
-    /// Whether condition `id` holds: its last value given, else false.
+    /// Whether condition `id` holds: its value given, else false.
     pub fn of(&self, id: u32) -> bool {
         self.0
             .iter()
-            .rev()
             .find(|(given, _)| *given == id)
             .is_some_and(|(_, holds)| *holds)
+    }
+
+    /// The smallest id given more than once, when there are at most
+    /// [`MAX_CONDITIONS`] entries (past that the ids are refused anyway).
+    pub fn given_twice(&self) -> Option<u32> {
+        if self.0.len() > MAX_CONDITIONS {
+            return None;
+        }
+        self.ids()
+            .into_iter()
+            .find(|id| self.0.iter().filter(|(given, _)| given == id).count() > 1)
     }
 
     /// The ids given, ascending, each once; past [`MAX_CONDITIONS`]
@@ -169,6 +180,11 @@ pub fn eval(request: &EvalRequest) -> EvalResponse {
             &keys
         }
     };
+    if let Some(id) = request.truth.given_twice() {
+        let message = format!("condition {id} is given more than once in `truth`");
+        let twice = crate::Diagnostic::at("truth", crate::Code::DuplicateId, message);
+        return EvalResponse::Invalid(Report::new(vec![twice.for_condition(id)], Vec::new()));
+    }
     match crate::parse_expression(&request.expression, ids) {
         Ok(expr) => EvalResponse::Value {
             result: expr.eval(&mut |id| request.truth.of(id)),
