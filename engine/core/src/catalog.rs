@@ -463,3 +463,27 @@ pub fn catalog() -> Catalog {
         },
     }
 }
+
+/// [`catalog`] as the JSON the `catalog` operation answers: written once
+/// into `catalog.json` and checked against it by a test
+/// (`UPDATE_CATALOG=1 cargo test -p inbox-rules --lib catalog` rewrites
+/// it), so the browser's wasm carries the text rather than the code that
+/// builds and serialises it (about 1.9 KB gzipped).
+pub const CATALOG_JSON: &str = include_str!("catalog.json");
+
+#[cfg(test)]
+mod json_tests {
+    #[test]
+    fn catalog_json_is_the_catalogue_serialised() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/catalog.json");
+        let json = crate::api::encode(&super::catalog());
+        if std::env::var_os("UPDATE_CATALOG").is_some() {
+            std::fs::write(path, &json).expect("src/catalog.json is writable");
+        }
+        let checked_in = std::fs::read_to_string(path).expect("src/catalog.json is readable");
+        assert!(
+            checked_in == json,
+            "src/catalog.json differs from the catalogue; run UPDATE_CATALOG=1 cargo test -p inbox-rules --lib catalog"
+        );
+    }
+}
