@@ -469,7 +469,7 @@ pub fn catalog() -> Catalog {
 /// (`UPDATE_CATALOG=1 cargo test -p inbox-rules --lib catalog` rewrites
 /// it), so the browser's wasm carries the text rather than the code that
 /// builds and serialises it (about 1.9 KB gzipped).
-pub const CATALOG_JSON: &str = include_str!("catalog.json");
+pub(crate) const CATALOG_JSON: &str = include_str!("catalog.json");
 
 #[cfg(test)]
 mod json_tests {
