@@ -589,6 +589,10 @@ mod tests {
             .insert(&hook("wh_1", json!({"enabled": true})))
             .expect("valid");
         assert_eq!(rules.matches(&event("email", "a")), ["wh_1"]);
+        rules
+            .insert(&hook("wh_1", json!({"enabled": false})))
+            .expect("valid");
+        assert!(rules.matches(&event("email", "a")).is_empty());
     }
 
     #[test]
