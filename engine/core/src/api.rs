@@ -313,7 +313,7 @@ impl std::str::FromStr for Op {
         Op::ALL
             .into_iter()
             .find(|op| op.as_str() == name)
-            .ok_or_else(|| RunError::UnknownOperation(name.to_owned()))
+            .ok_or_else(|| RunError::UnknownOperation(name.escape_debug().to_string()))
     }
 }
 
@@ -327,7 +327,7 @@ impl std::fmt::Display for Op {
 /// rule problem (those are answered as reports).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// No such operation.
+    /// No such operation (its name as sent, escaped to one line).
     #[error("unknown operation `{0}`; use one of: {names}", names = Op::ALL.map(Op::as_str).join(", "))]
     UnknownOperation(String),
     /// The input does not have the operation's shape.

@@ -70,8 +70,11 @@ fn duplicate(key: &str) -> Error {
     Error(format!("duplicate field `{key}`"))
 }
 
-/// A key a request does not have, in serde's words.
+/// A key a request does not have, in serde's words, the key escaped as
+/// Rust escapes a string (`\n`, `\u{202e}`): a message is one line that
+/// shows what was sent, whatever was sent.
 fn unknown(key: &str, keys: &[&str]) -> Error {
+    let key = key.escape_debug();
     let expected = match keys {
         [] => return Error(format!("unknown field `{key}`, there are no fields")),
         [one] => format!("`{one}`"),
@@ -520,6 +523,28 @@ mod tests {
             let (ours, theirs) = both::<Webhook>(&broken);
             assert_eq!(ours, theirs, "{broken}");
         }
+    }
+
+    #[test]
+    fn an_unknown_key_is_shown_on_one_line() {
+        let message = from_value::<CheckRequest>(&json!({"c\ndition\u{202e}": 1}))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            message,
+            Err("unknown field `c\\ndition\\u{202e}`, expected `expression` or `ids`".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_unknown_operation_is_shown_on_one_line() {
+        let error = crate::api::run("check\n", &json!({})).map_err(|e| e.to_string());
+        assert!(
+            error
+                .as_ref()
+                .is_err_and(|e| e.starts_with("unknown operation `check\\n`;")),
+            "{error:?}"
+        );
     }
 
     #[test]
