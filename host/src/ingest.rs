@@ -193,7 +193,7 @@ impl Ingestor {
                 .iter_mut()
                 .flat_map(|i| std::mem::take(&mut i.leased))
                 .collect();
-            if leased.len() < created {
+            if leased.len() < ingested.iter().map(|i| i.stored).sum() {
                 dispatcher.wake();
             }
             reservation.hand_over(leased).await;
@@ -204,7 +204,8 @@ impl Ingestor {
             .map_err(|e| IngestError::Internal(e.to_string()))??;
         let event_ids: Vec<String> = ingested.iter().map(|i| i.event_id.clone()).collect();
         let deliveries = if ingested.iter().all(|i| i.new) {
-            i64::try_from(created).unwrap_or(i64::MAX)
+            let stored: usize = ingested.iter().map(|i| i.stored).sum();
+            i64::try_from(stored).unwrap_or(i64::MAX)
         } else {
             self.store.deliveries_of(&event_ids).await?
         };

@@ -230,6 +230,10 @@ pub struct Ingested {
     pub event_id: String,
     /// `false` for a repeat: nothing was stored.
     pub new: bool,
+    /// How many deliveries were stored: one per matched webhook, but none
+    /// for a webhook the store holds as disabled when the write runs (one
+    /// disabled a moment before, which the matcher had not heard of yet).
+    pub stored: usize,
     /// The deliveries stored leased (see [`NewDelivery::lease_until`]),
     /// with their webhook's URL, state and secrets, as a claim gives them.
     pub leased: Vec<Claimed>,

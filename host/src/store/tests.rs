@@ -318,6 +318,40 @@ async fn with_webhook() -> (tempfile::TempDir, SqliteStore) {
 }
 
 #[tokio::test]
+async fn a_webhook_the_store_holds_disabled_gets_no_delivery() {
+    // What the matcher may not know yet (it hears of a disabling after the
+    // store), the write does: the delivery for the disabled webhook is not
+    // stored, the enabled one's is.
+    let (_dir, store) = with_webhook().await;
+    let mut off = record("a", "wh_2");
+    off.enabled = false;
+    store
+        .create_webhook(&off, "whsec_y", 1_000)
+        .await
+        .expect("webhook");
+    let ingested = store
+        .ingest(
+            "a",
+            vec![event(
+                "evt_1",
+                None,
+                &[("msg_1", "wh_1", "t"), ("msg_2", "wh_2", "t")],
+            )],
+            now(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(ingested[0].stored, 1);
+    assert_eq!(
+        store
+            .deliveries_of(&["evt_1".to_owned()])
+            .await
+            .expect("count"),
+        1
+    );
+}
+
+#[tokio::test]
 async fn an_idempotency_key_stores_an_event_once() {
     let (_dir, store) = with_webhook().await;
     let first = store
@@ -342,6 +376,7 @@ async fn an_idempotency_key_stores_an_event_once() {
         super::Ingested {
             event_id: "evt_1".to_owned(),
             new: false,
+            stored: 0,
             leased: Vec::new(),
         }
     );

@@ -226,6 +226,14 @@ pub(super) fn ingest(
         "SELECT 1 FROM deliveries
          WHERE state = 'pending' AND webhook_id = ? AND ticket_id = ? LIMIT 1",
     )?;
+    // The store, not the matcher, has the last word on whether a webhook
+    // takes deliveries: a delivery's outcome disables a webhook here first
+    // and tells the matcher after, and a write serialised between the two
+    // must not store deliveries for it. Looked up once per webhook; what
+    // is not the store's to say (no such row) is stored as before.
+    let mut webhook_enabled =
+        tx.prepare_cached("SELECT enabled FROM webhooks WHERE id = ? AND tenant_id = ?")?;
+    let mut enabled: HashMap<&str, bool> = HashMap::new();
     let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
         let stored = insert_event.execute(params![
@@ -250,6 +258,7 @@ pub(super) fn ingest(
             answers.push(Ingested {
                 event_id: earlier,
                 new: false,
+                stored: 0,
                 leased: Vec::new(),
             });
             continue;
@@ -258,7 +267,25 @@ pub(super) fn ingest(
             return Err(mismatch(index));
         }
         let mut leased = Vec::new();
+        let mut stored = 0;
         for delivery in &event.deliveries {
+            let takes = match enabled.get(delivery.webhook_id.as_str()) {
+                Some(takes) => *takes,
+                None => {
+                    let takes = webhook_enabled
+                        .query_row(params![delivery.webhook_id, tenant_id], |row| {
+                            row.get::<_, bool>(0)
+                        })
+                        .optional()?
+                        .unwrap_or(true);
+                    enabled.insert(&delivery.webhook_id, takes);
+                    takes
+                }
+            };
+            if !takes {
+                continue;
+            }
+            stored += 1;
             let lease_until = match delivery.lease_until {
                 Some(until)
                     if !ticket_waits
@@ -299,6 +326,7 @@ pub(super) fn ingest(
         answers.push(Ingested {
             event_id: event.id.clone(),
             new: true,
+            stored,
             leased,
         });
     }
