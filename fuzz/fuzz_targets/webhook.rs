@@ -17,8 +17,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(sent) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    if !sent.is_array() {
-        let ours = read::from_value::<Webhook>(&sent).map_err(|e| e.to_string());
+    // Parity, but for what the engine's reader refuses on purpose: a
+    // struct written as an array, which serde_json reads field by field.
+    let ours = read::from_value::<Webhook>(&sent).map_err(|e| e.to_string());
+    let on_purpose =
+        matches!(&ours, Err(m) if m.starts_with("invalid type: sequence, expected struct"));
+    if !on_purpose {
         let theirs = serde_json::from_value::<Webhook>(sent.clone()).map_err(|e| e.to_string());
         assert_eq!(ours, theirs, "{sent}");
     }
