@@ -582,60 +582,20 @@ mod tests {
         let webhook =
             json!({"id": "wh_1", "url": "https://a.example/h", "events": ["TicketCreated"]});
         let condition = json!({"id": 1, "field": "subject", "operator": "is_empty"});
+        /// The request `T` read from `value` both ways, compared as text
+        /// (the request types do not implement `PartialEq`).
+        fn same<T: FromJson + serde::de::DeserializeOwned + fmt::Debug>(value: &Value, op: &str) {
+            let ours = format!("{:?}", from_value::<T>(value).map_err(|e| e.to_string()));
+            let theirs = format!("{:?}", T::deserialize(value).map_err(|e| e.to_string()));
+            assert_eq!(ours, theirs, "{op} {value}");
+        }
         let compare = |value: Value| {
-            let ours = format!(
-                "{:?}",
-                from_value::<CheckRequest>(&value).map_err(|e| e.to_string())
-            );
-            let theirs = format!(
-                "{:?}",
-                CheckRequest::deserialize(&value).map_err(|e| e.to_string())
-            );
-            assert_eq!(ours, theirs, "check {value}");
-            let ours = format!(
-                "{:?}",
-                from_value::<EvalRequest>(&value).map_err(|e| e.to_string())
-            );
-            let theirs = format!(
-                "{:?}",
-                EvalRequest::deserialize(&value).map_err(|e| e.to_string())
-            );
-            assert_eq!(ours, theirs, "eval {value}");
-            let ours = format!(
-                "{:?}",
-                from_value::<MatchRequest>(&value).map_err(|e| e.to_string())
-            );
-            let theirs = format!(
-                "{:?}",
-                MatchRequest::deserialize(&value).map_err(|e| e.to_string())
-            );
-            assert_eq!(ours, theirs, "match {value}");
-            let ours = format!(
-                "{:?}",
-                from_value::<IngestRequest>(&value).map_err(|e| e.to_string())
-            );
-            let theirs = format!(
-                "{:?}",
-                IngestRequest::deserialize(&value).map_err(|e| e.to_string())
-            );
-            assert_eq!(ours, theirs, "ingest {value}");
-            type Explain = ExplainRequest<Webhook>;
-            let ours = format!(
-                "{:?}",
-                from_value::<Explain>(&value).map_err(|e| e.to_string())
-            );
-            let theirs = format!(
-                "{:?}",
-                Explain::deserialize(&value).map_err(|e| e.to_string())
-            );
-            assert_eq!(ours, theirs, "explain {value}");
-            type Test = ExplainRequest<Condition>;
-            let ours = format!(
-                "{:?}",
-                from_value::<Test>(&value).map_err(|e| e.to_string())
-            );
-            let theirs = format!("{:?}", Test::deserialize(&value).map_err(|e| e.to_string()));
-            assert_eq!(ours, theirs, "condition {value}");
+            same::<CheckRequest>(&value, "check");
+            same::<EvalRequest>(&value, "eval");
+            same::<MatchRequest>(&value, "match");
+            same::<IngestRequest>(&value, "ingest");
+            same::<ExplainRequest<Webhook>>(&value, "explain");
+            same::<ExplainRequest<Condition>>(&value, "condition");
         };
         for value in [
             json!({"expression": "1 or 2", "ids": [1, 2]}),

@@ -183,8 +183,12 @@ impl Bucket {
         &mut lists[at as usize]
     }
 
-    /// The webhooks under `key` in `map`.
-    fn under<'s>(&'s self, map: &'s HashMap<String, u32>, key: Option<&String>) -> &'s [u32] {
+    /// The webhooks subscribed to `key`, a channel or an account.
+    fn under(&self, of: Subscription, key: Option<&String>) -> &[u32] {
+        let map = match of {
+            Subscription::Channel => &self.by_channel,
+            Subscription::Account => &self.by_account,
+        };
         key.and_then(|k| map.get(k))
             .and_then(|&at| self.lists.get(at as usize))
             .map_or(&[], Vec::as_slice)
@@ -507,8 +511,8 @@ impl RuleSet {
         let lists: [&'s [u32]; 3] = match bucket {
             Some(b) => [
                 &b.everywhere,
-                b.under(&b.by_channel, ticket.channel.as_ref()),
-                b.under(&b.by_account, ticket.account_id.as_ref()),
+                b.under(Subscription::Channel, ticket.channel.as_ref()),
+                b.under(Subscription::Account, ticket.account_id.as_ref()),
             ],
             None => [&[], &[], &[]],
         };
