@@ -89,5 +89,51 @@ fn webhooks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, expressions, webhooks);
+/// What `matches` patterns cost per unit of their weight: one webhook of
+/// one pattern that never matches, on a message of 4,000 characters (of
+/// which `matches` scans the first 1,024); then a webhook whose patterns
+/// weigh as much as validation lets them.
+fn patterns(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pattern");
+    let mut event = event();
+    event.message.get_or_insert_default().body = Some("a".repeat(4_000));
+    let webhook = |patterns: &[&str]| -> RuleSet {
+        let conditions: Vec<_> = (1..)
+            .zip(patterns)
+            .map(|(id, p)| json!({"id": id, "field": "message.body", "operator": "matches", "value": p}))
+            .collect();
+        let webhook: Webhook = serde_json::from_value(json!({
+            "id": "wh_1", "name": "Patterns", "url": "https://crm.example/hook",
+            "events": ["TicketFromUserReply"], "conditions": conditions,
+        }))
+        .expect("webhook shape");
+        let (rules, rejected) = RuleSet::from_webhooks(&[webhook]);
+        assert!(rejected.is_empty(), "{:?}", rejected.first());
+        rules
+    };
+    let limit = ["[^\\n]{0,59}1!", "[^\\n]{0,59}2!", "[^\\n]{0,59}3!"];
+    let cases: [(&str, &[&str]); 6] = [
+        ("refund", &["refund"]),
+        ("order", &["(re|fw): order \\d+"]),
+        ("alternation", &["(a|b|c|d|e|f|g|h)+z"]),
+        ("bounded 100", &["[^\\n]{0,100}urgent"]),
+        ("bounded 190", &["[^\\n]{0,190}!"]),
+        ("three at the limit", &limit),
+    ];
+    for (label, patterns) in cases {
+        let weight: u32 = patterns
+            .iter()
+            .map(|p| inbox_rules::weight::pattern_weight(p))
+            .sum();
+        let rules = webhook(patterns);
+        group.bench_with_input(
+            BenchmarkId::new(label, format!("weight {weight}")),
+            &rules,
+            |b, rules| b.iter(|| rules.matches(black_box(&event)).len()),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, expressions, webhooks, patterns);
 criterion_main!(benches);

@@ -34,6 +34,16 @@ pub const MAX_PATTERN_CHARS: usize = 512;
 /// The most memory a compiled `matches` pattern may take, in bytes.
 pub const MAX_REGEX_BYTES: usize = 256 * 1024;
 
+/// The characters of a text `matches` looks at: its first 1,024 (a
+/// subject, an address, the start of a message). A pattern's cost grows
+/// with the text it scans, and an event's text with the sender's whim.
+pub const MAX_MATCH_CHARS: usize = 1024;
+
+/// What the `matches` patterns of one webhook may weigh together (see
+/// [`crate::weight`]): matching them against any event stays within a few
+/// milliseconds.
+pub const MAX_PATTERN_WEIGHT: u32 = 200;
+
 /// The longest webhook URL, in characters.
 pub const MAX_URL_CHARS: usize = 2048;
 
@@ -418,6 +428,10 @@ pub struct Limits {
     pub max_list_items: usize,
     /// [`MAX_PATTERN_CHARS`].
     pub max_pattern_chars: usize,
+    /// [`MAX_PATTERN_WEIGHT`].
+    pub max_pattern_weight: u32,
+    /// [`MAX_MATCH_CHARS`].
+    pub max_match_chars: usize,
     /// [`MAX_URL_CHARS`].
     pub max_url_chars: usize,
 }
@@ -459,6 +473,8 @@ pub fn catalog() -> Catalog {
             max_value_chars: MAX_VALUE_CHARS,
             max_list_items: MAX_LIST_ITEMS,
             max_pattern_chars: MAX_PATTERN_CHARS,
+            max_pattern_weight: MAX_PATTERN_WEIGHT,
+            max_match_chars: MAX_MATCH_CHARS,
             max_url_chars: MAX_URL_CHARS,
         },
     }

@@ -13,7 +13,11 @@
 //! * `matches` uses a linear-time engine (no backtracking, no look-around,
 //!   no back-references), finds the pattern anywhere in the text unless it is
 //!   anchored, and runs on the lowercased text with ASCII case-insensitive
-//!   matching: write non-ASCII letters of a pattern in lower case;
+//!   matching: write non-ASCII letters of a pattern in lower case. It looks
+//!   at the text's first [`MAX_MATCH_CHARS`] characters only (`$` matches
+//!   at their end), and a webhook's patterns may weigh
+//!   [`crate::MAX_PATTERN_WEIGHT`] together ([`crate::weight`]), so that
+//!   any accepted webhook matches an event in bounded time;
 //! * a custom field holding a number compares numerically with `lt`, `lte`,
 //!   `gt`, `gte` and with a number given to `is`/`is_not`; a string holding a
 //!   number in JSON's syntax (`40`, `7.5`, `-1e3`; blanks around it are
@@ -28,8 +32,8 @@ use std::cmp::Ordering;
 use serde_json::{Value, json};
 
 use crate::catalog::{
-    Field, MAX_CONDITION_ID, MAX_LIST_ITEMS, MAX_PATTERN_CHARS, MAX_REGEX_BYTES, MAX_VALUE_CHARS,
-    Operator, ValueType,
+    Field, MAX_CONDITION_ID, MAX_LIST_ITEMS, MAX_MATCH_CHARS, MAX_PATTERN_CHARS, MAX_REGEX_BYTES,
+    MAX_VALUE_CHARS, Operator, ValueType,
 };
 use crate::diagnostic::{Code, Diagnostic};
 use crate::fold::fold;
@@ -59,7 +63,8 @@ enum Test {
     Contains(Needle, bool),
     StartsWith(String),
     EndsWith(String),
-    Matches(regex_lite::Regex),
+    /// A compiled pattern and its weight.
+    Matches(regex_lite::Regex, u32),
     Tags(TagTest, Vec<String>),
     Changed,
     ChangedTo(String),
@@ -167,7 +172,7 @@ impl CompiledCondition {
             Test::Contains(needle, want) => needle.found_in(&value()) == *want,
             Test::StartsWith(prefix) => value().lowercase().starts_with(prefix.as_str()),
             Test::EndsWith(suffix) => value().lowercase().ends_with(suffix.as_str()),
-            Test::Matches(regex) => regex.is_match(&value().lowercase()),
+            Test::Matches(regex, _) => regex.is_match(head(&value().lowercase(), MAX_MATCH_CHARS)),
             Test::Tags(how, wanted) => {
                 let tags = event.tags();
                 let has = |t: &String| tags.contains(t);
@@ -177,6 +182,15 @@ impl CompiledCondition {
                     TagTest::None => !wanted.iter().any(has),
                 }
             }
+        }
+    }
+
+    /// The weight of the condition's pattern ([`crate::weight`]); 0 for
+    /// other tests.
+    pub(crate) fn pattern_weight(&self) -> u32 {
+        match self.test {
+            Test::Matches(_, weight) => weight,
+            _ => 0,
         }
     }
 
@@ -251,7 +265,9 @@ fn build_test(
                 Operator::NotContains => Test::Contains(Needle::new(&lower(s)), false),
                 Operator::StartsWith => Test::StartsWith(lower(s)),
                 Operator::EndsWith => Test::EndsWith(lower(s)),
-                Operator::Matches => Test::Matches(compile_pattern(s)?),
+                Operator::Matches => {
+                    Test::Matches(compile_pattern(s)?, crate::weight::pattern_weight(s))
+                }
                 Operator::ChangedTo => Test::ChangedTo(s.to_owned()),
                 _ => Test::ChangedFrom(s.to_owned()),
             }
@@ -448,6 +464,13 @@ fn describe(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// The first `chars` characters of `text`.
+fn head(text: &str, chars: usize) -> &str {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text, |(end, _)| &text[..end])
 }
 
 /// Compiles a `matches` pattern with the engine's limits. The engine is

@@ -43,6 +43,9 @@ pub enum Code {
     InvalidValue,
     /// A `matches` pattern that does not compile.
     InvalidRegex,
+    /// `matches` patterns that together weigh more than
+    /// [`crate::MAX_PATTERN_WEIGHT`] ([`crate::weight`]).
+    TooCostly,
     /// Two conditions with the same id.
     DuplicateId,
     /// A condition id outside 1..=100.
@@ -82,6 +85,7 @@ impl Code {
             Self::OperatorNotAllowed => "operator_not_allowed",
             Self::InvalidValue => "invalid_value",
             Self::InvalidRegex => "invalid_regex",
+            Self::TooCostly => "too_costly",
             Self::DuplicateId => "duplicate_id",
             Self::InvalidId => "invalid_id",
             Self::TooManyConditions => "too_many_conditions",

@@ -37,6 +37,7 @@ mod plan;
 pub mod read;
 mod ruleset;
 mod webhook;
+pub mod weight;
 pub use webhook::hidden;
 
 #[cfg(test)]
@@ -46,8 +47,9 @@ use std::collections::BTreeMap;
 
 pub use catalog::{
     CUSTOM_FIELD_PREFIX, Catalog, FieldInfo, Kind, Limits, MAX_CONDITION_ID, MAX_CONDITIONS,
-    MAX_LIST_ITEMS, MAX_PATTERN_CHARS, MAX_REGEX_BYTES, MAX_URL_CHARS, MAX_VALUE_CHARS, Operator,
-    OperatorInfo, PRIORITIES, STATUSES, ValueType, catalog,
+    MAX_LIST_ITEMS, MAX_MATCH_CHARS, MAX_PATTERN_CHARS, MAX_PATTERN_WEIGHT, MAX_REGEX_BYTES,
+    MAX_URL_CHARS, MAX_VALUE_CHARS, Operator, OperatorInfo, PRIORITIES, STATUSES, ValueType,
+    catalog,
 };
 pub use diagnostic::{Code, Diagnostic, Invalid, Report};
 pub use event::{Admission, admit_event};

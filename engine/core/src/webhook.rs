@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use crate::catalog::{
-    MAX_CONDITION_ID, MAX_CONDITIONS, MAX_LIST_ITEMS, MAX_URL_CHARS, MAX_VALUE_CHARS,
+    MAX_CONDITION_ID, MAX_CONDITIONS, MAX_LIST_ITEMS, MAX_PATTERN_WEIGHT, MAX_URL_CHARS,
+    MAX_VALUE_CHARS,
 };
 use crate::condition::{CompiledCondition, EventView};
 use crate::diagnostic::{Code, Diagnostic, Report};
@@ -66,6 +67,25 @@ impl Probe for Quick {
 /// in a list of names, or that make one name display as another.
 pub fn hidden(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The pattern of `conditions[index]` (condition `id`, weighing `weight`)
+/// takes the webhook's patterns to `total`, past their limit.
+fn too_costly(index: usize, id: u32, weight: u32, total: u32) -> Diagnostic {
+    let diagnostic = Diagnostic::at(
+        format!("conditions[{index}].value"),
+        Code::TooCostly,
+        format!(
+            "this pattern weighs {weight}, which takes the webhook's patterns to {total}, \
+             past the {MAX_PATTERN_WEIGHT} they may weigh together (a repetition {{n,m}} \
+             weighs m times its part): use `*` or `+` instead, or fewer patterns"
+        ),
+    );
+    if id == 0 {
+        diagnostic
+    } else {
+        diagnostic.for_condition(id)
+    }
 }
 
 /// The problems of one of a webhook's lists: more entries than
@@ -192,6 +212,9 @@ impl CompiledWebhook {
         // an error of its own, `invalid_id`): a table, not a map, so a
         // long list costs one look-up a condition.
         let mut first_index = [None::<usize>; MAX_CONDITION_ID as usize + 1];
+        // The weight of the patterns so far; the condition that takes it
+        // past the limit is the one reported.
+        let mut patterns = 0u32;
         for (i, condition) in webhook.conditions.iter().enumerate() {
             let slot = usize::try_from(condition.id)
                 .ok()
@@ -219,7 +242,16 @@ impl CompiledWebhook {
                 errors.push(d);
             }
             match CompiledCondition::compile(condition, i) {
-                Ok(c) => conditions.push(Arc::new(c)),
+                Ok(c) => {
+                    let weight = c.pattern_weight();
+                    if weight > 0 && patterns <= MAX_PATTERN_WEIGHT {
+                        patterns = patterns.saturating_add(weight);
+                        if patterns > MAX_PATTERN_WEIGHT {
+                            errors.push(too_costly(i, c.id, weight, patterns));
+                        }
+                    }
+                    conditions.push(Arc::new(c));
+                }
                 Err(found) => errors.extend(found),
             }
         }

@@ -5,7 +5,7 @@
  * What kind of problem a [`Diagnostic`] reports. Stable: clients key their
  * translations and UI behaviour on these names.
  */
-export type DiagnosticCode = "empty_expression" | "fullwidth_character" | "missing_space" | "unbalanced_parentheses" | "unknown_condition" | "syntax_error" | "too_long" | "too_deep" | "unused_condition" | "unknown_field" | "operator_not_allowed" | "invalid_value" | "invalid_regex" | "duplicate_id" | "invalid_id" | "too_many_conditions" | "invalid_url" | "unknown_event" | "missing_field" | "unknown_key" | "duplicate_value" | "too_many_items";
+export type DiagnosticCode = "empty_expression" | "fullwidth_character" | "missing_space" | "unbalanced_parentheses" | "unknown_condition" | "syntax_error" | "too_long" | "too_deep" | "unused_condition" | "unknown_field" | "operator_not_allowed" | "invalid_value" | "invalid_regex" | "too_costly" | "duplicate_id" | "invalid_id" | "too_many_conditions" | "invalid_url" | "unknown_event" | "missing_field" | "unknown_key" | "duplicate_value" | "too_many_items";
 
 /**
  * One problem (or warning), with where it is.
@@ -470,6 +470,14 @@ maxListItems: number,
  * [`MAX_PATTERN_CHARS`].
  */
 maxPatternChars: number, 
+/**
+ * [`MAX_PATTERN_WEIGHT`].
+ */
+maxPatternWeight: number, 
+/**
+ * [`MAX_MATCH_CHARS`].
+ */
+maxMatchChars: number, 
 /**
  * [`MAX_URL_CHARS`].
  */

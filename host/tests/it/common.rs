@@ -222,6 +222,21 @@ pub(crate) fn webhook() -> Value {
     })
 }
 
+/// The conditions of a webhook as slow to match as validation lets it be
+/// on a long `field`: patterns up to their weight limit (which scan 1,024
+/// characters), and a hundred conditions in all, each scanning the whole
+/// text.
+pub(crate) fn costly_conditions(field: &str) -> Vec<Value> {
+    (1..=100)
+        .map(|id| match id {
+            1..=3 => serde_json::json!({"id": id, "field": field, "operator": "matches",
+                                        "value": format!("[^\\n]{{0,59}}{id}!")}),
+            _ => serde_json::json!({"id": id, "field": field, "operator": "contains",
+                                    "value": format!("needle {id}")}),
+        })
+        .collect()
+}
+
 /// How a test receiver answers one request.
 #[derive(Debug, Clone)]
 pub(crate) enum Reply {
