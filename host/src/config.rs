@@ -57,6 +57,16 @@ pub struct Config {
     /// request is then answered 503 with `Retry-After`.
     #[serde(with = "duration")]
     pub engine_deadline: Duration,
+    /// The share of one core's time each tenant's validations,
+    /// explanations and test deliveries may keep the rule engine busy on
+    /// average (0.25 = a quarter)…
+    pub tenant_engine_share: f64,
+    /// …and the engine time it may spend at once, from an idle start. A
+    /// tenant past it gets 429 `engine_busy` with `Retry-After`; its calls
+    /// also run one at a time. Ingest is bounded by `engine_deadline` and
+    /// the ingest rate limit instead.
+    #[serde(with = "duration")]
+    pub tenant_engine_burst: Duration,
     /// Webhooks one tenant may have; creating one more is refused (422
     /// `too_many_webhooks`).
     pub max_webhooks_per_tenant: u32,
@@ -144,6 +154,10 @@ impl Default for Config {
             body_timeout: Duration::from_secs(30),
             auth_failures_per_minute: 20,
             engine_deadline: Duration::from_secs(2),
+            // A save or an explanation takes a few ms; a person at the
+            // panel never comes near this, a script in a loop does.
+            tenant_engine_share: 0.25,
+            tenant_engine_burst: Duration::from_secs(1),
             max_webhooks_per_tenant: 1_000,
             max_deliveries_per_request: 10_000,
             // Generous for a control panel and scripts; a runaway loop
@@ -216,7 +230,7 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 31] = [
+    pub const SETTINGS: [&'static str; 33] = [
         "bind",
         "data_dir",
         "panel_dir",
@@ -227,6 +241,8 @@ impl Config {
         "body_timeout",
         "auth_failures_per_minute",
         "engine_deadline",
+        "tenant_engine_share",
+        "tenant_engine_burst",
         "max_webhooks_per_tenant",
         "max_deliveries_per_request",
         "rate_limit_per_second",
@@ -321,6 +337,7 @@ impl Config {
             ("header_timeout", self.header_timeout),
             ("body_timeout", self.body_timeout),
             ("engine_deadline", self.engine_deadline),
+            ("tenant_engine_burst", self.tenant_engine_burst),
         ] {
             if timeout.is_zero() {
                 bail!(
@@ -328,6 +345,11 @@ impl Config {
                     setting.to_uppercase()
                 );
             }
+        }
+        if !(self.tenant_engine_share.is_finite() && self.tenant_engine_share > 0.0) {
+            bail!(
+                "invalid tenant_engine_share (INBOX_TENANT_ENGINE_SHARE): must be a number above 0, such as 0.25"
+            );
         }
         if self.tenant_concurrency == Some(0) {
             bail!("invalid tenant_concurrency (INBOX_TENANT_CONCURRENCY): must be at least 1");

@@ -19,7 +19,7 @@ use crate::delivery::Dispatcher;
 use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
-use crate::rules::{Budget, Op, Pool, Runtime};
+use crate::rules::{Budget, Op, Pool, Runtime, Shares};
 use crate::store::{SqliteStore, Store};
 use crate::test_delivery::TestDeliveries;
 use crate::vault::{self, Vault};
@@ -96,7 +96,8 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
         deadline: config.engine_deadline / 4,
         ..*runtime.budget()
     };
-    let engine = Pool::new(Arc::clone(&runtime), one_shot);
+    let shares = Shares::new(config.tenant_engine_share, config.tenant_engine_burst);
+    let engine = Pool::new(Arc::clone(&runtime), one_shot, shares);
     let catalog = engine
         .run(|s| s.call(Op::Catalog, "null"))
         .await

@@ -95,7 +95,10 @@ impl TestDeliveries {
         });
         // The engine says what a delivery of this event carries.
         let input = format!("[{event}]");
-        let answer = self.engine.run(move |s| s.call(Op::Events, &input)).await?;
+        let answer = self
+            .engine
+            .run_for(tenant, move |s| s.call(Op::Events, &input))
+            .await?;
         let admission: Vec<Value> =
             serde_json::from_str(&answer).map_err(|e| TestError::Internal(e.to_string()))?;
         let Some(payload) = admission.first().and_then(|a| a.get("payload")) else {

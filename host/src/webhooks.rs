@@ -172,11 +172,16 @@ impl Webhooks {
     /// Validates a definition (a body without the server's keys, plus
     /// `id`) with the engine; the canonical form when it is valid, else a 422 carrying the
     /// engine's diagnostics.
-    pub async fn accept(&self, definition: Map<String, Value>) -> Result<Canonical, WebhookError> {
+    pub async fn accept(
+        &self,
+        tenant: &str,
+        definition: Map<String, Value>,
+    ) -> Result<Canonical, WebhookError> {
         let text = Value::Object(definition).to_string();
         let report = {
             let text = text.clone();
-            self.engine.run(move |s| s.call(Op::Validate, &text)).await
+            let validate = move |s: &mut rules::Session| s.call(Op::Validate, &text);
+            self.engine.run_for(tenant, validate).await
         };
         let report: Value = match report {
             Ok(report) => serde_json::from_str(&report).map_err(WebhookError::internal)?,
@@ -212,7 +217,7 @@ impl Webhooks {
         let id = format!("wh_{}", ulid::Ulid::new());
         let tls = take_tls(&mut body)?;
         let accepted = self
-            .accept(definition(&id, without_read_only(body)))
+            .accept(tenant, definition(&id, without_read_only(body)))
             .await?;
         let at = now();
         let record = WebhookRecord {
@@ -297,7 +302,7 @@ impl Webhooks {
             let stored: Map<String, Value> =
                 serde_json::from_str(&current.definition).map_err(WebhookError::internal)?;
             let changed = change(without_read_only(stored))?;
-            let accepted = self.accept(definition(id, changed)).await?;
+            let accepted = self.accept(tenant, definition(id, changed)).await?;
             let record = WebhookRecord {
                 definition: accepted.definition,
                 enabled: accepted.enabled,

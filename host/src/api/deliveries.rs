@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, PathId, QueryParams, page, page_limit};
+use super::extract::{Admin, EngineAdmin, JsonBody, PathId, QueryParams, page, page_limit};
 use super::webhooks::rfc3339;
 use crate::api::error::{AppError, ErrorBody};
 use crate::rules::Op;
@@ -270,15 +270,16 @@ async fn test(
         (status = 429, body = ErrorBody)))]
 async fn explain(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: EngineAdmin,
     PathId(id): PathId,
-    JsonBody(event): JsonBody<Value>,
+    // Checked as JSON and handed on as text: the engine reads the event.
+    JsonBody(event): JsonBody<Box<serde_json::value::RawValue>>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), AppError> {
     let webhook = state.webhooks.get(admin.tenant(), &id).await?;
     let input = format!(r#"{{"webhook":{},"event":{event}}}"#, webhook.definition);
     let answer = state
         .engine
-        .run(move |s| s.call(Op::Explain, &input))
+        .run_for(admin.tenant(), move |s| s.call(Op::Explain, &input))
         .await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],

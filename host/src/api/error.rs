@@ -182,6 +182,12 @@ impl From<rules::Error> for AppError {
                 format!("the input is too large or complex to check: {error}"),
             ),
             rules::Error::Input(message) => Self::unprocessable("invalid_body", message),
+            rules::Error::Busy(wait) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "engine_busy",
+                error.to_string(),
+            )
+            .retry_after(wait.as_secs() + 1),
             rules::Error::Trap(_) => Self::internal(&error),
         }
     }

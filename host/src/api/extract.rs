@@ -38,6 +38,29 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// An [`Admin`] whose tenant has engine time left ([`crate::rules::Shares`]),
+/// for the routes that run the engine on the request's body: a tenant past
+/// its share is refused (429 `engine_busy`) before the body is read.
+#[derive(Debug)]
+pub struct EngineAdmin(pub Caller);
+
+impl EngineAdmin {
+    /// The caller's tenant.
+    pub fn tenant(&self) -> &str {
+        &self.0.tenant_id
+    }
+}
+
+impl FromRequestParts<AppState> for EngineAdmin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let caller = authenticate(parts, state, KeyKind::Admin).await?;
+        state.engine.admits(&caller.tenant_id)?;
+        Ok(Self(caller))
+    }
+}
+
 /// The caller of the ingest API: a valid, unrevoked ingest key, within its
 /// rate limit.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, JsonBody};
+use super::extract::{Admin, EngineAdmin, JsonBody};
 use crate::api::error::{AppError, ErrorBody};
 use crate::rules::Op;
 use crate::webhooks::{TLS, without_read_only};
@@ -52,7 +52,7 @@ fn json(text: String) -> impl IntoResponse {
         (status = 429, body = ErrorBody)))]
 async fn validate(
     State(state): State<AppState>,
-    _admin: Admin,
+    admin: EngineAdmin,
     JsonBody(mut body): JsonBody<Map<String, Value>>,
 ) -> Result<impl IntoResponse, AppError> {
     let (op, input) = match body.remove("webhook") {
@@ -72,7 +72,10 @@ async fn validate(
         None => (Op::Check, Value::Object(body)),
     };
     let input = input.to_string();
-    let report = state.engine.run(move |s| s.call(op, &input)).await?;
+    let report = state
+        .engine
+        .run_for(admin.tenant(), move |s| s.call(op, &input))
+        .await?;
     Ok(json(report))
 }
 

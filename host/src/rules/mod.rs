@@ -12,7 +12,9 @@
 //! - [`TenantRules`]: a tenant's compiled webhooks living inside one
 //!   instance across calls; taking in a batch of events is one guest call
 //!   and re-parses no rule.
-//! - [`Pool`]: sessions shared by async tasks, run on blocking threads.
+//! - [`Pool`]: sessions shared by async tasks, run on blocking threads;
+//!   each tenant's calls take turns and draw on its [`Shares`] account of
+//!   engine time.
 //!
 //! Every call is bounded by a [`Budget`]: an epoch deadline (a ticker
 //! thread advances the epoch) and a memory limit per store. A trap or an
@@ -24,6 +26,7 @@ mod instance;
 mod pool;
 mod runtime;
 mod session;
+mod share;
 mod tenant;
 
 use std::time::Duration;
@@ -31,6 +34,7 @@ use std::time::Duration;
 pub use self::pool::Pool;
 pub use self::runtime::Runtime;
 pub use self::session::Session;
+pub use self::share::Shares;
 pub use self::tenant::{InsertError, TenantRules};
 pub use inbox_rules::api::Op;
 
@@ -80,4 +84,8 @@ pub enum Error {
     /// The argument was not of the shape the operation takes.
     #[error("{0}")]
     Input(String),
+    /// The tenant has spent its engine time; it may call again after the
+    /// wait.
+    #[error("this tenant's share of the rule engine is spent for now; retry in {0:.1?}")]
+    Busy(Duration),
 }

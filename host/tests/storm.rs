@@ -1,0 +1,159 @@
+//! One tenant's storm of engine calls against another tenant's ingest
+//! latency. A binary of its own: it measures latency, so no other test may
+//! run beside it.
+
+#[allow(dead_code, reason = "the helpers of every integration test")]
+#[path = "it/common.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use common::{Keys, TestServer};
+
+/// Ingest requests timed per phase.
+const SAMPLES: usize = 150;
+
+/// The attacker's parallel clients.
+const STORM: usize = 32;
+
+/// The length of the message the attacker has explained.
+const EXPLAINED_CHARS: usize = 200_000;
+
+/// A webhook as costly to explain as validation lets it be.
+fn costly_webhook() -> Value {
+    let conditions = common::costly_conditions("message.body");
+    json!({"name": "costly", "url": "https://crm.example/hook",
+           "events": ["TicketFromUserReply"], "conditions": conditions})
+}
+
+fn reply(body: &str) -> Value {
+    json!({"event": "TicketFromUserReply",
+           "ticketId": "ebcb7b53-6636-4c6b-8023-4a61d6df694c",
+           "messageId": "ef0eee2d-5912-4016-bcec-3a173f83e6a1",
+           "ticket": {"channel": "email", "subject": "Where is my refund?"},
+           "message": {"body": body, "from": "ann@example.com"}})
+}
+
+/// The 99th percentile of `SAMPLES` ingest requests of `keys`' tenant,
+/// one after another.
+async fn ingest_p99(server: &TestServer, keys: &Keys) -> Duration {
+    let mut times = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        let (status, body) = server
+            .call(
+                Method::POST,
+                "/v1/events",
+                &keys.ingest,
+                Some(&reply("hello")),
+            )
+            .await;
+        times.push(started.elapsed());
+        assert_eq!(status, 202, "{body}");
+    }
+    times.sort();
+    times[SAMPLES * 99 / 100]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_tenants_explain_storm_leaves_anothers_ingest_within_twice_its_latency() {
+    // The admin API's rate limit as shipped: what bounds the requests
+    // themselves, where the engine's share bounds their engine time.
+    let server = TestServer::start_with(|config| {
+        let shipped = inbox_webhooks::config::Config::default();
+        config.rate_limit_per_second = shipped.rate_limit_per_second;
+        config.rate_limit_burst = shipped.rate_limit_burst;
+    })
+    .await;
+    let attacker = server.tenant("Attacker").await;
+    let bystander = server.tenant("Bystander").await;
+    let costly = server
+        .create_webhook(&attacker.admin, &costly_webhook())
+        .await;
+    // The bystander's own webhook, matched by every one of its events.
+    server
+        .create_webhook(
+            &bystander.admin,
+            &json!({"name": "replies", "url": "https://crm.example/hook",
+                    "events": ["TicketFromUserReply"],
+                    "conditions": [{"id": 1, "field": "subject", "operator": "contains", "value": "never"}]}),
+        )
+        .await;
+
+    // Warm up, then the bystander alone.
+    ingest_p99(&server, &bystander).await;
+    let alone = ingest_p99(&server, &bystander).await;
+
+    let explain = |event: &Value| {
+        server
+            .request(
+                Method::POST,
+                &format!("/v1/webhooks/{costly}/explain"),
+                &attacker.admin,
+            )
+            .json(event)
+    };
+    let event = reply(&"a".repeat(EXPLAINED_CHARS));
+    let started = Instant::now();
+    let (status, body) = common::answer(explain(&event).send().await.expect("sent")).await;
+    assert_eq!(status, 200, "{body}");
+    let one = started.elapsed();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (explained, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let storm: Vec<_> = (0..STORM)
+        .map(|_| {
+            let request = explain(&event);
+            let (stop, explained, refused) = (
+                Arc::clone(&stop),
+                Arc::clone(&explained),
+                Arc::clone(&refused),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let request = request.try_clone().expect("a body in memory");
+                    // A request refused before its body was read can find
+                    // its connection closed under it; the next one opens
+                    // another.
+                    let Ok(response) = request.send().await else {
+                        continue;
+                    };
+                    let (status, body) = common::answer(response).await;
+                    match status {
+                        200 => explained.fetch_add(1, Ordering::Relaxed),
+                        429 if body["error"] == "engine_busy" => {
+                            refused.fetch_add(1, Ordering::Relaxed)
+                        }
+                        429 if body["error"] == "rate_limited" => 0,
+                        _ => panic!("explain answered {status}: {body}"),
+                    };
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stormed = ingest_p99(&server, &bystander).await;
+    stop.store(true, Ordering::Relaxed);
+    for client in storm {
+        client.await.expect("storm client");
+    }
+
+    let (explained, refused) = (
+        explained.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "bystander ingest p99 alone {alone:?}, in the storm {stormed:?}; \
+         attacker: one explain {one:?}, {explained} explained, {refused} refused"
+    );
+    assert!(explained > 0, "the attacker's calls still run");
+    assert!(
+        stormed <= alone * 2,
+        "the bystander's ingest p99 went from {alone:?} to {stormed:?} in another tenant's storm"
+    );
+}
