@@ -313,7 +313,7 @@ impl std::str::FromStr for Op {
         Op::ALL
             .into_iter()
             .find(|op| op.as_str() == name)
-            .ok_or_else(|| RunError::UnknownOperation(name.escape_debug().to_string()))
+            .ok_or_else(|| RunError::UnknownOperation(crate::read::one_line(name)))
     }
 }
 
@@ -328,7 +328,7 @@ impl std::fmt::Display for Op {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// No such operation (its name as sent, escaped to one line).
-    #[error("unknown operation `{0}`; use one of: {names}", names = Op::ALL.map(Op::as_str).join(", "))]
+    #[error("unknown operation `{0}`; use one of: {names}", names = crate::join(&Op::ALL.map(Op::as_str), ", "))]
     UnknownOperation(String),
     /// The input does not have the operation's shape.
     #[error("invalid input for `{op}`: {source}")]

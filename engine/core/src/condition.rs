@@ -121,7 +121,7 @@ impl CompiledCondition {
                     "`{}` cannot be used with `{}`; use one of: {}",
                     condition.operator,
                     condition.field,
-                    allowed.join(", ")
+                    crate::join(&allowed, ", ")
                 ),
             )));
             return Err(errors);
@@ -228,7 +228,7 @@ fn build_test(
         field.values().iter().position(|v| *v == s).ok_or_else(|| {
             invalid(format!(
                 "`{s}` is not one of: {}",
-                field.values().join(", ")
+                crate::join(field.values(), ", ")
             ))
         })
     };
@@ -266,7 +266,8 @@ fn build_test(
                 Operator::StartsWith => Test::StartsWith(lower(s)),
                 Operator::EndsWith => Test::EndsWith(lower(s)),
                 Operator::Matches => {
-                    Test::Matches(compile_pattern(s)?, crate::weight::pattern_weight(s))
+                    let (regex, weight) = compile_pattern(s)?;
+                    Test::Matches(regex, weight)
                 }
                 Operator::ChangedTo => Test::ChangedTo(s.to_owned()),
                 _ => Test::ChangedFrom(s.to_owned()),
@@ -473,20 +474,25 @@ fn head(text: &str, chars: usize) -> &str {
         .map_or(text, |(end, _)| &text[..end])
 }
 
-/// Compiles a `matches` pattern with the engine's limits. The engine is
-/// linear-time by construction; the limits bound its memory.
-fn compile_pattern(pattern: &str) -> Result<regex_lite::Regex, (Code, String)> {
+/// Compiles a `matches` pattern with the engine's limits, and weighs it
+/// ([`crate::weight`]). The engine is linear-time by construction; the
+/// limits bound its memory, the weight its time.
+fn compile_pattern(pattern: &str) -> Result<(regex_lite::Regex, u32), (Code, String)> {
     if pattern.chars().count() > MAX_PATTERN_CHARS {
         return Err((
             Code::InvalidRegex,
             format!("the pattern is longer than {MAX_PATTERN_CHARS} characters"),
         ));
     }
+    let Some(weight) = crate::weight::pattern_weight(pattern) else {
+        return Err((Code::InvalidRegex, "the x flag is not supported".to_owned()));
+    };
     regex_lite::RegexBuilder::new(pattern)
         .case_insensitive(true)
         .size_limit(MAX_REGEX_BYTES)
         .nest_limit(32)
         .build()
+        .map(|regex| (regex, weight))
         .map_err(|e| {
             // The engine's message names the problem and where; keep its
             // first line, which carries no input beyond the pattern.

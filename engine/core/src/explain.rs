@@ -258,11 +258,13 @@ fn describe(
         }
         (Check::Event, false) => format!(
             "the webhook does not listen to {name}; it listens to {}",
-            webhook
-                .event_types()
-                .map(EventType::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::join(
+                &webhook
+                    .event_types()
+                    .map(EventType::as_str)
+                    .collect::<Vec<_>>(),
+                ", "
+            )
         ),
         (Check::Subscription, true)
             if webhook.channels.is_empty() && webhook.accounts.is_empty() =>
@@ -280,8 +282,8 @@ fn describe(
             "neither channel `{}` nor account `{}` is subscribed (channels: [{}], accounts: [{}])",
             ticket.channel.as_deref().unwrap_or(""),
             ticket.account_id.as_deref().unwrap_or(""),
-            webhook.channels.join(", "),
-            webhook.accounts.join(", ")
+            listed(&webhook.channels),
+            listed(&webhook.accounts)
         ),
         (Check::Conditions, _) if conditions.is_empty() => {
             "the webhook has no conditions, so every event of its types passes".into()
@@ -295,7 +297,7 @@ fn describe(
             let held = if held.is_empty() {
                 "none".to_owned()
             } else {
-                held.join(", ")
+                listed(&held)
             };
             let verdict = if passed { "pass" } else { "do not pass" };
             let rule = match webhook.mode {
@@ -306,4 +308,9 @@ fn describe(
             format!("conditions holding: {held}; under {rule} the conditions {verdict}")
         }
     }
+}
+
+/// `items` separated by commas.
+fn listed(items: &[String]) -> String {
+    crate::join(&items.iter().map(String::as_str).collect::<Vec<_>>(), ", ")
 }

@@ -187,3 +187,16 @@ pub fn matches(webhook: &Webhook, event: &IngestEvent) -> Result<bool, Invalid> 
 pub fn explain(webhook: &Webhook, event: &IngestEvent) -> Result<Explanation, Invalid> {
     explain::explain(webhook, event).map_err(Invalid)
 }
+
+/// `items` with `separator` between them: `[T]::join` for `&str` only, one
+/// function in the wasm where the standard one is a copy per item type.
+pub(crate) fn join(items: &[&str], separator: &str) -> String {
+    let mut joined = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            joined.push_str(separator);
+        }
+        joined.push_str(item);
+    }
+    joined
+}

@@ -62,7 +62,7 @@ impl EventType {
             crate::Code::UnknownEvent,
             format!(
                 "there is no event `{name}`; events are: {}",
-                Self::ALL.map(Self::as_str).join(", ")
+                crate::join(&Self::ALL.map(Self::as_str), ", ")
             ),
         )
     }
@@ -243,7 +243,7 @@ fn unknown_in(
     for key in object.keys().filter(|key| !keys.contains(&key.as_str())) {
         let message = format!(
             "{what} has no key `{key}`; its keys are: {}",
-            keys.join(", ")
+            crate::join(keys, ", ")
         );
         let mut diagnostic =
             crate::Diagnostic::at(format!("{prefix}{key}"), crate::Code::UnknownKey, message);

@@ -70,16 +70,36 @@ fn duplicate(key: &str) -> Error {
     Error(format!("duplicate field `{key}`"))
 }
 
-/// A key a request does not have, in serde's words, the key escaped as
-/// Rust escapes a string (`\n`, `\u{202e}`): a message is one line that
-/// shows what was sent, whatever was sent.
+/// `text` on one line, showing what was sent whatever was sent: line
+/// breaks, tabs and backslashes escaped as Rust writes them (`\n`,
+/// `\\`), other control characters, line separators and bidirectional
+/// overrides as `\u{202e}`.
+pub(crate) fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if crate::webhook::hidden(c) || matches!(c, '\u{2028}' | '\u{2029}') => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A key a request does not have, in serde's words, the key on one line
+/// ([`one_line`]).
 fn unknown(key: &str, keys: &[&str]) -> Error {
-    let key = key.escape_debug();
+    let key = one_line(key);
     let expected = match keys {
         [] => return Error(format!("unknown field `{key}`, there are no fields")),
         [one] => format!("`{one}`"),
         [one, two] => format!("`{one}` or `{two}`"),
-        _ => format!("one of `{}`", keys.join("`, `")),
+        _ => format!("one of `{}`", crate::join(keys, "`, `")),
     };
     Error(format!("unknown field `{key}`, expected {expected}"))
 }

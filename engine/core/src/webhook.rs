@@ -72,20 +72,17 @@ pub fn hidden(c: char) -> bool {
 /// The pattern of `conditions[index]` (condition `id`, weighing `weight`)
 /// takes the webhook's patterns to `total`, past their limit.
 fn too_costly(index: usize, id: u32, weight: u32, total: u32) -> Diagnostic {
-    let diagnostic = Diagnostic::at(
+    Diagnostic::at(
         format!("conditions[{index}].value"),
         Code::TooCostly,
         format!(
             "this pattern weighs {weight}, which takes the webhook's patterns to {total}, \
-             past the {MAX_PATTERN_WEIGHT} they may weigh together (a repetition {{n,m}} \
-             weighs m times its part): use `*` or `+` instead, or fewer patterns"
+             past the {MAX_PATTERN_WEIGHT} they may weigh together: use `*` or `+` instead \
+             of a large {{n,m}}, or fewer patterns"
         ),
-    );
-    if id == 0 {
-        diagnostic
-    } else {
-        diagnostic.for_condition(id)
-    }
+    )
+    // A condition that compiled has a valid id.
+    .for_condition(id)
 }
 
 /// The problems of one of a webhook's lists: more entries than

@@ -24,65 +24,70 @@
 pub const SCAN_WEIGHT: u32 = 4;
 
 /// The weight of a pattern that compiles (see the module's text), scan
-/// included. For text that does not compile the figure means nothing, but
-/// it is still a number: this never fails.
-pub fn pattern_weight(pattern: &str) -> u32 {
-    let chars: Vec<char> = pattern.chars().collect();
+/// included; `None` for a pattern that turns on verbose mode (the `x`
+/// flag), whose blanks and `#` comments this reading does not follow. For
+/// text that does not compile the figure means nothing, but it is still a
+/// number: this never fails.
+pub fn pattern_weight(pattern: &str) -> Option<u32> {
+    // Every bit of syntax is ASCII; a character outside ASCII is a
+    // literal, weighed at its first byte (continuation bytes weigh 0).
+    let bytes = pattern.as_bytes();
     // One frame per open group: the weight of its finished part, and of
     // its last item, which a quantifier may still repeat.
     let mut frames = vec![Frame::default()];
     let mut i = 0;
-    while let Some(&c) = chars.get(i) {
+    while let Some(&b) = bytes.get(i) {
         i += 1;
         let top = frames.len() - 1;
-        match c {
-            '\\' => {
-                i = after_escape(&chars, i);
+        match b {
+            b'\\' => {
+                i = after_escape(bytes, i);
                 frames[top].push(1);
             }
-            '[' => {
-                i = after_class(&chars, i);
+            b'[' => {
+                i = after_class(bytes, i);
                 frames[top].push(1);
             }
-            '(' => match group_start(&chars, i) {
+            b'(' => match group_start(bytes, i)? {
                 GroupStart::Flags(next) => i = next,
                 GroupStart::Group(next) => {
                     i = next;
                     frames.push(Frame::default());
                 }
             },
-            ')' if frames.len() > 1 => {
+            b')' if frames.len() > 1 => {
                 let inner: u32 = frames.pop().as_ref().map_or(0, Frame::total);
                 frames[top - 1].push(inner.saturating_add(1));
             }
-            '|' => {
+            b'|' => {
                 let frame = &mut frames[top];
                 frame.done = frame.total().saturating_add(1);
                 frame.last = 0;
             }
-            '*' | '+' | '?' => {
+            b'*' | b'+' | b'?' => {
                 frames[top].last = frames[top].last.saturating_add(1);
-                i = after_lazy(&chars, i);
+                i = after_lazy(bytes, i);
             }
-            '{' => match counted(&chars, i) {
+            b'{' => match counted(bytes, i) {
                 Some((times, next)) => {
                     let frame = &mut frames[top];
                     frame.last = frame.last.saturating_mul(times.max(1)).saturating_add(1);
-                    i = after_lazy(&chars, next);
+                    i = after_lazy(bytes, next);
                 }
                 None => frames[top].push(1),
             },
+            0x80..=0xBF => {}
             _ => frames[top].push(1),
         }
     }
     let states = frames
-        .into_iter()
+        .iter()
         .rev()
         .fold(0u32, |inner, frame| frame.total().saturating_add(inner));
-    states.saturating_add(SCAN_WEIGHT)
+    Some(states.saturating_add(SCAN_WEIGHT))
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Frame {
     done: u32,
     last: u32,
@@ -107,78 +112,83 @@ enum GroupStart {
     Group(usize),
 }
 
-/// Reads what follows a `(` at `i`.
-fn group_start(chars: &[char], i: usize) -> GroupStart {
-    if chars.get(i) != Some(&'?') {
-        return GroupStart::Group(i);
+/// Reads what follows a `(` at `i`; `None` when it turns on verbose mode.
+fn group_start(bytes: &[u8], i: usize) -> Option<GroupStart> {
+    if bytes.get(i) != Some(&b'?') {
+        return Some(GroupStart::Group(i));
     }
     let mut j = i + 1;
-    if chars.get(j) == Some(&'P') && chars.get(j + 1) == Some(&'<') {
+    if bytes.get(j) == Some(&b'P') && bytes.get(j + 1) == Some(&b'<') {
         j += 1;
     }
-    if chars.get(j) == Some(&'<') {
-        let close = chars[j..].iter().position(|&c| c == '>');
-        return GroupStart::Group(close.map_or(chars.len(), |k| j + k + 1));
+    if bytes.get(j) == Some(&b'<') {
+        return Some(GroupStart::Group(after(bytes, j, b'>')));
     }
-    while chars
+    let mut on = true;
+    while let Some(&flag) = bytes
         .get(j)
-        .is_some_and(|c| c.is_ascii_alphabetic() || *c == '-')
+        .filter(|b| b.is_ascii_alphabetic() || **b == b'-')
     {
+        match flag {
+            b'-' => on = false,
+            b'x' if on => return None,
+            _ => {}
+        }
         j += 1;
     }
-    match chars.get(j) {
-        Some(')') => GroupStart::Flags(j + 1),
-        Some(':') => GroupStart::Group(j + 1),
+    Some(match bytes.get(j) {
+        Some(b')') => GroupStart::Flags(j + 1),
+        Some(b':') => GroupStart::Group(j + 1),
         _ => GroupStart::Group(j),
-    }
+    })
+}
+
+/// The index after the first `end` at or after `i` (the end of the text
+/// when there is none).
+fn after(bytes: &[u8], i: usize, end: u8) -> usize {
+    bytes
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| b == end))
+        .map_or(bytes.len(), |k| i + k + 1)
 }
 
 /// The index after the escape whose `\` is just before `i`.
-fn after_escape(chars: &[char], i: usize) -> usize {
-    let Some(&c) = chars.get(i) else { return i };
+fn after_escape(bytes: &[u8], i: usize) -> usize {
+    let Some(&b) = bytes.get(i) else { return i };
     let i = i + 1;
-    let braced = |i: usize| {
-        chars[i..]
-            .iter()
-            .position(|&c| c == '}')
-            .map_or(chars.len(), |k| i + k + 1)
+    let braced = bytes.get(i) == Some(&b'{');
+    let skip = match b {
+        b'x' | b'u' | b'U' | b'p' | b'P' if braced => return after(bytes, i, b'}'),
+        b'x' => 2,
+        b'u' => 4,
+        b'U' => 8,
+        b'p' | b'P' => 1,
+        _ => 0,
     };
-    match c {
-        'x' | 'u' | 'U' | 'p' | 'P' if chars.get(i) == Some(&'{') => braced(i),
-        'b' if chars.get(i) == Some(&'{')
-            && chars.get(i + 1).is_some_and(char::is_ascii_lowercase) =>
-        {
-            braced(i)
-        }
-        'x' => (i + 2).min(chars.len()),
-        'u' => (i + 4).min(chars.len()),
-        'U' => (i + 8).min(chars.len()),
-        'p' | 'P' => (i + 1).min(chars.len()),
-        _ => i,
-    }
+    (i + skip).min(bytes.len())
 }
 
 /// The index after the class whose `[` is just before `i`; classes nest.
-fn after_class(chars: &[char], mut i: usize) -> usize {
+fn after_class(bytes: &[u8], mut i: usize) -> usize {
     let mut depth = 1;
-    if chars.get(i) == Some(&'^') {
+    if bytes.get(i) == Some(&b'^') {
         i += 1;
     }
     // A `]` first in a class is a literal.
-    if chars.get(i) == Some(&']') {
+    if bytes.get(i) == Some(&b']') {
         i += 1;
     }
-    while let Some(&c) = chars.get(i) {
+    while let Some(&b) = bytes.get(i) {
         i += 1;
-        match c {
-            '\\' => i = after_escape(chars, i),
-            '[' => {
+        match b {
+            b'\\' => i = after_escape(bytes, i),
+            b'[' => {
                 depth += 1;
-                if chars.get(i) == Some(&'^') {
+                if bytes.get(i) == Some(&b'^') {
                     i += 1;
                 }
             }
-            ']' => {
+            b']' => {
                 depth -= 1;
                 if depth == 0 {
                     return i;
@@ -190,27 +200,53 @@ fn after_class(chars: &[char], mut i: usize) -> usize {
     i
 }
 
-/// `{n}`, `{n,}` or `{n,m}` whose `{` is just before `i`: the most times it
-/// repeats (`n + 1` for `{n,}`) and the index after the `}`.
-fn counted(chars: &[char], i: usize) -> Option<(u32, usize)> {
-    let close = i + chars[i..].iter().position(|&c| c == '}')?;
-    let inside: String = chars[i..close].iter().collect();
-    let (low, high) = match inside.split_once(',') {
-        None => (inside.as_str(), Some(inside.as_str())),
-        Some((low, high)) => (low, Some(high).filter(|h| !h.trim().is_empty())),
+/// `{n}`, `{n,}` or `{n,m}` (blanks around the numbers allowed) whose `{`
+/// is just before `i`: the most times it repeats (`n + 1` for `{n,}`) and
+/// the index after the `}`.
+fn counted(bytes: &[u8], mut i: usize) -> Option<(u32, usize)> {
+    // Blanks (outside ASCII too: any byte past it, which in a pattern that
+    // compiles can only be a blank here).
+    let blanks = |i: &mut usize| {
+        while bytes
+            .get(*i)
+            .is_some_and(|b| b.is_ascii_whitespace() || *b >= 0x80)
+        {
+            *i += 1;
+        }
     };
-    let number = |s: &str| s.trim().parse::<u32>().ok();
-    let low = number(low)?;
-    let times = match high {
-        Some(high) => number(high)?.max(low),
-        None => low.saturating_add(1),
+    let number = |i: &mut usize| -> Option<u32> {
+        blanks(i);
+        let start = *i;
+        let mut n = 0u32;
+        while let Some(digit) = bytes.get(*i).filter(|b| b.is_ascii_digit()) {
+            n = n.saturating_mul(10).saturating_add(u32::from(digit - b'0'));
+            *i += 1;
+        }
+        blanks(i);
+        (*i > start).then_some(n)
     };
-    Some((times, close + 1))
+    let low = number(&mut i)?;
+    let times = match bytes.get(i) {
+        Some(b',') => {
+            i += 1;
+            blanks(&mut i);
+            match bytes.get(i) {
+                Some(b'}') => low.saturating_add(1),
+                _ => number(&mut i)?.max(low),
+            }
+        }
+        _ => low,
+    };
+    (bytes.get(i) == Some(&b'}')).then_some((times, i + 1))
 }
 
 /// Skips the `?` that makes a quantifier lazy.
-fn after_lazy(chars: &[char], i: usize) -> usize {
-    if chars.get(i) == Some(&'?') { i + 1 } else { i }
+fn after_lazy(bytes: &[u8], i: usize) -> usize {
+    if bytes.get(i) == Some(&b'?') {
+        i + 1
+    } else {
+        i
+    }
 }
 
 #[cfg(test)]
@@ -218,7 +254,7 @@ mod tests {
     use super::*;
 
     fn states(pattern: &str) -> u32 {
-        pattern_weight(pattern) - SCAN_WEIGHT
+        pattern_weight(pattern).expect("not verbose") - SCAN_WEIGHT
     }
 
     #[test]
@@ -230,6 +266,20 @@ mod tests {
         assert_eq!(states(r"[]a]"), 1);
         assert_eq!(states(r"\x41\u{1F600}\pL\p{Greek}"), 4);
         assert_eq!(states(r"^a$"), 3);
+    }
+
+    #[test]
+    fn characters_outside_ascii_weigh_one_each() {
+        assert_eq!(states("日本"), 2);
+        assert_eq!(states("é{3}"), 4);
+    }
+
+    #[test]
+    fn verbose_mode_is_not_weighed() {
+        assert_eq!(pattern_weight("(?x)a{400}"), None);
+        assert_eq!(pattern_weight("a(?ix:b)"), None);
+        assert_eq!(pattern_weight("(?i-x)a"), Some(1 + SCAN_WEIGHT));
+        assert_eq!(pattern_weight(r"\(?x)"), Some(4 + SCAN_WEIGHT));
     }
 
     #[test]
@@ -253,7 +303,14 @@ mod tests {
             ((11 + 1) * 10 + 1 + 1) * 10 + 1
         );
         // Saturates instead of overflowing.
-        assert_eq!(pattern_weight("(((a{4000000000}){4000000000}))"), u32::MAX);
+        assert_eq!(
+            pattern_weight("(((a{4000000000}){4000000000}))"),
+            Some(u32::MAX)
+        );
+        // Blanks inside the braces, which the regex engine allows.
+        assert_eq!(states("a{ 400 }"), 401);
+        assert_eq!(states("a{2, 400 }"), 401);
+        assert_eq!(states("a{\u{3000}400}"), 401);
     }
 
     #[test]
@@ -261,7 +318,7 @@ mod tests {
         for text in [
             "", "(", ")", "\\", "[", "{", "a{", "a{1,", "(?", "(?P<", "\\x{", "[[", "a{x}",
         ] {
-            assert!(pattern_weight(text) >= SCAN_WEIGHT, "{text}");
+            assert!(pattern_weight(text) >= Some(SCAN_WEIGHT), "{text}");
         }
     }
 

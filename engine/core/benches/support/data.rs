@@ -24,6 +24,10 @@ pub(crate) fn webhook(i: usize) -> Webhook {
         json!({"id": 5, "field": "message.body", "operator": "matches", "value": format!("refund|r{}", i % 7)}),
     ];
     let count = 1 + i % 5;
+    // Two event types, or one when both picks agree (a list names each
+    // entry once).
+    let mut events = vec![EVENTS[i % 6], EVENTS[(i / 6) % 6]];
+    events.dedup();
     let (mode, expression) = match i % 3 {
         0 => ("all", None),
         1 => ("any", None),
@@ -41,7 +45,7 @@ pub(crate) fn webhook(i: usize) -> Webhook {
         "id": format!("wh_{i:05}"),
         "name": format!("Webhook {i}"),
         "url": format!("https://crm{}.example/hook", i % 50),
-        "events": [(EVENTS[i % 6]), (EVENTS[(i / 6) % 6])],
+        "events": events,
         "channels": (if i.is_multiple_of(4) { json!([]) } else { json!([CHANNELS[i % 5]]) }),
         "conditions": (conditions[..count]),
         "match": mode,

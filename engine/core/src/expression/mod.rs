@@ -557,7 +557,7 @@ fn describe_expected(rules: &[Rule]) -> String {
     match names.as_slice() {
         [] => String::new(),
         [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+        [init @ .., last] => format!("{} or {last}", crate::join(init, ", ")),
     }
 }
 
