@@ -26,7 +26,7 @@ const EXPLAINED_CHARS: usize = 200_000;
 
 /// A webhook as costly to explain as validation lets it be.
 fn costly_webhook() -> Value {
-    let conditions = common::costly_conditions("message.body");
+    let conditions = common::costly_conditions("message.body", 0);
     json!({"name": "costly", "url": "https://crm.example/hook",
            "events": ["TicketFromUserReply"], "conditions": conditions})
 }
@@ -98,7 +98,7 @@ async fn one_tenants_explain_storm_leaves_anothers_ingest_within_twice_its_laten
             )
             .json(event)
     };
-    let event = reply(&"a".repeat(EXPLAINED_CHARS));
+    let event = reply(&common::costly_text(EXPLAINED_CHARS));
     let started = Instant::now();
     let (status, body) = common::answer(explain(&event).send().await.expect("sent")).await;
     assert_eq!(status, 200, "{body}");

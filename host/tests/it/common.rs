@@ -223,18 +223,30 @@ pub(crate) fn webhook() -> Value {
 }
 
 /// The conditions of a webhook as slow to match as validation lets it be
-/// on a long `field`: patterns up to their weight limit (which scan 1,024
-/// characters), and a hundred conditions in all, each scanning the whole
-/// text.
-pub(crate) fn costly_conditions(field: &str) -> Vec<Value> {
+/// on a long `field` holding [`costly_text`]: patterns up to their weight
+/// limit (which scan 1,024 characters), and a hundred conditions in all,
+/// each searching the whole text for what it does not hold. `salt` makes
+/// the conditions of one webhook differ from another's (the engine decides
+/// a condition shared by several webhooks once).
+pub(crate) fn costly_conditions(field: &str, salt: usize) -> Vec<Value> {
     (1..=100)
         .map(|id| match id {
             1..=3 => serde_json::json!({"id": id, "field": field, "operator": "matches",
                                         "value": format!("[^\\n]{{0,59}}{id}!")}),
+            // `aa` followed by the binary digits of a number written with
+            // `a` and `b`: every byte of it is in the text, so the search
+            // runs, and `aa` never is.
             _ => serde_json::json!({"id": id, "field": field, "operator": "contains",
-                                    "value": format!("needle {id}")}),
+                                    "value": format!("aa{:b}", salt * 100 + id)
+                                        .replace('0', "a").replace('1', "b")}),
         })
         .collect()
+}
+
+/// `chars` characters of `abab…`, which no condition of
+/// [`costly_conditions`] finds.
+pub(crate) fn costly_text(chars: usize) -> String {
+    "ab".repeat(chars / 2)
 }
 
 /// How a test receiver answers one request.

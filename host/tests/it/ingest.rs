@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, answer, costly_conditions, webhook};
+use crate::common::{TestServer, answer, costly_conditions, costly_text, webhook};
 
 const TICKET: &str = "ebcb7b53-6636-4c6b-8023-4a61d6df694c";
 const MESSAGE: &str = "ef0eee2d-5912-4016-bcec-3a173f83e6a1";
@@ -413,18 +413,33 @@ async fn an_idempotency_key_reused_with_other_events_is_refused_and_stores_nothi
 }
 
 /// A webhook as slow to match as validation lets it be, on a long subject.
-fn slow_webhook() -> Value {
-    let conditions = costly_conditions("subject");
+fn slow_webhook(salt: usize) -> Value {
+    let conditions = costly_conditions("subject", salt);
     json!({
         "name": "slow", "url": "https://crm.example/hook", "events": ["TicketCreated"],
         "conditions": conditions, "match": "any",
     })
 }
 
+/// A server whose tenant has `count` webhooks like `slow_webhook`, written
+/// under the default deadline, then restarted with `deadline`.
+async fn with_slow_webhooks(count: usize, deadline: Duration) -> (TestServer, crate::common::Keys) {
+    let server = TestServer::start().await;
+    let keys = server.tenant("Acme").await;
+    for salt in 0..count {
+        server
+            .create_webhook(&keys.admin, &slow_webhook(salt))
+            .await;
+    }
+    let mut server = server.stop().await;
+    server.config.engine_deadline = deadline;
+    (server.resume().await, keys)
+}
+
 /// An event with a 900,000-character subject.
 fn slow_event() -> Value {
     let mut event = matching_event();
-    event["ticket"]["subject"] = json!("a".repeat(900_000));
+    event["ticket"]["subject"] = json!(costly_text(900_000));
     event
 }
 
@@ -473,12 +488,14 @@ async fn a_webhook_whose_patterns_cost_too_much_is_refused() {
 /// engine long: past it, 422 `too_complex` naming that deadline.
 #[tokio::test]
 async fn explaining_has_a_shorter_deadline_than_ingest() {
-    let server = TestServer::start_with(|config| {
-        config.engine_deadline = Duration::from_millis(20);
-    })
-    .await;
-    let keys = server.tenant("Acme").await;
-    let id = server.create_webhook(&keys.admin, &slow_webhook()).await;
+    let (server, keys) = with_slow_webhooks(1, Duration::from_millis(100)).await;
+    let (_, page) = server
+        .call(Method::GET, "/v1/webhooks", &keys.admin, None)
+        .await;
+    let id = page["data"][0]["id"]
+        .as_str()
+        .expect("the webhook")
+        .to_owned();
     let (status, body) = server
         .call(
             Method::POST,
@@ -493,8 +510,8 @@ async fn explaining_has_a_shorter_deadline_than_ingest() {
         "{body}"
     );
     assert!(
-        body["message"].as_str().expect("message").contains("5ms"),
-        "a quarter of 20 ms: {body}"
+        body["message"].as_str().expect("message").contains("25ms"),
+        "a quarter of 100 ms: {body}"
     );
 }
 
@@ -503,12 +520,8 @@ async fn explaining_has_a_shorter_deadline_than_ingest() {
 /// the request is stored; never a 4xx, which would tell it to drop them.
 #[tokio::test]
 async fn an_engine_deadline_during_ingest_is_a_retryable_503_that_stores_nothing() {
-    let server = TestServer::start_with(|config| {
-        config.engine_deadline = Duration::from_millis(20);
-    })
-    .await;
-    let keys = server.tenant("Acme").await;
-    server.create_webhook(&keys.admin, &slow_webhook()).await;
+    // Ten webhooks that each scan the whole subject a hundred times.
+    let (server, keys) = with_slow_webhooks(10, Duration::from_millis(100)).await;
 
     let event = slow_event();
     let response = server
