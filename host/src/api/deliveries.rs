@@ -270,7 +270,7 @@ async fn test(
         (status = 429, body = ErrorBody)))]
 async fn explain(
     State(state): State<AppState>,
-    admin: EngineAdmin,
+    EngineAdmin(admin): EngineAdmin,
     PathId(id): PathId,
     // Checked as JSON and handed on as text: the engine reads the event.
     JsonBody(event): JsonBody<Box<serde_json::value::RawValue>>,

@@ -42,22 +42,15 @@ impl FromRequestParts<AppState> for Admin {
 /// for the routes that run the engine on the request's body: a tenant past
 /// its share is refused (429 `engine_busy`) before the body is read.
 #[derive(Debug)]
-pub struct EngineAdmin(pub Caller);
-
-impl EngineAdmin {
-    /// The caller's tenant.
-    pub fn tenant(&self) -> &str {
-        &self.0.tenant_id
-    }
-}
+pub struct EngineAdmin(pub Admin);
 
 impl FromRequestParts<AppState> for EngineAdmin {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let caller = authenticate(parts, state, KeyKind::Admin).await?;
-        state.engine.admits(&caller.tenant_id)?;
-        Ok(Self(caller))
+        let admin = Admin::from_request_parts(parts, state).await?;
+        state.engine.admits(admin.tenant())?;
+        Ok(Self(admin))
     }
 }
 

@@ -52,7 +52,7 @@ fn json(text: String) -> impl IntoResponse {
         (status = 429, body = ErrorBody)))]
 async fn validate(
     State(state): State<AppState>,
-    admin: EngineAdmin,
+    EngineAdmin(admin): EngineAdmin,
     JsonBody(mut body): JsonBody<Map<String, Value>>,
 ) -> Result<impl IntoResponse, AppError> {
     let (op, input) = match body.remove("webhook") {
