@@ -70,6 +70,11 @@ pub struct Config {
     /// Webhooks one tenant may have; creating one more is refused (422
     /// `too_many_webhooks`).
     pub max_webhooks_per_tenant: u32,
+    /// What the `matches` patterns of one tenant's webhooks may weigh
+    /// together (each webhook's may weigh 200; README, "Limits"): a write
+    /// that takes the tenant past it is refused (422 `too_costly`). Bounds
+    /// the time matching one event takes against the tenant's rules.
+    pub max_pattern_weight_per_tenant: u32,
     /// Deliveries one ingest request may create (its events times the
     /// webhooks each fires); a request over it is refused whole (422
     /// `too_many_deliveries`) and should be sent as smaller batches. At
@@ -159,6 +164,10 @@ impl Default for Config {
             tenant_engine_share: 0.25,
             tenant_engine_burst: Duration::from_secs(1),
             max_webhooks_per_tenant: 1_000,
+            // Five webhooks at their own limit, or a hundred with a
+            // pattern like `refund`: at most about 40 ms of matching per
+            // event natively with the densest patterns, a tenth with plain ones.
+            max_pattern_weight_per_tenant: 1_000,
             max_deliveries_per_request: 10_000,
             // Generous for a control panel and scripts; a runaway loop
             // still cannot monopolise the store.
@@ -230,7 +239,7 @@ impl Config {
     }
 
     /// Every setting, as a TOML key; `INBOX_` + upper case is its variable.
-    pub const SETTINGS: [&'static str; 33] = [
+    pub const SETTINGS: [&'static str; 34] = [
         "bind",
         "data_dir",
         "panel_dir",
@@ -244,6 +253,7 @@ impl Config {
         "tenant_engine_share",
         "tenant_engine_burst",
         "max_webhooks_per_tenant",
+        "max_pattern_weight_per_tenant",
         "max_deliveries_per_request",
         "rate_limit_per_second",
         "rate_limit_burst",
@@ -322,6 +332,12 @@ impl Config {
         if self.max_webhooks_per_tenant == 0 {
             bail!(
                 "invalid max_webhooks_per_tenant (INBOX_MAX_WEBHOOKS_PER_TENANT): must be at least 1"
+            );
+        }
+        if self.max_pattern_weight_per_tenant < inbox_rules::MAX_PATTERN_WEIGHT {
+            bail!(
+                "invalid max_pattern_weight_per_tenant (INBOX_MAX_PATTERN_WEIGHT_PER_TENANT): must be at least {}, what one webhook's patterns may weigh",
+                inbox_rules::MAX_PATTERN_WEIGHT
             );
         }
         if self.max_deliveries_per_request < self.max_webhooks_per_tenant {

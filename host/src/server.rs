@@ -20,7 +20,7 @@ use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::rules::{Budget, Op, Pool, Runtime, Shares};
-use crate::store::{SqliteStore, Store};
+use crate::store::{Quota, SqliteStore, Store};
 use crate::test_delivery::TestDeliveries;
 use crate::vault::{self, Vault};
 use crate::webhooks::Webhooks;
@@ -122,8 +122,15 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
         Arc::clone(&matcher),
         vault,
         config.secret_overlap,
-        config.max_webhooks_per_tenant,
+        Quota {
+            webhooks: config.max_webhooks_per_tenant,
+            pattern_weight: config.max_pattern_weight_per_tenant,
+        },
     ));
+    webhooks
+        .weigh_stored()
+        .await
+        .context("weighing the stored webhooks' patterns")?;
     Ok(AppState {
         tests: Arc::new(TestDeliveries::new(
             Arc::clone(&store),

@@ -6,7 +6,10 @@
 //! them) and the client certificate, hands the rest to the engine (which
 //! reports a key a webhook does not have, such as a typo, at its path), and
 //! stores what the engine accepted, re-serialised through the engine's
-//! model so that stored definitions have one canonical form.
+//! model so that stored definitions have one canonical form. With it goes
+//! the weight of its `matches` patterns, as the engine's crate reckons it
+//! from that model (`inbox_rules::weight`), for the store to hold a
+//! tenant's webhooks to `max_pattern_weight_per_tenant` together.
 //!
 //! Transport is the host's, not the engine's: the client certificate a
 //! webhook presents (`tls`) is taken out of the body, checked here, and
@@ -22,7 +25,7 @@ use crate::keys;
 use crate::matcher::Matcher;
 use crate::rules;
 use crate::rules::{Op, Pool};
-use crate::store::{ClientTls, Millis, Store, StoreError, WebhookRecord, now};
+use crate::store::{ClientTls, Millis, Quota, Store, StoreError, WebhookRecord, now};
 use crate::vault::Vault;
 
 /// The key of a webhook's client certificate, which the host keeps apart
@@ -109,6 +112,8 @@ pub struct Canonical {
     pub definition: String,
     /// Whether it is enabled.
     pub enabled: bool,
+    /// What its `matches` patterns weigh together.
+    pub pattern_weight: u32,
     /// The engine's warnings (valid, but worth a look).
     pub warnings: Value,
 }
@@ -133,8 +138,8 @@ pub struct Webhooks {
     vault: Arc<Vault>,
     /// How long a rotated-out secret keeps signing.
     overlap: Duration,
-    /// Webhooks one tenant may have at most.
-    max_webhooks: u32,
+    /// What one tenant's webhooks may add up to.
+    quota: Quota,
 }
 
 impl Webhooks {
@@ -145,7 +150,7 @@ impl Webhooks {
         matcher: Arc<Matcher>,
         vault: Arc<Vault>,
         overlap: Duration,
-        max_webhooks: u32,
+        quota: Quota,
     ) -> Self {
         Self {
             store,
@@ -153,8 +158,36 @@ impl Webhooks {
             matcher,
             vault,
             overlap,
-            max_webhooks,
+            quota,
         }
+    }
+
+    /// Weighs the webhooks an earlier version stored without a pattern
+    /// weight, so that the tenant quota counts them; how many.
+    pub async fn weigh_stored(&self) -> Result<usize, StoreError> {
+        let weights: Vec<(String, u32)> = self
+            .store
+            .all_webhooks()
+            .await?
+            .into_iter()
+            .filter(|record| record.pattern_weight.is_none())
+            .map(|record| {
+                // A stored definition the engine's model cannot read never
+                // fires (the matcher leaves it out); it weighs nothing.
+                let weight = serde_json::from_str(&record.definition)
+                    .map_or(0, |webhook| inbox_rules::weight::webhook_weight(&webhook));
+                (record.id, weight)
+            })
+            .collect();
+        let count = weights.len();
+        if count > 0 {
+            self.store.set_pattern_weights(weights).await?;
+            tracing::info!(
+                count,
+                "weighed the patterns of webhooks stored by an earlier version"
+            );
+        }
+        Ok(count)
     }
 
     /// What `input` makes of a client certificate that is `current`.
@@ -203,6 +236,7 @@ impl Webhooks {
         Ok(Canonical {
             definition: serde_json::to_string(&webhook).map_err(WebhookError::internal)?,
             enabled: webhook.enabled,
+            pattern_weight: inbox_rules::weight::webhook_weight(&webhook),
             warnings,
         })
     }
@@ -230,10 +264,11 @@ impl Webhooks {
             updated_at: at,
             disabled_reason: None,
             client_tls: self.client_tls(tls, None),
+            pattern_weight: Some(accepted.pattern_weight),
         };
         let secret = keys::webhook_secret();
         self.store
-            .create_webhook(&record, &self.vault.seal(&secret), self.max_webhooks)
+            .create_webhook(&record, &self.vault.seal(&secret), self.quota)
             .await?;
         self.matcher.upsert(tenant, record.definition.clone()).await;
         Ok((
@@ -311,9 +346,10 @@ impl Webhooks {
                 // Why the server disabled it stops being true once enabled.
                 disabled_reason: current.disabled_reason.filter(|_| !accepted.enabled),
                 client_tls: self.client_tls(tls.clone(), current.client_tls),
+                pattern_weight: Some(accepted.pattern_weight),
                 ..current
             };
-            if self.store.update_webhook(&record).await? {
+            if self.store.update_webhook(&record, self.quota).await? {
                 self.matcher.upsert(tenant, record.definition.clone()).await;
                 return Ok(Written {
                     record,

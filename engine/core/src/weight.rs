@@ -249,6 +249,21 @@ fn after_lazy(bytes: &[u8], i: usize) -> usize {
     }
 }
 
+/// What a webhook's `matches` patterns weigh together, as validation adds
+/// them up: a valid webhook weighs at most [`crate::MAX_PATTERN_WEIGHT`].
+/// The server keeps this figure with each stored webhook to bound what a
+/// tenant's webhooks weigh together. Patterns that do not compile count 0
+/// (such a webhook is not valid).
+pub fn webhook_weight(webhook: &crate::Webhook) -> u32 {
+    webhook
+        .conditions
+        .iter()
+        .filter(|c| crate::Operator::parse(&c.operator) == Some(crate::Operator::Matches))
+        .filter_map(|c| c.value.as_str())
+        .filter_map(pattern_weight)
+        .fold(0, u32::saturating_add)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +386,21 @@ mod tests {
             }
         }
         low
+    }
+
+    #[test]
+    fn a_webhook_weighs_its_matches_patterns_and_nothing_else() {
+        let webhook: crate::Webhook = serde_json::from_value(serde_json::json!({
+            "name": "w", "url": "https://example.com/hook", "events": ["TicketCreated"],
+            "conditions": [
+                {"id": 1, "field": "subject", "operator": "matches", "value": "refund"},
+                {"id": 2, "field": "subject", "operator": "contains", "value": "refund"},
+                {"id": 3, "field": "message.body", "operator": "matches", "value": "[^\\n]{0,9}!"}
+            ]
+        }))
+        .expect("a webhook");
+        let both = states("refund") + states("[^\\n]{0,9}!") + 2 * SCAN_WEIGHT;
+        assert_eq!(webhook_weight(&webhook), both);
+        assert_eq!(both, 10 + 15);
     }
 }

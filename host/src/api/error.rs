@@ -167,6 +167,9 @@ impl From<StoreError> for AppError {
             StoreError::WebhookQuota(_) => {
                 Self::unprocessable("too_many_webhooks", error.to_string())
             }
+            StoreError::PatternWeightQuota { .. } => {
+                Self::unprocessable("too_costly", error.to_string())
+            }
             other => Self::internal(&other),
         }
     }

@@ -45,6 +45,18 @@ pub enum StoreError {
     /// The tenant has as many webhooks as it may have.
     #[error("a tenant has at most {0} webhooks (max_webhooks_per_tenant)")]
     WebhookQuota(u32),
+    /// The write would take the tenant's webhooks' patterns past the weight
+    /// they may have together.
+    #[error(
+        "the `matches` patterns of the tenant's webhooks would weigh {total} together; \
+         they may weigh {limit} (max_pattern_weight_per_tenant)"
+    )]
+    PatternWeightQuota {
+        /// What they would weigh with the write.
+        total: u64,
+        /// What they may weigh.
+        limit: u32,
+    },
     /// The database failed; the details are for the logs, never for clients.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -131,6 +143,21 @@ pub struct WebhookRecord {
     pub disabled_reason: Option<String>,
     /// The client certificate it presents to receivers, if any.
     pub client_tls: Option<ClientTls>,
+    /// What its `matches` patterns weigh together
+    /// (`inbox_rules::weight::webhook_weight`); `None` for one stored by an
+    /// earlier version and not yet weighed.
+    pub pattern_weight: Option<u32>,
+}
+
+/// What a tenant's webhooks may add up to, checked inside the write that
+/// creates or changes one, so that concurrent writes cannot pass it
+/// together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Webhooks per tenant ([`StoreError::WebhookQuota`]).
+    pub webhooks: u32,
+    /// Their pattern weights together ([`StoreError::PatternWeightQuota`]).
+    pub pattern_weight: u32,
 }
 
 /// A webhook's client certificate for mutual TLS, as stored: the chain in
@@ -247,6 +274,9 @@ impl From<rusqlite::Error> for StoreError {
                 Ok(refusal) => match *refusal {
                     Refusal::Idempotency(mismatch) => Self::IdempotencyMismatch(mismatch),
                     Refusal::WebhookQuota(limit) => Self::WebhookQuota(limit),
+                    Refusal::PatternWeight { total, limit } => {
+                        Self::PatternWeightQuota { total, limit }
+                    }
                 },
                 Err(inner) => Self::Sqlite(rusqlite::Error::ToSqlConversionFailure(inner)),
             },
@@ -263,6 +293,8 @@ pub(crate) enum Refusal {
     Idempotency(IdempotencyMismatch),
     #[error("the tenant has its {0} webhooks already")]
     WebhookQuota(u32),
+    #[error("the tenant's patterns would weigh {total}, past {limit}")]
+    PatternWeight { total: u64, limit: u32 },
 }
 
 impl Refusal {
@@ -480,14 +512,13 @@ pub trait Store: Send + Sync + Debug {
     async fn caller(&self, digest: &[u8]) -> Result<Option<Caller>, StoreError>;
 
     /// Stores a new webhook (with its client certificate, if any) and its
-    /// first signing secret (sealed).
-    /// Creates a webhook with its first signing secret, unless its tenant
-    /// has `limit` webhooks already ([`StoreError::WebhookQuota`]).
+    /// first signing secret (sealed), unless that takes its tenant past
+    /// `quota`.
     async fn create_webhook(
         &self,
         webhook: &WebhookRecord,
         secret: &str,
-        limit: u32,
+        quota: Quota,
     ) -> Result<(), StoreError>;
     /// A page of a tenant's webhooks in id order, after the id `after`.
     async fn webhooks(
@@ -500,8 +531,18 @@ pub trait Store: Send + Sync + Debug {
     async fn webhook(&self, tenant_id: &str, id: &str)
     -> Result<Option<WebhookRecord>, StoreError>;
     /// Writes `webhook` over the stored one if that one still has revision
-    /// `webhook.revision - 1`; `false` when it does not (or is gone).
-    async fn update_webhook(&self, webhook: &WebhookRecord) -> Result<bool, StoreError>;
+    /// `webhook.revision - 1`; `false` when it does not (or is gone). A
+    /// write that makes the webhook weigh more is refused when it takes the
+    /// tenant past `quota`'s pattern weight (one that does not, such as
+    /// disabling it, never is, even over a lowered quota).
+    async fn update_webhook(
+        &self,
+        webhook: &WebhookRecord,
+        quota: Quota,
+    ) -> Result<bool, StoreError>;
+    /// Records the pattern weights of webhooks stored without one (by an
+    /// earlier version); a webhook weighed meanwhile keeps its weight.
+    async fn set_pattern_weights(&self, weights: Vec<(String, u32)>) -> Result<(), StoreError>;
     /// Deletes a webhook and its secrets; `false` when there was none.
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
     /// Makes `secret` (sealed) the webhook's signing secret; the current

@@ -24,7 +24,7 @@ use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
     Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Health, Ingested, KeyRecord, Millis,
-    NewEvent, Next, QueueStats, Room, SecretPlace, Store, StoreError, StoredSecret, Tenant,
+    NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError, StoredSecret, Tenant,
     WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
@@ -151,6 +151,7 @@ fn webhook(row: &SqliteRow) -> Result<WebhookRecord, sqlx::Error> {
             row.try_get("client_certificate")?,
             row.try_get("client_key")?,
         ),
+        pattern_weight: row.try_get("pattern_weight")?,
     })
 }
 
@@ -294,11 +295,11 @@ impl Store for SqliteStore {
         &self,
         webhook: &WebhookRecord,
         secret: &str,
-        limit: u32,
+        quota: Quota,
     ) -> Result<(), StoreError> {
         let (webhook, secret) = (webhook.clone(), secret.to_owned());
         self.writer
-            .write(move |tx| writes::create_webhook(tx, &webhook, &secret, limit))
+            .write(move |tx| writes::create_webhook(tx, &webhook, &secret, quota))
             .await
     }
 
@@ -332,10 +333,20 @@ impl Store for SqliteStore {
         Ok(row.as_ref().map(webhook).transpose()?)
     }
 
-    async fn update_webhook(&self, webhook: &WebhookRecord) -> Result<bool, StoreError> {
+    async fn update_webhook(
+        &self,
+        webhook: &WebhookRecord,
+        quota: Quota,
+    ) -> Result<bool, StoreError> {
         let webhook = webhook.clone();
         self.writer
-            .write(move |tx| writes::update_webhook(tx, &webhook))
+            .write(move |tx| writes::update_webhook(tx, &webhook, quota))
+            .await
+    }
+
+    async fn set_pattern_weights(&self, weights: Vec<(String, u32)>) -> Result<(), StoreError> {
+        self.writer
+            .write(move |tx| writes::set_pattern_weights(tx, &weights))
             .await
     }
 

@@ -1,6 +1,12 @@
 //! The SQLite store against a temporary database.
 
-use super::{Millis, SqliteStore, Store, StoreError, WebhookRecord, now};
+use super::{Millis, Quota, SqliteStore, Store, StoreError, WebhookRecord, now};
+
+/// Room for every test's webhooks.
+const QUOTA: Quota = Quota {
+    webhooks: 1_000,
+    pattern_weight: 1_000,
+};
 use crate::keys::{KeyKind, NewKey, digest};
 
 async fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -22,6 +28,7 @@ fn record(tenant: &str, id: &str) -> WebhookRecord {
         updated_at: at,
         disabled_reason: None,
         client_tls: None,
+        pattern_weight: Some(0),
     }
 }
 
@@ -75,12 +82,12 @@ async fn webhooks_page_by_id_and_stay_in_their_tenant() {
     store.create_tenant("b", "B").await.expect("b");
     for id in ["wh_3", "wh_1", "wh_2"] {
         store
-            .create_webhook(&record("a", id), "whsec_x", 1_000)
+            .create_webhook(&record("a", id), "whsec_x", QUOTA)
             .await
             .expect("create");
     }
     store
-        .create_webhook(&record("b", "wh_0"), "whsec_y", 1_000)
+        .create_webhook(&record("b", "wh_0"), "whsec_y", QUOTA)
         .await
         .expect("create");
     let first = store.webhooks("a", None, 2).await.expect("page 1");
@@ -101,7 +108,7 @@ async fn updates_are_refused_on_a_stale_revision() {
     store.create_tenant("a", "A").await.expect("a");
     let original = record("a", "wh_1");
     store
-        .create_webhook(&original, "whsec_x", 1_000)
+        .create_webhook(&original, "whsec_x", QUOTA)
         .await
         .expect("create");
     let next = WebhookRecord {
@@ -109,9 +116,9 @@ async fn updates_are_refused_on_a_stale_revision() {
         enabled: false,
         ..original.clone()
     };
-    assert!(store.update_webhook(&next).await.expect("update"));
+    assert!(store.update_webhook(&next, QUOTA).await.expect("update"));
     assert!(
-        !store.update_webhook(&next).await.expect("stale"),
+        !store.update_webhook(&next, QUOTA).await.expect("stale"),
         "revision 1 is gone"
     );
     let stored = store
@@ -127,7 +134,7 @@ async fn rotation_keeps_the_old_secret_for_the_overlap() {
     let (_dir, store) = open().await;
     store.create_tenant("a", "A").await.expect("a");
     store
-        .create_webhook(&record("a", "wh_1"), "whsec_old", 1_000)
+        .create_webhook(&record("a", "wh_1"), "whsec_old", QUOTA)
         .await
         .expect("create");
     let at = now();
@@ -162,7 +169,7 @@ async fn at_most_two_secrets_sign_and_a_zero_overlap_cuts_the_old_one_off() {
     let (_dir, store) = open().await;
     store.create_tenant("a", "A").await.expect("a");
     store
-        .create_webhook(&record("a", "wh_1"), "whsec_1", 1_000)
+        .create_webhook(&record("a", "wh_1"), "whsec_1", QUOTA)
         .await
         .expect("create");
     let at = now();
@@ -201,7 +208,7 @@ async fn client_certificates_are_stored_changed_and_removed_with_the_webhook() {
         ..record("a", "wh_1")
     };
     store
-        .create_webhook(&original, "whsec_1", 1_000)
+        .create_webhook(&original, "whsec_1", QUOTA)
         .await
         .expect("create");
     let stored = store
@@ -222,7 +229,7 @@ async fn client_certificates_are_stored_changed_and_removed_with_the_webhook() {
         client_tls: None,
         ..stored
     };
-    assert!(store.update_webhook(&next).await.expect("update"));
+    assert!(store.update_webhook(&next, QUOTA).await.expect("update"));
     let stored = store
         .webhook("a", "wh_1")
         .await
@@ -243,7 +250,7 @@ async fn stored_secrets_are_rewritten_in_place() {
         ..record("a", "wh_1")
     };
     store
-        .create_webhook(&with_tls, "whsec_1", 1_000)
+        .create_webhook(&with_tls, "whsec_1", QUOTA)
         .await
         .expect("create");
     let rewritten: Vec<super::StoredSecret> = store
@@ -311,7 +318,7 @@ async fn with_webhook() -> (tempfile::TempDir, SqliteStore) {
     let mut hook = record("a", "wh_1");
     hook.definition = r#"{"id":"wh_1","enabled":true,"url":"https://x.example/h"}"#.to_owned();
     store
-        .create_webhook(&hook, "whsec_x", 1_000)
+        .create_webhook(&hook, "whsec_x", QUOTA)
         .await
         .expect("webhook");
     (dir, store)
@@ -326,7 +333,7 @@ async fn a_webhook_the_store_holds_disabled_gets_no_delivery() {
     let mut off = record("a", "wh_2");
     off.enabled = false;
     store
-        .create_webhook(&off, "whsec_y", 1_000)
+        .create_webhook(&off, "whsec_y", QUOTA)
         .await
         .expect("webhook");
     let ingested = store

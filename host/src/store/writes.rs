@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::{
     Attempt, Claimed, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent, Next,
-    Refusal, Room, SecretPlace, StoredSecret, WebhookRecord,
+    Quota, Refusal, Room, SecretPlace, StoredSecret, WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
@@ -85,18 +85,23 @@ pub(super) fn create_webhook(
     tx: &Transaction<'_>,
     webhook: &WebhookRecord,
     secret: &str,
-    limit: u32,
+    quota: Quota,
 ) -> rusqlite::Result<()> {
-    let count: u32 = tx
-        .prepare_cached("SELECT COUNT(*) FROM webhooks WHERE tenant_id = ?")?
-        .query_row(params![webhook.tenant_id], |row| row.get(0))?;
-    if count >= limit {
-        return Err(Refusal::WebhookQuota(limit).into_error());
+    let (count, weight): (u32, u64) = tx
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(pattern_weight), 0) FROM webhooks WHERE tenant_id = ?",
+        )?
+        .query_row(params![webhook.tenant_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    if count >= quota.webhooks {
+        return Err(Refusal::WebhookQuota(quota.webhooks).into_error());
     }
+    check_pattern_weight(weight, webhook, quota)?;
     tx.prepare_cached(
         "INSERT INTO webhooks (id, tenant_id, definition, enabled, revision, created_at,
-            updated_at, disabled_reason, client_certificate, client_key)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            updated_at, disabled_reason, client_certificate, client_key, pattern_weight)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         webhook.id,
@@ -109,8 +114,27 @@ pub(super) fn create_webhook(
         webhook.disabled_reason,
         webhook.client_tls.as_ref().map(|tls| &tls.certificate),
         webhook.client_tls.as_ref().map(|tls| &tls.key),
+        webhook.pattern_weight,
     ])?;
     insert_secret(tx, &webhook.id, secret, webhook.created_at)
+}
+
+/// Refuses `webhook` when the tenant's other webhooks, weighing `others`,
+/// and it weigh more than the quota together.
+fn check_pattern_weight(
+    others: u64,
+    webhook: &WebhookRecord,
+    quota: Quota,
+) -> rusqlite::Result<()> {
+    let total = others + u64::from(webhook.pattern_weight.unwrap_or(0));
+    if total > u64::from(quota.pattern_weight) {
+        return Err(Refusal::PatternWeight {
+            total,
+            limit: quota.pattern_weight,
+        }
+        .into_error());
+    }
+    Ok(())
 }
 
 /// Whether the webhook was at the revision before `webhook.revision` and
@@ -118,11 +142,29 @@ pub(super) fn create_webhook(
 pub(super) fn update_webhook(
     tx: &Transaction<'_>,
     webhook: &WebhookRecord,
+    quota: Quota,
 ) -> rusqlite::Result<bool> {
+    let stored: Option<Option<u32>> = tx
+        .prepare_cached("SELECT pattern_weight FROM webhooks WHERE tenant_id = ? AND id = ?")?
+        .query_row(params![webhook.tenant_id, webhook.id], |row| row.get(0))
+        .optional()?;
+    let Some(stored) = stored else {
+        return Ok(false);
+    };
+    if webhook.pattern_weight.unwrap_or(0) > stored.unwrap_or(0) {
+        let others: u64 = tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(pattern_weight), 0) FROM webhooks
+                 WHERE tenant_id = ? AND id <> ?",
+            )?
+            .query_row(params![webhook.tenant_id, webhook.id], |row| row.get(0))?;
+        check_pattern_weight(others, webhook, quota)?;
+    }
     let updated = tx
         .prepare_cached(
             "UPDATE webhooks SET definition = ?1, enabled = ?2, revision = ?3, updated_at = ?4,
                 disabled_reason = ?5, client_certificate = ?9, client_key = ?10,
+                pattern_weight = ?11,
                 -- enabling again starts a new record of failures
                 failing_since = CASE WHEN enabled = 0 AND ?2 THEN NULL ELSE failing_since END
              WHERE tenant_id = ?6 AND id = ?7 AND revision = ?8",
@@ -138,8 +180,23 @@ pub(super) fn update_webhook(
             webhook.revision - 1,
             webhook.client_tls.as_ref().map(|tls| &tls.certificate),
             webhook.client_tls.as_ref().map(|tls| &tls.key),
+            webhook.pattern_weight,
         ])?;
     Ok(updated == 1)
+}
+
+/// Records weights for webhooks that have none yet.
+pub(super) fn set_pattern_weights(
+    tx: &Transaction<'_>,
+    weights: &[(String, u32)],
+) -> rusqlite::Result<()> {
+    let mut set = tx.prepare_cached(
+        "UPDATE webhooks SET pattern_weight = ? WHERE id = ? AND pattern_weight IS NULL",
+    )?;
+    for (id, weight) in weights {
+        set.execute(params![weight, id])?;
+    }
+    Ok(())
 }
 
 pub(super) fn delete_webhook(

@@ -422,9 +422,13 @@ fn slow_webhook(salt: usize) -> Value {
 }
 
 /// A server whose tenant has `count` webhooks like `slow_webhook`, written
-/// under the default deadline, then restarted with `deadline`.
+/// under the default deadline and a tenant pattern weight quota raised to
+/// let them in (as an operator may), then restarted with `deadline`.
 async fn with_slow_webhooks(count: usize, deadline: Duration) -> (TestServer, crate::common::Keys) {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|config| {
+        config.max_pattern_weight_per_tenant = 200 * u32::try_from(count).expect("a few");
+    })
+    .await;
     let keys = server.tenant("Acme").await;
     for salt in 0..count {
         server

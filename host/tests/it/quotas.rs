@@ -167,3 +167,140 @@ async fn a_large_event_makes_no_large_answer() {
         );
     }
 }
+
+/// A webhook with one `matches` condition on the subject.
+fn with_pattern(name: &str, pattern: &str) -> Value {
+    json!({"name": name, "url": "https://crm.example/hook", "events": ["TicketCreated"],
+           "conditions": [{"id": 1, "field": "subject", "operator": "matches", "value": pattern}]})
+}
+
+/// Weighs 101 (`inbox_rules::weight`): 95 repeated classes and their
+/// bound, one literal, and the scan.
+const HEAVY: &str = "[^\\n]{0,95}x";
+
+/// The tenant's webhooks' patterns together: each within its own limit,
+/// but two of `HEAVY` are past a tenant quota of 200. Creating or changing
+/// a webhook past it is refused and changes nothing; a change that does not
+/// add weight passes even over a quota lowered since; webhooks stored
+/// without a weight (by an earlier version) are weighed at start and count.
+#[tokio::test]
+async fn a_tenants_patterns_weigh_at_most_its_quota_together() {
+    let server = TestServer::start_with(|config| config.max_pattern_weight_per_tenant = 200).await;
+    let acme = server.tenant("Acme").await.admin;
+    server
+        .create_webhook(&acme, &with_pattern("heavy", HEAVY))
+        .await;
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &acme,
+            Some(&with_pattern("heavy too", HEAVY)),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_costly")),
+        "{body}"
+    );
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("202") && message.contains("200"), "{body}");
+    let (_, page) = server.call(Method::GET, "/v1/webhooks", &acme, None).await;
+    assert_eq!(
+        page["data"].as_array().expect("list").len(),
+        1,
+        "nothing was added"
+    );
+
+    // Per tenant; and webhooks without patterns weigh nothing.
+    let other = server.tenant("Other").await.admin;
+    server
+        .create_webhook(&other, &with_pattern("theirs", HEAVY))
+        .await;
+    server.create_webhook(&acme, &match_all("plain")).await;
+
+    // A change that adds weight past the quota is refused, the webhook
+    // unchanged.
+    let light = server
+        .create_webhook(&acme, &with_pattern("light", "refund"))
+        .await;
+    let path = format!("/v1/webhooks/{light}");
+    let heavier = json!({"conditions": [{"id": 1, "field": "subject", "operator": "matches", "value": HEAVY}]});
+    let (status, body) = server
+        .call(Method::PATCH, &path, &acme, Some(&heavier))
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_costly")),
+        "{body}"
+    );
+    let (_, stored) = server.call(Method::GET, &path, &acme, None).await;
+    assert_eq!(stored["conditions"][0]["value"], "refund", "{stored}");
+
+    // Under a higher quota the two fit; lowered again, the tenant is over
+    // it, and may still disable a webhook, but not add weight.
+    let mut server = server.stop().await;
+    server.config.max_pattern_weight_per_tenant = 1_000;
+    let server = server.resume().await;
+    let second = server
+        .create_webhook(&acme, &with_pattern("heavy again", HEAVY))
+        .await;
+    let mut server = server.stop().await;
+    server.config.max_pattern_weight_per_tenant = 200;
+    let server = server.resume().await;
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/v1/webhooks/{second}"),
+            &acme,
+            Some(&json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &path,
+            &acme,
+            Some(&json!({"conditions": [{"id": 1, "field": "subject", "operator": "matches", "value": "refunds"}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_costly")),
+        "{body}"
+    );
+
+    // Webhooks an earlier version stored carry no weight; the server weighs
+    // them when it starts, so they count.
+    let server = server.stop().await;
+    let db = rusqlite::Connection::open(server.config.data_dir.join("inbox.db")).expect("db");
+    let cleared = db
+        .execute("UPDATE webhooks SET pattern_weight = NULL", [])
+        .expect("clear the weights");
+    assert!(cleared >= 4, "{cleared}");
+    drop(db);
+    let server = server.resume().await;
+    let (status, body) = server
+        .call(
+            Method::DELETE,
+            &format!("/v1/webhooks/{second}"),
+            &acme,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            &acme,
+            Some(&with_pattern("heavy once more", HEAVY)),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_costly")),
+        "the first webhook, weighed at start, still counts: {body}"
+    );
+}
