@@ -27,7 +27,17 @@ if [ ! -x "$here/tools/node_modules/.bin/wasm-opt" ]; then
   (cd "$here/tools" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-cargo build --locked -p inbox-rules-web --target wasm32-unknown-unknown --profile wasm
+# Source paths end up in the wasm (panic locations); without the machine's
+# own prefixes (the registry's directory, the toolchain's commit) the
+# package is the same whichever machine builds it, and smaller.
+remap=()
+for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+  remap+=("--remap-path-prefix=${dir}=")
+done
+commit=$(rustc -vV | sed -n 's/^commit-hash: //p')
+remap+=("--remap-path-prefix=/rustc/${commit}/=")
+RUSTFLAGS="${remap[*]}" \
+  cargo build --locked -p inbox-rules-web --target wasm32-unknown-unknown --profile wasm
 wasm="target/wasm32-unknown-unknown/wasm/inbox_rules_web.wasm"
 
 pkg="$here/pkg"

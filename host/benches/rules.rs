@@ -9,7 +9,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use inbox_rules::RuleSet as NativeRuleSet;
 use inbox_rules::api::{Op, decode, encode, run_op};
-use inbox_webhooks::rules::{Budget, Runtime, Session, TenantRules};
+use inbox_webhooks::rules::{Budget, Runtime, Session, Taken, TenantRules};
 use serde_json::Value;
 
 #[path = "../../engine/core/benches/support/data.rs"]
@@ -75,8 +75,8 @@ fn matching(c: &mut Criterion) {
         let hooks: Vec<inbox_rules::Webhook> = (0..10_000).map(make).collect();
         let (native, mut guest) = both_sets(&runtime, &hooks);
         assert_eq!(
-            guest.ingest(&one).expect("answer"),
-            native_ingest(&native, &one)
+            guest.ingest(&one, u32::MAX).expect("answer"),
+            Taken::Intake(native_ingest(&native, &one))
         );
         // Each webhook that fires is explained: the cost grows with them.
         eprintln!(
@@ -93,7 +93,7 @@ fn matching(c: &mut Criterion) {
         });
         group.bench_function(
             BenchmarkId::new(format!("{label}, wasmtime"), 10_000),
-            |b| b.iter(|| guest.ingest(black_box(&one)).expect("answer")),
+            |b| b.iter(|| guest.ingest(black_box(&one), u32::MAX).expect("answer")),
         );
     }
     group.finish();
@@ -109,7 +109,7 @@ fn matching(c: &mut Criterion) {
         b.iter(|| native_ingest(&native, black_box(&batch)))
     });
     group.bench_function("wasmtime, one call", |b| {
-        b.iter(|| guest.ingest(black_box(&batch)).expect("answer"))
+        b.iter(|| guest.ingest(black_box(&batch), u32::MAX).expect("answer"))
     });
     group.finish();
 }

@@ -31,9 +31,9 @@ pub enum IngestError {
     )]
     TooManyDeliveries {
         /// The deliveries the request's events would create.
-        would_create: usize,
+        would_create: u64,
         /// The most one request may create.
-        max: usize,
+        max: u32,
     },
     /// Some event is invalid: each problem (the engine's diagnostics, and a
     /// `tenantId` that is not the key's), each with the event's `index`.
@@ -72,7 +72,7 @@ pub struct Ingestor {
     matcher: Arc<Matcher>,
     dispatcher: Arc<Dispatcher>,
     /// Deliveries one request may create at most.
-    max_deliveries: usize,
+    max_deliveries: u32,
 }
 
 impl Ingestor {
@@ -91,7 +91,7 @@ impl Ingestor {
             store,
             matcher,
             dispatcher,
-            max_deliveries: max_deliveries as usize,
+            max_deliveries,
         }
     }
 
@@ -124,25 +124,30 @@ impl Ingestor {
         // Each event's problem with its `tenantId`, reported beside the
         // engine's problems with it.
         let foreign: Vec<Vec<Value>> = events.iter().map(|e| claimed(tenant, e)).collect();
-        let admitted = match self.matcher.ingest(tenant, array).await? {
+        // The engine explains no match past the quota: a request over it
+        // costs its matching alone.
+        let admitted = match self
+            .matcher
+            .ingest(tenant, array, self.max_deliveries)
+            .await?
+        {
             Verdict::Refused(mut found) => {
                 for (problems, claim) in found.iter_mut().zip(foreign) {
                     problems.extend(claim);
                 }
                 return Err(invalid_events(found, batch));
             }
-            Verdict::Admitted(_) if foreign.iter().any(|claim| !claim.is_empty()) => {
+            _ if foreign.iter().any(|claim| !claim.is_empty()) => {
                 return Err(invalid_events(foreign, batch));
+            }
+            Verdict::TooMany(would_create) => {
+                return Err(IngestError::TooManyDeliveries {
+                    would_create,
+                    max: self.max_deliveries,
+                });
             }
             Verdict::Admitted(admitted) => admitted,
         };
-        let created: usize = admitted.iter().map(|a| a.matches.len()).sum();
-        if created > self.max_deliveries {
-            return Err(IngestError::TooManyDeliveries {
-                would_create: created,
-                max: self.max_deliveries,
-            });
-        }
 
         let at = now();
         let mut reservation = self.dispatcher.reserve(tenant);

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::rules::{Error, Runtime, TenantRules};
+use crate::rules::{Error, Runtime, Taken, TenantRules};
 use crate::store::{Store, StoreError};
 
 /// One tenant's set, used from blocking threads.
@@ -39,6 +39,9 @@ pub enum Verdict {
     /// At least one was not: each event's problems (the engine's
     /// diagnostics, each with its `path`), in order.
     Refused(Vec<Vec<Value>>),
+    /// Every event was admitted, but together they would fire this many
+    /// webhooks, more than the call allowed: nothing was explained.
+    TooMany(u64),
 }
 
 /// An admitted event.
@@ -131,9 +134,21 @@ impl Matcher {
     }
 
     /// Takes in a batch of events (a JSON array) for `tenant`: one guest
-    /// call on one blocking thread checks, matches and explains them all.
-    pub async fn ingest(&self, tenant: &str, events: String) -> Result<Verdict, Error> {
-        let intake = self.with(tenant, move |set| set.ingest(&events)).await??;
+    /// call on one blocking thread checks, matches and explains them all,
+    /// unless they would fire more than `max_fired` webhooks together.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        events: String,
+        max_fired: u32,
+    ) -> Result<Verdict, Error> {
+        let taken = self
+            .with(tenant, move |set| set.ingest(&events, max_fired))
+            .await??;
+        let intake = match taken {
+            Taken::Intake(intake) => intake,
+            Taken::TooMany(fired) => return Ok(Verdict::TooMany(fired)),
+        };
         let intake: Intake<'_> = serde_json::from_str(&intake)
             .map_err(|e| Error::Trap(format!("the engine's intake is not its shape: {e}")))?;
         if !intake.valid {

@@ -410,6 +410,38 @@ impl RuleSet {
         }
     }
 
+    /// [`RuleSet::ingest`] with a bound on its work: when the events would
+    /// fire more than `max_fired` webhooks together, nothing is explained
+    /// (explaining is what costs: matching an event is a small part of
+    /// explaining what it fires, so it is done again rather than kept) and
+    /// the answer is how many they would. Admission runs first, so a batch
+    /// with a bad event is refused as such whatever it would fire.
+    pub fn ingest_at_most(
+        &self,
+        events: &[serde_json::Value],
+        max_fired: usize,
+    ) -> Result<Intake, usize> {
+        let (events, decoded): (Vec<Admission>, Vec<Option<IngestEvent>>) =
+            events.iter().map(admit).unzip();
+        let valid = events.iter().all(|admission| admission.valid);
+        let fired: usize = match valid {
+            true => decoded.iter().flatten().map(|e| self.fired(e).len()).sum(),
+            false => 0,
+        };
+        if fired > max_fired {
+            return Err(fired);
+        }
+        let matched = match valid {
+            true => decoded.iter().flatten().map(|e| self.fire(e)).collect(),
+            false => Vec::new(),
+        };
+        Ok(Intake {
+            valid,
+            events,
+            matched,
+        })
+    }
+
     /// The webhooks that fire for `event`, each explained.
     fn fire(&self, event: &IngestEvent) -> Vec<Fired> {
         self.fired(event)
@@ -543,6 +575,30 @@ mod tests {
             "ticket": {"channel": channel, "accountId": account},
         }))
         .expect("event shape")
+    }
+
+    #[test]
+    fn ingest_at_most_explains_nothing_past_its_bound() {
+        let mut rules = RuleSet::new();
+        for id in ["wh_1", "wh_2"] {
+            rules.insert(&hook(id, json!({}))).expect("valid");
+        }
+        let created = json!({"event": "TicketCreated",
+                             "ticketId": "ebcb7b53-6636-4c6b-8023-4a61d6df694c",
+                             "ticket": {"channel": "email"}});
+        let three = [created.clone(), created.clone(), created.clone()];
+        // Three events, each firing both webhooks: six together.
+        let whole = rules.ingest(&three);
+        assert!(whole.valid);
+        assert_eq!(whole.matched.concat().len(), 6);
+        assert_eq!(rules.ingest_at_most(&three, 6), Ok(whole));
+        assert_eq!(rules.ingest_at_most(&three, 5), Err(6));
+        // A batch with a bad event is refused as such, however much the
+        // others would fire.
+        let bad = [created.clone(), created, json!({"event": "Nope"})];
+        let refused = rules.ingest_at_most(&bad, 0).expect("refused, not counted");
+        assert!(!refused.valid);
+        assert!(refused.matched.is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
-use exports::cloudcx::inbox_rules::engine::{Guest, GuestRuleSet, Refusal};
+use exports::cloudcx::inbox_rules::engine::{Guest, GuestRuleSet, IntakeRefusal, Refusal};
 
 /// JSON text in one of the contract's shapes.
 type Json = String;
@@ -48,9 +48,16 @@ impl GuestRuleSet for RuleSet {
         self.0.borrow_mut().remove(&id)
     }
 
-    fn ingest(&self, events: Json) -> Result<Json, String> {
-        let events: Vec<serde_json::Value> = decode("events", &events)?;
-        Ok(encode(&self.0.borrow().ingest(&events)))
+    fn ingest(&self, events: Json, max_fired: u32) -> Result<Json, IntakeRefusal> {
+        let events: Vec<serde_json::Value> =
+            decode("events", &events).map_err(IntakeRefusal::Malformed)?;
+        let max_fired = usize::try_from(max_fired).unwrap_or(usize::MAX);
+        match self.0.borrow().ingest_at_most(&events, max_fired) {
+            Ok(intake) => Ok(encode(&intake)),
+            Err(fired) => Err(IntakeRefusal::TooMany(
+                u64::try_from(fired).unwrap_or(u64::MAX),
+            )),
+        }
     }
 }
 

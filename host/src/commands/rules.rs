@@ -26,7 +26,7 @@ use unicode_width::UnicodeWidthChar;
 use crate::cli::{
     CheckArgs, EngineKind, ExplainArgs, MatchArgs, RulesArgs, RulesCommand, ValidateArgs,
 };
-use crate::rules::{Budget, InsertError, Runtime, Session, TenantRules};
+use crate::rules::{Budget, InsertError, Runtime, Session, Taken, TenantRules};
 
 /// How a command ended, as a process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,9 +273,16 @@ impl Rules {
                 let event: Value = decode("event", event)?;
                 encode(&set.ingest(&[event]))
             }
-            Self::Wasm(set) => set
-                .ingest(&format!("[{event}]"))
-                .map_err(|e| e.to_string())?,
+            // No bound: one event fires each webhook at most once.
+            Self::Wasm(set) => match set
+                .ingest(&format!("[{event}]"), u32::MAX)
+                .map_err(|e| e.to_string())?
+            {
+                Taken::Intake(intake) => intake,
+                Taken::TooMany(fired) => {
+                    return Err(format!("the event fires {fired} webhooks, past any bound"));
+                }
+            },
         };
         let intake: Value = decode("intake", &intake)?;
         if let Some(problem) = intake["events"][0]["errors"].get(0) {

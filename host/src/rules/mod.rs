@@ -35,7 +35,7 @@ pub use self::pool::Pool;
 pub use self::runtime::Runtime;
 pub use self::session::Session;
 pub use self::share::Shares;
-pub use self::tenant::{InsertError, TenantRules};
+pub use self::tenant::{InsertError, Taken, TenantRules};
 pub use inbox_rules::api::Op;
 
 /// The bindings `wasmtime` generates from the contract.
@@ -45,7 +45,7 @@ mod guest {
         path: "../engine/wit",
     });
 
-    pub(super) use self::exports::cloudcx::inbox_rules::engine::Refusal;
+    pub(super) use self::exports::cloudcx::inbox_rules::engine::{IntakeRefusal, Refusal};
 }
 
 /// What bounds each guest call.

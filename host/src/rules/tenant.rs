@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use super::guest::{InboxRules, Refusal};
+use super::guest::{InboxRules, IntakeRefusal, Refusal};
 use super::instance::Instance;
 use super::runtime::GuestState;
 use super::{Budget, Error, Runtime};
@@ -20,6 +20,16 @@ pub enum InsertError {
     /// The call itself failed.
     #[error(transparent)]
     Engine(#[from] Error),
+}
+
+/// What a rule set made of a batch of events ([`TenantRules::ingest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// The engine's intake (`inbox_rules::Intake`), JSON.
+    Intake(String),
+    /// The events would fire this many webhooks together, more than the
+    /// call allowed; nothing was explained.
+    TooMany(u64),
 }
 
 /// A tenant's compiled webhooks in the guest (`rule-set`), and each
@@ -108,16 +118,22 @@ impl TenantRules {
         true
     }
 
-    /// Takes in a batch of ingest events (a JSON array): the engine's
-    /// intake (`inbox_rules::Intake`) as JSON, in one guest call.
-    pub fn ingest(&mut self, events: &str) -> Result<String, Error> {
-        self.with(|store, guest, set| {
+    /// Takes in a batch of ingest events (a JSON array), in one guest
+    /// call: the engine's intake (`inbox_rules::Intake`) as JSON, or, when
+    /// the events would fire more than `max_fired` webhooks together, how
+    /// many they would (and nothing is explained).
+    pub fn ingest(&mut self, events: &str, max_fired: u32) -> Result<Taken, Error> {
+        let answer = self.with(|store, guest, set| {
             guest
                 .cloudcx_inbox_rules_engine()
                 .rule_set()
-                .call_ingest(store, set, events)
-        })?
-        .map_err(Error::Input)
+                .call_ingest(store, set, events, max_fired)
+        })?;
+        match answer {
+            Ok(intake) => Ok(Taken::Intake(intake)),
+            Err(IntakeRefusal::TooMany(fired)) => Ok(Taken::TooMany(fired)),
+            Err(IntakeRefusal::Malformed(message)) => Err(Error::Input(message)),
+        }
     }
 
     /// The guest's set, when it lives in the live instance.

@@ -168,6 +168,44 @@ async fn a_large_event_makes_no_large_answer() {
     }
 }
 
+/// A request past the delivery quota costs its matching alone: the engine
+/// explains none of its matches. Explaining the 100,000 this one would
+/// create takes far longer than the deadline, which used to make it a 503
+/// `engine_unavailable`, retried by its client forever; it is a 422 that
+/// says what to change.
+#[tokio::test]
+async fn a_request_past_the_delivery_quota_is_refused_before_any_match_is_explained() {
+    let server = TestServer::start_with(|config| {
+        config.max_webhooks_per_tenant = 100;
+        config.max_deliveries_per_request = 100;
+        config.engine_deadline = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let keys = server.tenant("Acme").await;
+    for n in 0..100 {
+        server
+            .create_webhook(&keys.admin, &match_all(&format!("w{n}")))
+            .await;
+    }
+    let events = Value::Array(vec![matching_event(); 1_000]);
+    let (status, body) = server
+        .call(Method::POST, "/v1/events", &keys.ingest, Some(&events))
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (422, &json!("too_many_deliveries")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("100000"),
+        "{body}"
+    );
+    assert_eq!(queue_depth(&server).await, 0, "nothing was stored");
+}
+
 /// A webhook with one `matches` condition on the subject.
 fn with_pattern(name: &str, pattern: &str) -> Value {
     json!({"name": name, "url": "https://crm.example/hook", "events": ["TicketCreated"],
