@@ -16,7 +16,12 @@ use serde_json::{Value, json};
 use common::{Keys, TestServer};
 
 /// Ingest requests timed per phase.
-const SAMPLES: usize = 150;
+const SAMPLES: usize = 300;
+
+/// How long an attacker's client waits after a refusal before it sends
+/// again. Its CPU is this machine's too, where a real attacker's is not:
+/// resending at once would measure the test's own client spinning.
+const RESEND_AFTER: Duration = Duration::from_millis(10);
 
 /// The attacker's parallel clients.
 const STORM: usize = 32;
@@ -39,9 +44,9 @@ fn reply(body: &str) -> Value {
            "message": {"body": body, "from": "ann@example.com"}})
 }
 
-/// The 99th percentile of `SAMPLES` ingest requests of `keys`' tenant,
-/// one after another.
-async fn ingest_p99(server: &TestServer, keys: &Keys) -> Duration {
+/// The times of `SAMPLES` ingest requests of `keys`' tenant, one after
+/// another.
+async fn ingest_times(server: &TestServer, keys: &Keys) -> Vec<Duration> {
     let mut times = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let started = Instant::now();
@@ -56,12 +61,15 @@ async fn ingest_p99(server: &TestServer, keys: &Keys) -> Duration {
         times.push(started.elapsed());
         assert_eq!(status, 202, "{body}");
     }
+    times
+}
+
+fn p99(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[SAMPLES * 99 / 100]
+    times[times.len() * 99 / 100]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "not yet reliable: in a debug build the bystander's p99 lands between 1.4x and 2.9x of its unloaded value from run to run (run with --ignored); see issue 18"]
 async fn one_tenants_explain_storm_leaves_anothers_ingest_within_twice_its_latency() {
     // The admin API's rate limit as shipped: what bounds the requests
     // themselves, where the engine's share bounds their engine time.
@@ -86,9 +94,10 @@ async fn one_tenants_explain_storm_leaves_anothers_ingest_within_twice_its_laten
         )
         .await;
 
-    // Warm up, then the bystander alone.
-    ingest_p99(&server, &bystander).await;
-    let alone = ingest_p99(&server, &bystander).await;
+    // Warm up, then the bystander alone (again after the storm: its
+    // unloaded p99 is taken over both).
+    ingest_times(&server, &bystander).await;
+    let mut alone = ingest_times(&server, &bystander).await;
 
     let explain = |event: &Value| {
         server
@@ -133,16 +142,24 @@ async fn one_tenants_explain_storm_leaves_anothers_ingest_within_twice_its_laten
                         429 if body["error"] == "rate_limited" => 0,
                         _ => panic!("explain answered {status}: {body}"),
                     };
+                    if status != 200 {
+                        tokio::time::sleep(RESEND_AFTER).await;
+                    }
                 }
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let stormed = ingest_p99(&server, &bystander).await;
+    // The storm's steady state: past the engine time the attacker may
+    // spend at once (`tenant_engine_burst`, which it has from an idle
+    // start), it gets its share.
+    tokio::time::sleep(server.config.tenant_engine_burst * 2).await;
+    let stormed = p99(ingest_times(&server, &bystander).await);
     stop.store(true, Ordering::Relaxed);
     for client in storm {
         client.await.expect("storm client");
     }
+    alone.extend(ingest_times(&server, &bystander).await);
+    let alone = p99(alone);
 
     let (explained, refused) = (
         explained.load(Ordering::Relaxed),
