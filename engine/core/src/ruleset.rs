@@ -400,7 +400,11 @@ impl RuleSet {
             events.iter().map(admit).unzip();
         let valid = events.iter().all(|admission| admission.valid);
         let matched = match valid {
-            true => decoded.iter().flatten().map(|e| self.fire(e)).collect(),
+            true => decoded
+                .iter()
+                .flatten()
+                .map(|e| self.explain_fired(e, &self.fired(e)))
+                .collect(),
             false => Vec::new(),
         };
         Intake {
@@ -412,9 +416,7 @@ impl RuleSet {
 
     /// [`RuleSet::ingest`] with a bound on its work: when the events would
     /// fire more than `max_fired` webhooks together, nothing is explained
-    /// (explaining is what costs: matching an event is a small part of
-    /// explaining what it fires, so it is done again rather than kept) and
-    /// the answer is how many they would. Admission runs first, so a batch
+    /// (explaining is what costs) and the answer is how many they would. Admission runs first, so a batch
     /// with a bad event is refused as such whatever it would fire.
     pub fn ingest_at_most(
         &self,
@@ -424,17 +426,24 @@ impl RuleSet {
         let (events, decoded): (Vec<Admission>, Vec<Option<IngestEvent>>) =
             events.iter().map(admit).unzip();
         let valid = events.iter().all(|admission| admission.valid);
-        let fired: usize = match valid {
-            true => decoded.iter().flatten().map(|e| self.fired(e).len()).sum(),
-            false => 0,
-        };
-        if fired > max_fired {
-            return Err(fired);
+        if !valid {
+            return Ok(Intake {
+                valid,
+                events,
+                matched: Vec::new(),
+            });
         }
-        let matched = match valid {
-            true => decoded.iter().flatten().map(|e| self.fire(e)).collect(),
-            false => Vec::new(),
-        };
+        let fired: Vec<Vec<u32>> = decoded.iter().flatten().map(|e| self.fired(e)).collect();
+        let count = fired.iter().map(Vec::len).sum();
+        if count > max_fired {
+            return Err(count);
+        }
+        let matched = decoded
+            .iter()
+            .flatten()
+            .zip(&fired)
+            .map(|(e, slots)| self.explain_fired(e, slots))
+            .collect();
         Ok(Intake {
             valid,
             events,
@@ -442,11 +451,12 @@ impl RuleSet {
         })
     }
 
-    /// The webhooks that fire for `event`, each explained.
-    fn fire(&self, event: &IngestEvent) -> Vec<Fired> {
-        self.fired(event)
-            .into_iter()
-            .filter_map(|slot| self.entry(slot))
+    /// The webhooks at `slots` (those that fire for `event`), each
+    /// explained.
+    fn explain_fired(&self, event: &IngestEvent, slots: &[u32]) -> Vec<Fired> {
+        slots
+            .iter()
+            .filter_map(|&slot| self.entry(slot))
             .map(|entry| Fired {
                 webhook_id: entry.compiled.id.clone(),
                 explanation: explain_compiled(&entry.source, &entry.compiled, event),
