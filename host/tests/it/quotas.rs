@@ -216,6 +216,24 @@ fn with_pattern(name: &str, pattern: &str) -> Value {
 /// bound, one literal, and the scan.
 const HEAVY: &str = "[^\\n]{0,95}x";
 
+/// Sends `body` to `path` and checks that it is refused as too costly (422
+/// `too_costly`); the answer.
+async fn too_costly(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Value {
+    let (status, answer) = server.call(method, path, key, Some(body)).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (422, &json!("too_costly")),
+        "{answer}"
+    );
+    answer
+}
+
 /// The tenant's webhooks' patterns together: each within its own limit,
 /// but two of `HEAVY` are past a tenant quota of 200. Creating or changing
 /// a webhook past it is refused and changes nothing; a change that does not
@@ -228,19 +246,14 @@ async fn a_tenants_patterns_weigh_at_most_its_quota_together() {
     server
         .create_webhook(&acme, &with_pattern("heavy", HEAVY))
         .await;
-    let (status, body) = server
-        .call(
-            Method::POST,
-            "/v1/webhooks",
-            &acme,
-            Some(&with_pattern("heavy too", HEAVY)),
-        )
-        .await;
-    assert_eq!(
-        (status, &body["error"]),
-        (422, &json!("too_costly")),
-        "{body}"
-    );
+    let body = too_costly(
+        &server,
+        Method::POST,
+        "/v1/webhooks",
+        &acme,
+        &with_pattern("heavy too", HEAVY),
+    )
+    .await;
     let message = body["message"].as_str().expect("message");
     assert!(message.contains("202") && message.contains("200"), "{body}");
     let (_, page) = server.call(Method::GET, "/v1/webhooks", &acme, None).await;
@@ -264,14 +277,7 @@ async fn a_tenants_patterns_weigh_at_most_its_quota_together() {
         .await;
     let path = format!("/v1/webhooks/{light}");
     let heavier = json!({"conditions": [{"id": 1, "field": "subject", "operator": "matches", "value": HEAVY}]});
-    let (status, body) = server
-        .call(Method::PATCH, &path, &acme, Some(&heavier))
-        .await;
-    assert_eq!(
-        (status, &body["error"]),
-        (422, &json!("too_costly")),
-        "{body}"
-    );
+    too_costly(&server, Method::PATCH, &path, &acme, &heavier).await;
     let (_, stored) = server.call(Method::GET, &path, &acme, None).await;
     assert_eq!(stored["conditions"][0]["value"], "refund", "{stored}");
 
@@ -295,19 +301,8 @@ async fn a_tenants_patterns_weigh_at_most_its_quota_together() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = server
-        .call(
-            Method::PATCH,
-            &path,
-            &acme,
-            Some(&json!({"conditions": [{"id": 1, "field": "subject", "operator": "matches", "value": "refunds"}]})),
-        )
-        .await;
-    assert_eq!(
-        (status, &body["error"]),
-        (422, &json!("too_costly")),
-        "{body}"
-    );
+    let refunds = json!({"conditions": [{"id": 1, "field": "subject", "operator": "matches", "value": "refunds"}]});
+    too_costly(&server, Method::PATCH, &path, &acme, &refunds).await;
 
     // Webhooks an earlier version stored carry no weight; the server weighs
     // them when it starts, so they count.
@@ -328,17 +323,13 @@ async fn a_tenants_patterns_weigh_at_most_its_quota_together() {
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = server
-        .call(
-            Method::POST,
-            "/v1/webhooks",
-            &acme,
-            Some(&with_pattern("heavy once more", HEAVY)),
-        )
-        .await;
-    assert_eq!(
-        (status, &body["error"]),
-        (422, &json!("too_costly")),
-        "the first webhook, weighed at start, still counts: {body}"
-    );
+    // The first webhook, weighed at start, still counts.
+    too_costly(
+        &server,
+        Method::POST,
+        "/v1/webhooks",
+        &acme,
+        &with_pattern("heavy once more", HEAVY),
+    )
+    .await;
 }
