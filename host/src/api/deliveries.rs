@@ -243,7 +243,8 @@ async fn retry(
     security(("bearer" = [])),
     responses((status = 200, body = TestOutcome), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "The server's own work left the engine too little time; retry after `Retry-After`", body = ErrorBody)))]
 async fn test(
     State(state): State<AppState>,
     admin: Admin,
@@ -267,7 +268,8 @@ async fn test(
     responses((status = 200, description = "The engine's explanation", body = inbox_rules::Explanation),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "The server's own work left the engine too little time; retry after `Retry-After`", body = ErrorBody)))]
 async fn explain(
     State(state): State<AppState>,
     EngineAdmin(admin): EngineAdmin,

@@ -191,6 +191,12 @@ impl From<rules::Error> for AppError {
                 error.to_string(),
             )
             .retry_after(wait.as_secs() + 1),
+            rules::Error::Starved(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "engine_unavailable",
+                format!("{error}; retry later"),
+            )
+            .retry_after(ENGINE_RETRY_AFTER),
             rules::Error::Trap(_) => Self::internal(&error),
         }
     }

@@ -49,7 +49,8 @@ fn json(text: String) -> impl IntoResponse {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, description = "Not an expression or webhook", body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "The server's own work left the engine too little time; retry after `Retry-After`", body = ErrorBody)))]
 async fn validate(
     State(state): State<AppState>,
     EngineAdmin(admin): EngineAdmin,

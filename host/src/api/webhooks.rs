@@ -181,6 +181,7 @@ fn written(state: &AppState, written: Written) -> Result<Json<WrittenView>, AppE
         (status = 415, body = ErrorBody),
         (status = 422, description = "Invalid: the engine's diagnostics", body = ErrorBody),
         (status = 429, body = ErrorBody),
+        (status = 503, description = "The server's own work left the engine too little time; retry after `Retry-After`", body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -251,7 +252,8 @@ async fn get(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "The server's own work left the engine too little time; retry after `Retry-After`", body = ErrorBody)))]
 async fn replace(
     State(state): State<AppState>,
     admin: Admin,
@@ -273,7 +275,8 @@ async fn replace(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "The server's own work left the engine too little time; retry after `Retry-After`", body = ErrorBody)))]
 async fn patch(
     State(state): State<AppState>,
     admin: Admin,

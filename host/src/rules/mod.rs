@@ -12,9 +12,9 @@
 //! - [`TenantRules`]: a tenant's compiled webhooks living inside one
 //!   instance across calls; taking in a batch of events is one guest call
 //!   and re-parses no rule.
-//! - [`Pool`]: sessions shared by async tasks, run on blocking threads;
-//!   each tenant's calls take turns and draw on its [`Shares`] account of
-//!   engine time.
+//! - [`Pool`]: sessions shared by async tasks; each tenant's calls take
+//!   turns, draw on its [`Shares`] account of engine time, and run on
+//!   threads of the scheduler's idle priority, below ingest and delivery.
 //!
 //! Every call is bounded by a [`Budget`]: an epoch deadline (a ticker
 //! thread advances the epoch) and a memory limit per store. A trap or an
@@ -28,6 +28,7 @@ mod runtime;
 mod session;
 mod share;
 mod tenant;
+mod workers;
 
 use std::time::Duration;
 
@@ -75,6 +76,13 @@ pub enum Error {
     /// The call ran past its deadline and was interrupted.
     #[error("the rule engine ran out of time ({0:?} per call)")]
     Timeout(Duration),
+    /// The call ran past its deadline having had less than half of it on
+    /// a processor: the server was busy with its own work, which one-shot
+    /// calls yield to. Not the input's doing; retryable.
+    #[error(
+        "the rule engine had too little processor time within its deadline ({0:?}): the server is busy"
+    )]
+    Starved(Duration),
     /// The call needed more memory than the limit allows.
     #[error("the rule engine ran out of memory ({0} bytes per instance)")]
     OutOfMemory(usize),

@@ -1,20 +1,23 @@
 //! Sessions shared by async tasks.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
-use super::share::{Shares, Turn};
+use super::share::Shares;
+use super::workers::Workers;
 use super::{Budget, Error, Runtime, Session};
 
-/// Idle sessions. A call takes one (or makes one), runs on tokio's blocking
-/// threads so that a slow call never stalls the request loop, and puts the
-/// session back. A tenant's calls are metered by its [`Shares`] account.
+/// Where the engine's one-shot calls run. A tenant's calls take turns,
+/// draw on its [`Shares`] account of engine time, and run on the idle
+/// priority [`Workers`], below ingest, delivery and the HTTP server; the
+/// server's own calls (the catalogue, readiness) run on tokio's blocking
+/// threads at normal priority, on sessions kept between calls.
 #[derive(Debug)]
 pub struct Pool {
     runtime: Arc<Runtime>,
     /// What bounds each call of the pool's sessions.
     budget: Budget,
     shares: Shares,
+    workers: Workers,
     idle: Mutex<Vec<Session>>,
 }
 
@@ -23,24 +26,40 @@ impl Pool {
     /// whose tenants share engine time by `shares`; sessions are made as
     /// calls need them.
     pub fn new(runtime: Arc<Runtime>, budget: Budget, shares: Shares) -> Arc<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = Workers::start(&runtime, budget, cores);
         Arc::new(Self {
             runtime,
             budget,
             shares,
+            workers,
             idle: Mutex::default(),
         })
     }
 
+    /// Whether tenants' calls run under the scheduler's idle policy (see
+    /// [`Workers`]); `false` where the system refused it.
+    pub fn yields(&self) -> bool {
+        self.workers.idle()
+    }
+
     /// Runs `call` for `tenant`: after the tenant's earlier calls, while
     /// its engine time lasts ([`Error::Busy`] when it is spent), charging
-    /// the time the call takes.
+    /// the processor time the call takes. A deadline reached on less than
+    /// half the deadline's processor time was the server's load, not the
+    /// input: [`Error::Starved`].
     pub async fn run_for<R: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         call: impl FnOnce(&mut Session) -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error> {
         let turn = self.shares.enter(tenant).await.map_err(Error::Busy)?;
-        self.spawn(Some(turn), call).await
+        let (answer, spent) = self.workers.run(call).await?;
+        turn.charge(spent);
+        match answer {
+            Err(Error::Timeout(deadline)) if spent < deadline / 2 => Err(Error::Starved(deadline)),
+            answer => answer,
+        }
     }
 
     /// `Ok` while `tenant` has engine time left, else [`Error::Busy`]:
@@ -50,17 +69,9 @@ impl Pool {
     }
 
     /// Runs `call` for the server itself (the catalogue, readiness), on no
-    /// tenant's account.
+    /// tenant's account, at normal priority.
     pub async fn run<R: Send + 'static>(
         self: &Arc<Self>,
-        call: impl FnOnce(&mut Session) -> Result<R, Error> + Send + 'static,
-    ) -> Result<R, Error> {
-        self.spawn(None, call).await
-    }
-
-    async fn spawn<R: Send + 'static>(
-        self: &Arc<Self>,
-        turn: Option<Turn>,
         call: impl FnOnce(&mut Session) -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error> {
         let pool = Arc::clone(self);
@@ -68,11 +79,7 @@ impl Pool {
             let taken = pool.lock().pop();
             let mut session = taken
                 .unwrap_or_else(|| Session::with_budget(Arc::clone(&pool.runtime), pool.budget));
-            let started = Instant::now();
             let answer = call(&mut session);
-            if let Some(turn) = turn {
-                turn.charge(started.elapsed());
-            }
             pool.lock().push(session);
             answer
         });

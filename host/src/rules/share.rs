@@ -4,7 +4,7 @@
 //! Each tenant has an account of engine time: it earns `rate` seconds of
 //! engine time per second of wall time, up to `burst` seconds banked. A call
 //! is let in while the balance is above zero and is charged what it took
-//! (wall time on its engine thread) when it ends. A tenant's calls take
+//! (processor time on its engine thread) when it ends. A tenant's calls take
 //! turns, one at a time, so a burst of parallel calls queues behind itself
 //! instead of holding every core; a call whose turn comes while the account
 //! is in debt waits until it is not. Only a debt deeper than [`MAX_WAIT`]
