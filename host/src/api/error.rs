@@ -170,6 +170,16 @@ impl From<StoreError> for AppError {
             StoreError::PatternWeightQuota { .. } => {
                 Self::unprocessable("too_costly", error.to_string())
             }
+            // Nothing was written; the database is expected back.
+            StoreError::Unavailable(_) => {
+                tracing::error!(%error, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database cannot be reached now; nothing was changed, retry later",
+                )
+                .retry_after(DATABASE_RETRY_AFTER)
+            }
             other => Self::internal(&other),
         }
     }
@@ -221,6 +231,10 @@ impl From<WebhookError> for AppError {
         }
     }
 }
+
+/// The `Retry-After` of a request the database could not serve, in
+/// seconds.
+const DATABASE_RETRY_AFTER: u64 = 2;
 
 /// The `Retry-After` of an ingest request the engine could not take in, in
 /// seconds.
@@ -302,6 +316,25 @@ mod tests {
             "{body}"
         );
         assert!(body.contains(r#""error":"internal""#), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_lost_database_is_a_retryable_503_without_its_details() {
+        let lost = crate::store::StoreError::Unavailable(
+            "connection to 10.0.0.7:5432 refused (password=hunter2)".into(),
+        );
+        let response = AppError::from(lost).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "2");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body = String::from_utf8(body.to_vec()).expect("utf-8");
+        assert!(body.contains(r#""error":"database_unavailable""#), "{body}");
+        assert!(
+            !body.contains("10.0.0.7") && !body.contains("hunter2"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

@@ -57,12 +57,15 @@ pub enum StoreError {
         /// What they may weigh.
         limit: u32,
     },
-    /// The database failed; the details are for the logs, never for clients.
+    /// The database could not be reached: a lost connection, no
+    /// connection free in time. Retryable; the details are for the logs,
+    /// never for clients.
+    #[error("database unavailable: {0}")]
+    Unavailable(BoxError),
+    /// The database failed a statement; the details are for the logs,
+    /// never for clients.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A write failed; the details are for the logs, never for clients.
-    #[error("database error: {0}")]
-    Sqlite(rusqlite::Error),
+    Database(BoxError),
     /// The writer has stopped (the store was closed, or its thread died).
     #[error("database error: the writer has stopped")]
     WriterGone,
@@ -77,7 +80,30 @@ pub enum StoreError {
     Files(std::io::Error),
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(BoxError),
+}
+
+/// A backend's own error, kept for the logs without its type in
+/// [`StoreError`]'s.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(Box::new(error)),
+            error => Self::Database(Box::new(error)),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Migration(Box::new(error))
+    }
 }
 
 /// A company using the product.
@@ -266,25 +292,6 @@ pub struct Ingested {
     pub leased: Vec<Claimed>,
 }
 
-impl From<rusqlite::Error> for StoreError {
-    /// A write's error, or what the write refused to do ([`Refusal`]).
-    fn from(error: rusqlite::Error) -> Self {
-        match error {
-            rusqlite::Error::ToSqlConversionFailure(inner) => match inner.downcast::<Refusal>() {
-                Ok(refusal) => match *refusal {
-                    Refusal::Idempotency(mismatch) => Self::IdempotencyMismatch(mismatch),
-                    Refusal::WebhookQuota(limit) => Self::WebhookQuota(limit),
-                    Refusal::PatternWeight { total, limit } => {
-                        Self::PatternWeightQuota { total, limit }
-                    }
-                },
-                Err(inner) => Self::Sqlite(rusqlite::Error::ToSqlConversionFailure(inner)),
-            },
-            other => Self::Sqlite(other),
-        }
-    }
-}
-
 /// What a write refused to do, carried out of it as its error so that its
 /// transaction rolls back, and read back as a [`StoreError`].
 #[derive(Debug, thiserror::Error)]
@@ -297,12 +304,6 @@ pub(crate) enum Refusal {
     PatternWeight { total: u64, limit: u32 },
 }
 
-impl Refusal {
-    /// The refusal as the error a write returns.
-    pub(crate) fn into_error(self) -> rusqlite::Error {
-        rusqlite::Error::ToSqlConversionFailure(Box::new(self))
-    }
-}
 
 /// A request that reuses idempotency keys for other events: the index of
 /// the first event whose key was stored with another body, or which is new

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::{
     Attempt, Claimed, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent, Next,
-    Quota, Refusal, Room, SecretPlace, StoredSecret, WebhookRecord,
+    Quota, Refusal, Room, SecretPlace, StoreError, StoredSecret, WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
@@ -726,4 +726,32 @@ pub(super) fn prune(tx: &Transaction<'_>, before: Millis) -> rusqlite::Result<u6
         gone += tx.prepare_cached(statement)?.execute([before])?;
     }
     Ok(u64::try_from(gone).unwrap_or(u64::MAX))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// A write's error, or what the write refused to do ([`Refusal`]).
+    fn from(error: rusqlite::Error) -> Self {
+        match error {
+            rusqlite::Error::ToSqlConversionFailure(inner) => match inner.downcast::<Refusal>() {
+                Ok(refusal) => match *refusal {
+                    Refusal::Idempotency(mismatch) => Self::IdempotencyMismatch(mismatch),
+                    Refusal::WebhookQuota(limit) => Self::WebhookQuota(limit),
+                    Refusal::PatternWeight { total, limit } => {
+                        Self::PatternWeightQuota { total, limit }
+                    }
+                },
+                Err(inner) => Self::Database(Box::new(
+                rusqlite::Error::ToSqlConversionFailure(inner),
+            )),
+            },
+            other => Self::Database(Box::new(other)),
+        }
+    }
+}
+
+impl Refusal {
+    /// The refusal as the error a write returns.
+    pub(crate) fn into_error(self) -> rusqlite::Error {
+        rusqlite::Error::ToSqlConversionFailure(Box::new(self))
+    }
 }
