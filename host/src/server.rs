@@ -48,15 +48,30 @@ fn runtime(budget: Budget) -> anyhow::Result<Arc<Runtime>> {
     Ok(runtime)
 }
 
-/// Opens the store `config` names, creating the data directory for the
-/// default SQLite file.
+/// Opens the store `config` names for a command, creating the data
+/// directory for the default SQLite file.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    if config.database_url.is_empty() {
-        private_dir(&config.data_dir)?;
-    }
+    default_dir(config)?;
     SqliteStore::open(&config.database_url())
         .await
         .context("opening the database")
+}
+
+/// Opens the store `config` names for the process that serves it: one
+/// per SQLite database ([`SqliteStore::serve`]).
+async fn open_store_to_serve(config: &Config) -> anyhow::Result<SqliteStore> {
+    default_dir(config)?;
+    SqliteStore::serve(&config.database_url())
+        .await
+        .context("opening the database")
+}
+
+/// Creates the data directory when the database is the default file in it.
+fn default_dir(config: &Config) -> anyhow::Result<()> {
+    if config.database_url.is_empty() {
+        private_dir(&config.data_dir)?;
+    }
+    Ok(())
 }
 
 /// Creates the data directory, readable by the server's user only (0700)
@@ -74,7 +89,7 @@ fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Everything the API needs, opened and ready.
 pub async fn state(config: &Config) -> anyhow::Result<AppState> {
-    state_on(config, Arc::new(open_store(config).await?)).await
+    state_on(config, Arc::new(open_store_to_serve(config).await?)).await
 }
 
 /// Everything the API needs, over a store already open.
@@ -232,6 +247,7 @@ async fn forget_idle_keys(state: AppState) {
 /// `inbox-webhooks serve`: binds, says where to go, and serves until
 /// SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let stop = signal();
     let state = state(&config).await?;
     let listener = TcpListener::bind(config.bind)
         .await
@@ -251,34 +267,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "no tenant yet: `scripts/run tenant create <name>` (or `inbox-webhooks tenant create <name>`) makes one and prints its keys"
         );
     }
-    serve(listener, state, &config, signal()).await?;
+    serve(listener, state, &config, stop).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(terminate) => terminate,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = interrupt.await;
-                return;
+/// Listens for SIGINT (Ctrl-C) and SIGTERM from the call on, so that one
+/// sent while the server starts is not lost (nor kills it unannounced);
+/// the future completes on the first.
+fn signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            (Ok(mut one), Err(error)) | (Err(error), Ok(mut one)) => {
+                tracing::warn!(%error, "cannot listen for SIGINT or SIGTERM; the other stops the server");
+                one.recv().await;
+            }
+            (Err(error), Err(_)) => {
+                tracing::warn!(%error, "cannot listen for SIGINT or SIGTERM; only SIGKILL stops the server");
+                std::future::pending::<()>().await;
+            }
         }
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down");
 }
 
 /// A database URL without its password, for the logs.

@@ -75,6 +75,19 @@ pub enum StoreError {
         "an in-memory SQLite database is not supported: the writer and the readers would each see their own"
     )]
     InMemory,
+    /// Another process serves this SQLite database (see
+    /// [`SqliteStore::serve`]).
+    #[error(
+        "the SQLite database {path} is already served by {}; SQLite serves one process: \
+         to run several servers, use Postgres (database_url = \"postgres://…\")",
+        pid.map_or_else(|| "another process".to_owned(), |pid| format!("process {pid}"))
+    )]
+    AlreadyServed {
+        /// The database file.
+        path: String,
+        /// The serving process, as it wrote itself in the lock file.
+        pid: Option<u32>,
+    },
     /// The database's files could not be created or made private.
     #[error("database files: {0}")]
     Files(std::io::Error),

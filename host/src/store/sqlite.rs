@@ -10,6 +10,7 @@
 //!   busy handler keeps them fair and free of `SQLITE_BUSY`.
 //! - Migrations are embedded in the binary and run at start (sqlx).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::str::FromStr as _;
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub struct SqliteStore {
     pub(super) writer: Writer,
     /// Connections for queries that only read.
     pub(super) reader: SqlitePool,
+    /// The serving process's lock (see [`SqliteStore::serve`]), held
+    /// until the store is closed or the process ends.
+    served: Arc<Mutex<Option<std::fs::File>>>,
 }
 
 impl SqliteStore {
@@ -83,7 +87,70 @@ impl SqliteStore {
         // SQLite gives its log files the database file's mode; files of
         // an earlier version are made private here.
         keep_private(&path)?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            served: Arc::default(),
+        })
+    }
+
+    /// Opens the database at `url` for the one process that serves it.
+    ///
+    /// Every running server matches events against the webhooks it loaded
+    /// and hears of changes made through itself only, and its dispatcher
+    /// assumes no other process claims deliveries: two servers on one
+    /// file would fire stale rules and race each other. A second server
+    /// is refused ([`StoreError::AlreadyServed`], naming the process that
+    /// holds it); commands (`tenant`, `key`) open it with [`Self::open`]
+    /// beside a server, as before. The lock is an advisory `flock` on
+    /// `<database>.serve-lock`, released by [`Store::close`] or when the
+    /// process ends, however it ends.
+    pub async fn serve(url: &str) -> Result<Self, StoreError> {
+        let store = Self::open(url).await?;
+        let path = SqliteConnectOptions::from_str(url)?
+            .get_filename()
+            .to_owned();
+        let lock = lock_for_serving(&path)?;
+        *store.served.lock().unwrap_or_else(PoisonError::into_inner) = Some(lock);
+        Ok(store)
+    }
+}
+
+/// Takes the serving lock of the database at `path`, writing this
+/// process's id in it for the next one to name.
+fn lock_for_serving(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".serve-lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&name)
+        .map_err(StoreError::Files)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            let pid = std::process::id();
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| writeln!(file, "{pid}"))
+                .map_err(StoreError::Files)?;
+            Ok(file)
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let mut holder = String::new();
+            // The holder wrote its id when it took the lock; a file being
+            // rewritten at this moment reads as no id.
+            let _ = file.read_to_string(&mut holder);
+            Err(StoreError::AlreadyServed {
+                path: path.display().to_string(),
+                pid: holder.trim().parse().ok(),
+            })
+        }
+        Err(error) => Err(StoreError::Files(error.into())),
     }
 }
 
@@ -202,6 +269,10 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        self.served
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     async fn stopped(&self) {

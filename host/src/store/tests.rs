@@ -911,3 +911,25 @@ async fn the_database_files_are_private_whatever_the_umask() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn one_process_serves_a_database_until_it_closes_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let serving = SqliteStore::serve(&url).await.expect("the first serves");
+    let error = SqliteStore::serve(&url)
+        .await
+        .expect_err("a second is refused");
+    assert!(
+        matches!(error, StoreError::AlreadyServed { pid: Some(pid), .. } if pid == std::process::id()),
+        "{error}"
+    );
+    // A command opens it beside the server.
+    let command = SqliteStore::open(&url).await.expect("a command opens it");
+    command.tenants().await.expect("and reads");
+    command.close().await;
+    serving.close().await;
+    SqliteStore::serve(&url)
+        .await
+        .expect("free once the first closed it");
+}

@@ -238,6 +238,35 @@ fn a_bad_configuration_stops_start_up_naming_the_setting() {
     assert!(err.contains("invalid rate_limit_burst"), "{err}");
 }
 
+/// Three servers on one SQLite file each matched against its own rule
+/// sets: a webhook created through one never fired for events posted to
+/// the others. A second one is refused, and the first one's death, however
+/// sudden, frees the file.
+#[test]
+fn a_second_server_on_one_sqlite_database_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Serving::start(dir.path());
+    let pid = first.child.id();
+    let (code, _, err) = run(binary()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("INBOX_DATA_DIR", dir.path()));
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("already served by process {pid}")),
+        "{err}"
+    );
+    assert!(err.contains("use Postgres"), "{err}");
+    // Commands still open it beside the server.
+    tenant_create(dir.path());
+
+    first.kill();
+    let second = Serving::start(dir.path());
+    let (code, _) = second.terminate();
+    assert_eq!(code, 0);
+    // A graceful stop frees it as well.
+    Serving::start(dir.path()).kill();
+}
+
 #[test]
 fn a_missing_extra_ca_file_stops_start_up_naming_the_setting() {
     let dir = tempfile::tempdir().expect("temp dir");
