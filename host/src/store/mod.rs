@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::keys::{KeyKind, NewKey};
 
+mod policy;
 mod sqlite;
 mod writer;
 mod writes;

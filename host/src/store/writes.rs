@@ -4,10 +4,13 @@
 //! SQLite, prepared once and cached.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
+use super::policy::{
+    GONE_REASON, disabled_definition, failing_reason, last_error, same_event, state_after,
+    take_turns, whole_request,
+};
 use super::{
     Attempt, Claimed, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent, Next,
     Quota, Refusal, Room, SecretPlace, StoreError, StoredSecret, WebhookRecord,
@@ -391,25 +394,6 @@ pub(super) fn ingest(
     Ok(answers)
 }
 
-/// Whether the event's key is a request's `Idempotency-Key` (`request:…`),
-/// which covers the whole request: a retry repeats every event or none.
-/// (An event's own id, `event:…`, covers that event alone, so a batch may
-/// repeat some events and bring new ones.)
-fn whole_request(event: &NewEvent) -> bool {
-    event
-        .idempotency_key
-        .as_deref()
-        .is_some_and(|key| key.starts_with("request:"))
-}
-
-/// Whether two stored event bodies are the same event: equal as JSON,
-/// whatever their key order and spacing.
-fn same_event(stored: &str, sent: &str) -> bool {
-    stored == sent
-        || serde_json::from_str::<serde_json::Value>(stored).ok()
-            == serde_json::from_str::<serde_json::Value>(sent).ok()
-}
-
 /// The write's error for a reused idempotency key: it rolls the request's
 /// writes back, and the store reads it as [`StoreError::IdempotencyMismatch`].
 fn mismatch(index: usize) -> rusqlite::Error {
@@ -496,37 +480,6 @@ pub(super) fn claim(
     Ok(claimed)
 }
 
-/// Up to `limit` of the candidates (due time and `seq`, per tenant), each
-/// tenant's oldest due first and at most its room, the tenants taking
-/// turns one delivery at a time (the one with the oldest due delivery
-/// first).
-fn take_turns(by_tenant: HashMap<String, Vec<(Millis, i64)>>, room: &Room, limit: u32) -> Vec<i64> {
-    let mut queues: Vec<std::vec::IntoIter<(Millis, i64)>> = by_tenant
-        .into_iter()
-        .filter_map(|(tenant, mut candidates)| {
-            candidates.sort_unstable();
-            candidates.truncate(usize::try_from(room.of_tenant(&tenant)).unwrap_or(usize::MAX));
-            (!candidates.is_empty()).then_some(candidates)
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(Vec::into_iter)
-        .collect();
-    queues.sort_by_key(|queue| queue.as_slice().first().copied());
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut chosen = Vec::new();
-    while chosen.len() < limit && !queues.is_empty() {
-        queues.retain_mut(|queue| match queue.next() {
-            Some((_, seq)) if chosen.len() < limit => {
-                chosen.push(seq);
-                true
-            }
-            _ => false,
-        });
-    }
-    chosen
-}
-
 /// Gives each delivery its webhook's URL, state and signing secrets at
 /// `at`, with one query for them all.
 fn fill_targets<'c>(
@@ -596,16 +549,8 @@ pub(super) fn finish(
             attempt.error,
         ])?;
     }
-    let (state, due) = match next {
-        Next::Succeeded => ("succeeded", None),
-        Next::RetryAt(due) => ("pending", Some(due)),
-        Next::Failed => ("failed", None),
-        Next::Cancelled => ("cancelled", None),
-    };
-    let last_error = match next {
-        Next::Cancelled => Some("not sent: the webhook is disabled or was deleted"),
-        _ => attempt.and_then(|a| a.error.as_deref()),
-    };
+    let (state, due) = state_after(next);
+    let last_error = last_error(next, attempt.and_then(|a| a.error.as_deref()));
     let webhook_id: Option<String> = tx
         .prepare_cached(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, leased_until = NULL,
@@ -636,7 +581,7 @@ pub(super) fn finish(
             .execute([&webhook_id])?;
             Ok(false)
         }
-        Health::Gone => disable(tx, &webhook_id, "the receiver answered 410 Gone", at),
+        Health::Gone => disable(tx, &webhook_id, GONE_REASON, at),
         Health::Failing { disable_after } => {
             let since: Option<Millis> = tx
                 .prepare_cached(
@@ -648,13 +593,7 @@ pub(super) fn finish(
                 .flatten();
             match since {
                 Some(since) if at - since > disable_after => {
-                    let reason = format!(
-                        "every delivery failed for {} without a success",
-                        humantime::format_duration(Duration::from_millis(
-                            u64::try_from(disable_after).unwrap_or(0)
-                        ))
-                    );
-                    disable(tx, &webhook_id, &reason, at)
+                    disable(tx, &webhook_id, &failing_reason(disable_after), at)
                 }
                 _ => Ok(false),
             }
@@ -677,15 +616,12 @@ fn disable(
     let Some(definition) = definition else {
         return Ok(false);
     };
-    let mut value: serde_json::Value = serde_json::from_str(&definition).map_err(decode_error)?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert("enabled".to_owned(), serde_json::Value::Bool(false));
-    }
+    let definition = disabled_definition(&definition).map_err(decode_error)?;
     tx.prepare_cached(
         "UPDATE webhooks SET definition = ?, enabled = 0, revision = revision + 1,
          updated_at = ?, disabled_reason = ? WHERE id = ?",
     )?
-    .execute(params![value.to_string(), at, reason, webhook_id])?;
+    .execute(params![definition, at, reason, webhook_id])?;
     Ok(true)
 }
 
