@@ -14,10 +14,12 @@ use async_trait::async_trait;
 use crate::keys::{KeyKind, NewKey};
 
 mod policy;
+mod postgres;
 mod sqlite;
 mod writer;
 mod writes;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A point in time: Unix milliseconds, UTC.
@@ -317,7 +319,6 @@ pub(crate) enum Refusal {
     #[error("the tenant's patterns would weigh {total}, past {limit}")]
     PatternWeight { total: u64, limit: u32 },
 }
-
 
 /// A request that reuses idempotency keys for other events: the index of
 /// the first event whose key was stored with another body, or which is new

@@ -30,7 +30,11 @@ pub(super) fn same_event(stored: &str, sent: &str) -> bool {
 /// tenant's oldest due first and at most its room, the tenants taking
 /// turns one delivery at a time (the one with the oldest due delivery
 /// first).
-pub(super) fn take_turns(by_tenant: HashMap<String, Vec<(Millis, i64)>>, room: &Room, limit: u32) -> Vec<i64> {
+pub(super) fn take_turns(
+    by_tenant: HashMap<String, Vec<(Millis, i64)>>,
+    room: &Room,
+    limit: u32,
+) -> Vec<i64> {
     let mut queues: Vec<std::vec::IntoIter<(Millis, i64)>> = by_tenant
         .into_iter()
         .filter_map(|(tenant, mut candidates)| {

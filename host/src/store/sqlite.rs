@@ -10,8 +10,8 @@
 //!   busy handler keeps them fair and free of `SQLITE_BUSY`.
 //! - Migrations are embedded in the binary and run at start (sqlx).
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::str::FromStr as _;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -1,6 +1,12 @@
-//! The SQLite store against a temporary database.
+//! The stores against real databases: every test of what a store promises
+//! runs on both backends (the conformance suite, [`conformance!`]), SQLite
+//! in a temporary file and Postgres in a throwaway cluster; tests of one
+//! backend's own ways (files, the serving lock) follow it.
 
-use super::{Millis, Quota, SqliteStore, Store, StoreError, WebhookRecord, now};
+use super::{Millis, PgStore, Quota, SqliteStore, Store, StoreError, WebhookRecord, now};
+
+#[path = "../../tests/support/postgres.rs"]
+mod postgres;
 
 /// Room for every test's webhooks.
 const QUOTA: Quota = Quota {
@@ -9,11 +15,90 @@ const QUOTA: Quota = Quota {
 };
 use crate::keys::{KeyKind, NewKey, digest};
 
-async fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let store = SqliteStore::open(&url).await.expect("open");
-    (dir, store)
+/// The database a conformance test runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A test database: its URL, for statements a test makes behind the
+/// store's back, and the directory an SQLite file lives in (removed when
+/// dropped).
+struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    /// Runs `sql` (no parameters: values written in) on a connection of
+    /// its own.
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        if self.url.starts_with("sqlite:") {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query(sql).execute(&mut connection).await.expect(sql);
+        } else {
+            let mut connection = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query(sql).execute(&mut connection).await.expect(sql);
+        }
+    }
+
+    /// The one integer (or NULL) `sql` selects.
+    async fn integer(&self, sql: &str) -> Option<i64> {
+        use sqlx::Connection as _;
+        if self.url.starts_with("sqlite:") {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut connection)
+                .await
+                .expect(sql)
+        } else {
+            let mut connection = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut connection)
+                .await
+                .expect(sql)
+        }
+    }
+}
+
+/// Another handle on `db`, as a second server process would have.
+async fn open_again(db: &Db) -> Box<dyn Store> {
+    if db.url.starts_with("sqlite:") {
+        Box::new(SqliteStore::open(&db.url).await.expect("open again"))
+    } else {
+        Box::new(PgStore::open(&db.url).await.expect("open again"))
+    }
+}
+
+/// A fresh store of `backend`, and its database.
+async fn open(backend: Backend) -> (Db, Box<dyn Store>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            let store = SqliteStore::open(&url).await.expect("open");
+            let db = Db {
+                url,
+                _dir: Some(dir),
+            };
+            (db, Box::new(store))
+        }
+        Backend::Postgres => {
+            let url = postgres::database().await;
+            let store = PgStore::open(&url).await.expect("open");
+            (Db { url, _dir: None }, Box::new(store))
+        }
+    }
 }
 
 fn record(tenant: &str, id: &str) -> WebhookRecord {
@@ -32,9 +117,8 @@ fn record(tenant: &str, id: &str) -> WebhookRecord {
     }
 }
 
-#[tokio::test]
-async fn tenants_are_unique() {
-    let (_dir, store) = open().await;
+async fn tenants_are_unique(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("acme", "Acme").await.expect("create");
     let again = store.create_tenant("acme", "Other").await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
@@ -43,9 +127,8 @@ async fn tenants_are_unique() {
     assert_eq!(tenants[0].name, "Acme");
 }
 
-#[tokio::test]
-async fn a_key_authenticates_until_revoked() {
-    let (_dir, store) = open().await;
+async fn a_key_authenticates_until_revoked(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("acme", "Acme").await.expect("tenant");
     let key = NewKey::generate(KeyKind::Admin);
     let record = store
@@ -67,17 +150,15 @@ async fn a_key_authenticates_until_revoked() {
     assert!(listed[0].revoked_at.is_some());
 }
 
-#[tokio::test]
-async fn keys_need_a_tenant() {
-    let (_dir, store) = open().await;
+async fn keys_need_a_tenant(backend: Backend) {
+    let (_db, store) = open(backend).await;
     let key = NewKey::generate(KeyKind::Ingest);
     let error = store.create_key("ghost", KeyKind::Ingest, &key).await;
     assert!(matches!(error, Err(StoreError::NotFound(_))), "{error:?}");
 }
 
-#[tokio::test]
-async fn webhooks_page_by_id_and_stay_in_their_tenant() {
-    let (_dir, store) = open().await;
+async fn webhooks_page_by_id_and_stay_in_their_tenant(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("a");
     store.create_tenant("b", "B").await.expect("b");
     for id in ["wh_3", "wh_1", "wh_2"] {
@@ -102,9 +183,8 @@ async fn webhooks_page_by_id_and_stay_in_their_tenant() {
     assert_eq!((counts.enabled, counts.disabled), (4, 0));
 }
 
-#[tokio::test]
-async fn updates_are_refused_on_a_stale_revision() {
-    let (_dir, store) = open().await;
+async fn updates_are_refused_on_a_stale_revision(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("a");
     let original = record("a", "wh_1");
     store
@@ -129,9 +209,8 @@ async fn updates_are_refused_on_a_stale_revision() {
     assert_eq!((stored.revision, stored.enabled), (2, false));
 }
 
-#[tokio::test]
-async fn rotation_keeps_the_old_secret_for_the_overlap() {
-    let (_dir, store) = open().await;
+async fn rotation_keeps_the_old_secret_for_the_overlap(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("a");
     store
         .create_webhook(&record("a", "wh_1"), "whsec_old", QUOTA)
@@ -164,9 +243,8 @@ async fn rotation_keeps_the_old_secret_for_the_overlap() {
     );
 }
 
-#[tokio::test]
-async fn at_most_two_secrets_sign_and_a_zero_overlap_cuts_the_old_one_off() {
-    let (_dir, store) = open().await;
+async fn at_most_two_secrets_sign_and_a_zero_overlap_cuts_the_old_one_off(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("a");
     store
         .create_webhook(&record("a", "wh_1"), "whsec_1", QUOTA)
@@ -195,9 +273,8 @@ async fn at_most_two_secrets_sign_and_a_zero_overlap_cuts_the_old_one_off() {
     assert_eq!(signing, ["whsec_4"], "a zero overlap keeps no previous");
 }
 
-#[tokio::test]
-async fn client_certificates_are_stored_changed_and_removed_with_the_webhook() {
-    let (_dir, store) = open().await;
+async fn client_certificates_are_stored_changed_and_removed_with_the_webhook(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("a");
     let tls = super::ClientTls {
         certificate: "CERT".to_owned(),
@@ -238,9 +315,8 @@ async fn client_certificates_are_stored_changed_and_removed_with_the_webhook() {
     assert_eq!(stored.client_tls, None);
 }
 
-#[tokio::test]
-async fn stored_secrets_are_rewritten_in_place() {
-    let (_dir, store) = open().await;
+async fn stored_secrets_are_rewritten_in_place(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("a");
     let with_tls = WebhookRecord {
         client_tls: Some(super::ClientTls {
@@ -312,8 +388,8 @@ fn event(id: &str, key: Option<&str>, deliveries: &[(&str, &str, &str)]) -> supe
     }
 }
 
-async fn with_webhook() -> (tempfile::TempDir, SqliteStore) {
-    let (dir, store) = open().await;
+async fn with_webhook(backend: Backend) -> (Db, Box<dyn Store>) {
+    let (dir, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("tenant");
     let mut hook = record("a", "wh_1");
     hook.definition = r#"{"id":"wh_1","enabled":true,"url":"https://x.example/h"}"#.to_owned();
@@ -324,12 +400,11 @@ async fn with_webhook() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-#[tokio::test]
-async fn a_webhook_the_store_holds_disabled_gets_no_delivery() {
+async fn a_webhook_the_store_holds_disabled_gets_no_delivery(backend: Backend) {
     // What the matcher may not know yet (it hears of a disabling after the
     // store), the write does: the delivery for the disabled webhook is not
     // stored, the enabled one's is.
-    let (_dir, store) = with_webhook().await;
+    let (_db, store) = with_webhook(backend).await;
     let mut off = record("a", "wh_2");
     off.enabled = false;
     store
@@ -358,9 +433,8 @@ async fn a_webhook_the_store_holds_disabled_gets_no_delivery() {
     );
 }
 
-#[tokio::test]
-async fn an_idempotency_key_stores_an_event_once() {
-    let (_dir, store) = with_webhook().await;
+async fn an_idempotency_key_stores_an_event_once(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
     let first = store
         .ingest(
             "a",
@@ -401,9 +475,8 @@ async fn an_idempotency_key_stores_an_event_once() {
     );
 }
 
-#[tokio::test]
-async fn claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first() {
-    let (_dir, store) = with_webhook().await;
+async fn claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
     let at = now();
     // wh_1: five deliveries due at `at`; wh_2 (deleted: no row) two, one
     // due earlier than all of them, one not due yet.
@@ -455,7 +528,7 @@ async fn claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first() {
 }
 
 /// The ids a claim at `at` leases until `until`, room 10 everywhere.
-async fn claim_ids(store: &SqliteStore, at: Millis, until: Millis) -> Vec<String> {
+async fn claim_ids(store: &dyn Store, at: Millis, until: Millis) -> Vec<String> {
     let claimed = store
         .claim(at, until, 10, &super::Room::new(10))
         .await
@@ -464,7 +537,7 @@ async fn claim_ids(store: &SqliteStore, at: Millis, until: Millis) -> Vec<String
 }
 
 /// Records a delivery's success.
-async fn succeed(store: &SqliteStore, delivery: &str) {
+async fn succeed(store: &dyn Store, delivery: &str) {
     store
         .finish(
             delivery,
@@ -476,9 +549,8 @@ async fn succeed(store: &SqliteStore, delivery: &str) {
         .expect("finish");
 }
 
-#[tokio::test]
-async fn claims_keep_ticket_order_and_leases() {
-    let (_dir, store) = with_webhook().await;
+async fn claims_keep_ticket_order_and_leases(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
     let at = now();
     store
         .ingest(
@@ -517,11 +589,11 @@ async fn claims_keep_ticket_order_and_leases() {
         "leased"
     );
     // A crashed worker's lease runs out and the row comes back.
-    let back = claim_ids(&store, at + 1000, at + 2000).await;
+    let back = claim_ids(store.as_ref(), at + 1000, at + 2000).await;
     assert_eq!(back.len(), 2);
-    succeed(&store, "msg_1").await;
+    succeed(store.as_ref(), "msg_1").await;
     assert_eq!(
-        claim_ids(&store, at + 2000, at + 3000).await,
+        claim_ids(store.as_ref(), at + 2000, at + 3000).await,
         ["msg_2", "msg_3"],
         "msg_2 is free once msg_1 is done, and older"
     );
@@ -540,9 +612,8 @@ async fn claims_keep_ticket_order_and_leases() {
 /// A delivery ingest leases to this process comes back ready to send and
 /// no claim takes it, unless an earlier one of its ticket is pending: that
 /// one waits for a claim, after the earlier one (per-ticket order).
-#[tokio::test]
-async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits() {
-    let (_dir, store) = with_webhook().await;
+async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
     let at = now();
     let leased = |mut event: super::NewEvent| {
         for delivery in &mut event.deliveries {
@@ -577,26 +648,25 @@ async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits() {
     assert_eq!(first.payload, r#"{"msg":"msg_1"}"#);
 
     assert_eq!(
-        claim_ids(&store, at, at + 1000).await,
+        claim_ids(store.as_ref(), at, at + 1000).await,
         ["msg_4"],
         "the leased ones and msg_2 are not claimed"
     );
-    succeed(&store, "msg_1").await;
+    succeed(store.as_ref(), "msg_1").await;
     assert_eq!(
-        claim_ids(&store, at, at + 1000).await,
+        claim_ids(store.as_ref(), at, at + 1000).await,
         ["msg_2"],
         "msg_2 is claimed once msg_1 is done"
     );
     // Like a claim's, the lease of a crashed process runs out.
     assert_eq!(
-        claim_ids(&store, at + 1000, at + 2000).await,
+        claim_ids(store.as_ref(), at + 1000, at + 2000).await,
         ["msg_2", "msg_3", "msg_4"]
     );
 }
 
-#[tokio::test]
-async fn failures_retry_then_disable_the_webhook_after_the_limit() {
-    let (_dir, store) = with_webhook().await;
+async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backend) {
+    let (db, store) = with_webhook(backend).await;
     let at = now();
     store
         .ingest(
@@ -647,11 +717,11 @@ async fn failures_retry_then_disable_the_webhook_after_the_limit() {
     );
 
     // Pretend the run of failures began long ago.
-    store
-        .writer
-        .write(move |tx| tx.execute("UPDATE webhooks SET failing_since = ?", [at - 120_000]))
-        .await
-        .expect("update");
+    db.execute(&format!(
+        "UPDATE webhooks SET failing_since = {}",
+        at - 120_000
+    ))
+    .await;
     let disabled = store
         .finish(
             "msg_1",
@@ -676,9 +746,8 @@ async fn failures_retry_then_disable_the_webhook_after_the_limit() {
     assert!(hook.disabled_reason.expect("reason").contains("1m"));
 }
 
-#[tokio::test]
-async fn gone_disables_at_once_and_success_clears_the_failure_run() {
-    let (_dir, store) = with_webhook().await;
+async fn gone_disables_at_once_and_success_clears_the_failure_run(backend: Backend) {
+    let (db, store) = with_webhook(backend).await;
     store
         .ingest(
             "a",
@@ -707,10 +776,7 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run() {
         )
         .await
         .expect("ok");
-    let since: Option<i64> = sqlx::query_scalar("SELECT failing_since FROM webhooks")
-        .fetch_one(&store.reader)
-        .await
-        .expect("read");
+    let since = db.integer("SELECT failing_since FROM webhooks").await;
     assert_eq!(since, None);
     let disabled = store
         .finish("msg_2", None, super::Next::Failed, super::Health::Gone)
@@ -728,9 +794,8 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run() {
     );
 }
 
-#[tokio::test]
-async fn redelivery_and_pruning() {
-    let (_dir, store) = with_webhook().await;
+async fn redelivery_and_pruning(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
     let at = now();
     store
         .ingest(
@@ -778,9 +843,8 @@ async fn redelivery_and_pruning() {
     assert_eq!(store.delivery("a", "msg_1").await.expect("get"), None);
 }
 
-#[tokio::test]
-async fn a_failing_write_in_a_group_fails_alone() {
-    let (_dir, store) = with_webhook().await;
+async fn a_failing_write_in_a_group_fails_alone(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
     store
         .ingest("a", vec![event("evt_taken", None, &[])], now())
         .await
@@ -817,17 +881,18 @@ async fn an_in_memory_database_is_refused_with_a_reason() {
     );
 }
 
-#[tokio::test]
-async fn writes_after_close_fail_cleanly() {
-    let (_dir, store) = open().await;
+async fn writes_after_close_fail_cleanly(backend: Backend) {
+    let (_db, store) = open(backend).await;
     store.close().await;
     let error = store.create_tenant("a", "A").await.expect_err("closed");
-    assert!(matches!(error, StoreError::WriterGone), "{error}");
+    assert!(
+        matches!(error, StoreError::WriterGone | StoreError::Unavailable(_)),
+        "{error}"
+    );
 }
 
-#[tokio::test]
-async fn tenants_take_turns_in_a_claim_within_their_room() {
-    let (_dir, store) = open().await;
+async fn tenants_take_turns_in_a_claim_within_their_room(backend: Backend) {
+    let (_db, store) = open(backend).await;
     for tenant in ["a", "b"] {
         store.create_tenant(tenant, tenant).await.expect("tenant");
     }
@@ -933,3 +998,133 @@ async fn one_process_serves_a_database_until_it_closes_it() {
         .await
         .expect("free once the first closed it");
 }
+
+/// Claims and succeeds deliveries until claims keep coming back empty,
+/// logging each as sent.
+async fn send_all(store: &dyn Store, sent: &std::sync::Mutex<Vec<String>>) {
+    let mut idle = 0;
+    while idle < 20 {
+        let at = now();
+        let claimed = store
+            .claim(at, at + 60_000, 3, &super::Room::new(3))
+            .await
+            .expect("claim");
+        if claimed.is_empty() {
+            idle += 1;
+            tokio::task::yield_now().await;
+            continue;
+        }
+        idle = 0;
+        for delivery in claimed {
+            sent.lock().expect("log").push(delivery.id.clone());
+            store
+                .finish(
+                    &delivery.id,
+                    None,
+                    super::Next::Succeeded,
+                    super::Health::Healthy,
+                )
+                .await
+                .expect("finish");
+        }
+    }
+}
+
+/// Two handles on one database (two server processes) claiming at once:
+/// no delivery is leased by both, and each ticket's deliveries are sent
+/// in the order they were stored.
+async fn concurrent_claims_share_the_queue_in_ticket_order(backend: Backend) {
+    const TICKETS: usize = 5;
+    const PER_TICKET: usize = 12;
+    let (db, first) = with_webhook(backend).await;
+    let second = open_again(&db).await;
+    for n in 0..PER_TICKET {
+        let messages: Vec<(String, String)> = (0..TICKETS)
+            .map(|t| (format!("msg_{t}_{n:02}"), format!("t{t}")))
+            .collect();
+        let deliveries: Vec<(&str, &str, &str)> = messages
+            .iter()
+            .map(|(msg, ticket)| (msg.as_str(), "wh_1", ticket.as_str()))
+            .collect();
+        first
+            .ingest(
+                "a",
+                vec![event(&format!("evt_{n}"), None, &deliveries)],
+                now(),
+            )
+            .await
+            .expect("ingest");
+    }
+    let sent = std::sync::Mutex::new(Vec::<String>::new());
+    tokio::join!(
+        send_all(first.as_ref(), &sent),
+        send_all(second.as_ref(), &sent)
+    );
+    let sent = sent.into_inner().expect("log");
+    let mut once = sent.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        sent.len(),
+        "a delivery was sent twice: {sent:?}"
+    );
+    assert_eq!(sent.len(), TICKETS * PER_TICKET, "every delivery was sent");
+    for t in 0..TICKETS {
+        let ticket: Vec<&String> = sent
+            .iter()
+            .filter(|id| id.starts_with(&format!("msg_{t}_")))
+            .collect();
+        let mut ordered = ticket.clone();
+        ordered.sort();
+        assert_eq!(ticket, ordered, "ticket t{t} out of order");
+    }
+    assert_eq!(first.queue().await.expect("queue").depth, 0);
+}
+
+/// Each conformance test, once per backend: `sqlite::name` and
+/// `postgres::name`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    tenants_are_unique,
+    a_key_authenticates_until_revoked,
+    keys_need_a_tenant,
+    webhooks_page_by_id_and_stay_in_their_tenant,
+    updates_are_refused_on_a_stale_revision,
+    rotation_keeps_the_old_secret_for_the_overlap,
+    at_most_two_secrets_sign_and_a_zero_overlap_cuts_the_old_one_off,
+    client_certificates_are_stored_changed_and_removed_with_the_webhook,
+    stored_secrets_are_rewritten_in_place,
+    a_webhook_the_store_holds_disabled_gets_no_delivery,
+    an_idempotency_key_stores_an_event_once,
+    claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first,
+    claims_keep_ticket_order_and_leases,
+    a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits,
+    failures_retry_then_disable_the_webhook_after_the_limit,
+    gone_disables_at_once_and_success_clears_the_failure_run,
+    redelivery_and_pruning,
+    a_failing_write_in_a_group_fails_alone,
+    writes_after_close_fail_cleanly,
+    tenants_take_turns_in_a_claim_within_their_room,
+    concurrent_claims_share_the_queue_in_ticket_order,
+);

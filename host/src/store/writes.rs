@@ -676,9 +676,9 @@ impl From<rusqlite::Error> for StoreError {
                         Self::PatternWeightQuota { total, limit }
                     }
                 },
-                Err(inner) => Self::Database(Box::new(
-                rusqlite::Error::ToSqlConversionFailure(inner),
-            )),
+                Err(inner) => {
+                    Self::Database(Box::new(rusqlite::Error::ToSqlConversionFailure(inner)))
+                }
             },
             other => Self::Database(Box::new(other)),
         }

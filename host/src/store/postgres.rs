@@ -1,0 +1,1120 @@
+//! The Postgres store: any number of server processes on one database.
+//!
+//! Where the SQLite store relies on its one writer thread to serialise
+//! every write, here each guarantee is the database's:
+//!
+//! - a tenant's quotas are checked with its tenant row locked, so two
+//!   instances creating webhooks at once cannot pass them together;
+//! - an ingest write locks each (webhook, ticket) it adds deliveries to
+//!   (a transaction-scoped advisory lock, taken in one order by every
+//!   writer) until it commits, so that within a webhook and ticket a
+//!   delivery's `seq` is commit order, which per-ticket order follows;
+//! - a claim leases only rows it could lock (`FOR UPDATE SKIP LOCKED`)
+//!   whose lease is still free once locked, so two instances never lease
+//!   one delivery, and only the oldest pending delivery of its webhook and
+//!   ticket, so they never send a ticket's deliveries out of order.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row as _, Transaction};
+use tokio::sync::watch;
+
+use super::policy::{
+    GONE_REASON, disabled_definition, failing_reason, last_error, same_event, state_after,
+    take_turns, whole_request,
+};
+use super::{
+    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Health, IdempotencyMismatch, Ingested,
+    KeyRecord, Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError,
+    StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
+};
+use crate::keys::{KeyKind, NewKey};
+
+/// Connections per server process.
+const CONNECTIONS: u32 = 16;
+
+/// How long a request waits for a free connection before it is answered
+/// 503 (`StoreError::Unavailable`).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The Postgres store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// `true` once closed: [`Store::stopped`] completes.
+    closed: watch::Sender<bool>,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://…`) and brings its
+    /// schema up to date. Migrations run under Postgres's own lock, so
+    /// instances starting together apply each one once.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            pool,
+            closed: watch::Sender::new(false),
+        })
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// An `i64` column read as the `u32` it holds.
+fn count(row: &PgRow, column: &str) -> Result<u32, sqlx::Error> {
+    let value: i32 = row.try_get(column)?;
+    u32::try_from(value).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+fn tenant(row: &PgRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_kind(row: &PgRow) -> Result<KeyKind, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    KeyKind::parse(&kind).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "kind".to_owned(),
+        source: format!("unknown key kind {kind:?}").into(),
+    })
+}
+
+fn key(row: &PgRow) -> Result<KeyRecord, sqlx::Error> {
+    Ok(KeyRecord {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        kind: key_kind(row)?,
+        hint: row.try_get("hint")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn client_tls(row: &PgRow) -> Result<Option<ClientTls>, sqlx::Error> {
+    Ok(super::sqlite::client_tls(
+        row.try_get("client_certificate")?,
+        row.try_get("client_key")?,
+    ))
+}
+
+fn webhook(row: &PgRow) -> Result<WebhookRecord, sqlx::Error> {
+    let weight: Option<i32> = row.try_get("pattern_weight")?;
+    Ok(WebhookRecord {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        definition: row.try_get("definition")?,
+        enabled: row.try_get("enabled")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        client_tls: client_tls(row)?,
+        pattern_weight: weight.and_then(|w| u32::try_from(w).ok()),
+    })
+}
+
+fn delivery(row: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
+    Ok(DeliveryRecord {
+        id: row.try_get("id")?,
+        seq: row.try_get("seq")?,
+        webhook_id: row.try_get("webhook_id")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        payload: row.try_get("payload")?,
+        explanation: row.try_get("explanation")?,
+        state: row.try_get("state")?,
+        attempts: count(row, "attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn attempt(row: &PgRow) -> Result<Attempt, sqlx::Error> {
+    let status: Option<i32> = row.try_get("status")?;
+    Ok(Attempt {
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        status: status.and_then(|s| u16::try_from(s).ok()),
+        response: row.try_get("response")?,
+        error_kind: row.try_get("error_kind")?,
+        error: row.try_get("error")?,
+    })
+}
+
+fn claimed(row: &PgRow) -> Result<Claimed, sqlx::Error> {
+    Ok(Claimed {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        webhook_id: row.try_get("webhook_id")?,
+        url: None,
+        enabled: false,
+        secrets: Vec::new(),
+        client_tls: None,
+        payload: row.try_get("payload")?,
+        attempts: count(row, "attempts")?,
+    })
+}
+
+/// The advisory lock of a webhook's deliveries for one ticket: the first
+/// eight bytes of a digest of both ids.
+fn ticket_lock(webhook_id: &str, ticket_id: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(webhook_id.as_bytes())
+        .chain_update([0])
+        .chain_update(ticket_id.as_bytes())
+        .finalize();
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Locks the tenant's row until the transaction ends: every write that
+/// checks a tenant's quotas takes it first.
+async fn lock_tenant(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Refuses `webhook` when the tenant's other webhooks, weighing `others`,
+/// and it weigh more than the quota together.
+fn check_pattern_weight(
+    others: i64,
+    webhook: &WebhookRecord,
+    quota: Quota,
+) -> Result<(), StoreError> {
+    let total = u64::try_from(others).unwrap_or(0) + u64::from(webhook.pattern_weight.unwrap_or(0));
+    if total > u64::from(quota.pattern_weight) {
+        return Err(StoreError::PatternWeightQuota {
+            total,
+            limit: quota.pattern_weight,
+        });
+    }
+    Ok(())
+}
+
+fn weight(webhook: &WebhookRecord) -> Option<i32> {
+    webhook
+        .pattern_weight
+        .map(|w| i32::try_from(w).unwrap_or(i32::MAX))
+}
+
+/// Gives each delivery its webhook's URL, state and signing secrets at
+/// `at`, with one query for them all.
+async fn fill_targets(
+    tx: &mut Transaction<'_, Postgres>,
+    at: Millis,
+    claimed: &mut [&mut Claimed],
+) -> Result<(), StoreError> {
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = claimed
+        .iter()
+        .map(|c| c.webhook_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = sqlx::query(
+        "SELECT w.id, (w.definition::jsonb) ->> 'url' AS url, w.enabled,
+            w.client_certificate, w.client_key,
+            ARRAY(SELECT s.secret FROM webhook_secrets s
+                  WHERE s.webhook_id = w.id AND (s.expires_at IS NULL OR s.expires_at > $1)
+                  ORDER BY s.expires_at IS NOT NULL, s.created_at DESC, s.id DESC) AS secrets
+         FROM webhooks w WHERE w.id = ANY($2)",
+    )
+    .bind(at)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut targets = HashMap::new();
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        let url: Option<String> = row.try_get("url")?;
+        let enabled: bool = row.try_get("enabled")?;
+        let secrets: Vec<String> = row.try_get("secrets")?;
+        targets.insert(id, (url, enabled, secrets, client_tls(row)?));
+    }
+    for delivery in claimed.iter_mut() {
+        // A deleted webhook leaves no URL: the dispatcher cancels these.
+        if let Some((url, enabled, secrets, tls)) = targets.get(&delivery.webhook_id) {
+            delivery.url.clone_from(url);
+            delivery.enabled = *enabled;
+            delivery.secrets.clone_from(secrets);
+            delivery.client_tls.clone_from(tls);
+        }
+    }
+    Ok(())
+}
+
+/// Disables a webhook: its definition says `enabled: false`, with the
+/// reason beside it. Whether it was enabled.
+async fn disable(
+    tx: &mut Transaction<'_, Postgres>,
+    webhook_id: &str,
+    reason: &str,
+    at: Millis,
+) -> Result<bool, StoreError> {
+    let definition: Option<String> =
+        sqlx::query_scalar("SELECT definition FROM webhooks WHERE id = $1 AND enabled FOR UPDATE")
+            .bind(webhook_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(definition) = definition else {
+        return Ok(false);
+    };
+    let definition =
+        disabled_definition(&definition).map_err(|e| StoreError::Database(Box::new(e)))?;
+    sqlx::query(
+        "UPDATE webhooks SET definition = $1, enabled = FALSE, revision = revision + 1,
+         updated_at = $2, disabled_reason = $3 WHERE id = $4",
+    )
+    .bind(definition)
+    .bind(at)
+    .bind(reason)
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+        self.closed.send_replace(true);
+    }
+
+    async fn stopped(&self) {
+        let mut closed = self.closed.subscribe();
+        // The sender lives in `self`: `wait_for` ends only when it is sent.
+        let _ = closed.wait_for(|closed| *closed).await;
+    }
+
+    async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant, StoreError> {
+        let tenant = Tenant {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .bind(tenant.created_at)
+        .execute(&self.pool)
+        .await?;
+        match inserted.rows_affected() {
+            1 => Ok(tenant),
+            _ => Err(StoreError::Conflict(format!("tenant {id:?}"))),
+        }
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(tenant).collect::<Result<_, _>>()?)
+    }
+
+    async fn create_key(
+        &self,
+        tenant_id: &str,
+        kind: KeyKind,
+        key: &NewKey,
+    ) -> Result<KeyRecord, StoreError> {
+        let record = KeyRecord {
+            id: format!("key_{}", ulid::Ulid::new()),
+            tenant_id: tenant_id.to_owned(),
+            kind,
+            hint: key.hint.clone(),
+            created_at: now(),
+            revoked_at: None,
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, kind, digest, hint, created_at)
+             SELECT $1, id, $2, $3, $4, $5 FROM tenants WHERE id = $6",
+        )
+        .bind(&record.id)
+        .bind(record.kind.as_str())
+        .bind(&key.digest)
+        .bind(&record.hint)
+        .bind(record.created_at)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        match inserted.rows_affected() {
+            1 => Ok(record),
+            _ => Err(StoreError::NotFound(format!("tenant {tenant_id:?}"))),
+        }
+    }
+
+    async fn keys(&self, tenant_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, kind, hint, created_at, revoked_at FROM api_keys
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(key).collect::<Result<_, _>>()?)
+    }
+
+    async fn revoke_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        let revoked =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now())
+                .bind(key_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(revoked.rows_affected() == 1)
+    }
+
+    async fn caller(&self, digest: &[u8]) -> Result<Option<Caller>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, kind FROM api_keys WHERE digest = $1 AND revoked_at IS NULL",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Caller {
+            key_id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            kind: key_kind(&row)?,
+        }))
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: &WebhookRecord,
+        secret: &str,
+        quota: Quota,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        lock_tenant(&mut tx, &webhook.tenant_id).await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS count, COALESCE(SUM(pattern_weight), 0)::BIGINT AS weight
+             FROM webhooks WHERE tenant_id = $1",
+        )
+        .bind(&webhook.tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (webhooks, others): (i64, i64) = (row.try_get("count")?, row.try_get("weight")?);
+        if webhooks >= i64::from(quota.webhooks) {
+            return Err(StoreError::WebhookQuota(quota.webhooks));
+        }
+        check_pattern_weight(others, webhook, quota)?;
+        sqlx::query(
+            "INSERT INTO webhooks (id, tenant_id, definition, enabled, revision, created_at,
+                updated_at, disabled_reason, client_certificate, client_key, pattern_weight)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&webhook.id)
+        .bind(&webhook.tenant_id)
+        .bind(&webhook.definition)
+        .bind(webhook.enabled)
+        .bind(webhook.revision)
+        .bind(webhook.created_at)
+        .bind(webhook.updated_at)
+        .bind(&webhook.disabled_reason)
+        .bind(webhook.client_tls.as_ref().map(|tls| &tls.certificate))
+        .bind(webhook.client_tls.as_ref().map(|tls| &tls.key))
+        .bind(weight(webhook))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&webhook.id)
+        .bind(secret)
+        .bind(webhook.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhooks(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WebhookRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhooks WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(webhook).collect::<Result<_, _>>()?)
+    }
+
+    async fn webhook(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM webhooks WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(webhook).transpose()?)
+    }
+
+    async fn update_webhook(
+        &self,
+        webhook: &WebhookRecord,
+        quota: Quota,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        lock_tenant(&mut tx, &webhook.tenant_id).await?;
+        let stored: Option<Option<i32>> = sqlx::query_scalar(
+            "SELECT pattern_weight FROM webhooks WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&webhook.tenant_id)
+        .bind(&webhook.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
+        if weight(webhook).unwrap_or(0) > stored.unwrap_or(0) {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(SUM(pattern_weight), 0)::BIGINT FROM webhooks
+                 WHERE tenant_id = $1 AND id <> $2",
+            )
+            .bind(&webhook.tenant_id)
+            .bind(&webhook.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            check_pattern_weight(others, webhook, quota)?;
+        }
+        let updated = sqlx::query(
+            "UPDATE webhooks SET definition = $1, enabled = $2, revision = $3, updated_at = $4,
+                disabled_reason = $5, client_certificate = $9, client_key = $10,
+                pattern_weight = $11,
+                -- enabling again starts a new record of failures
+                failing_since = CASE WHEN NOT enabled AND $2 THEN NULL ELSE failing_since END
+             WHERE tenant_id = $6 AND id = $7 AND revision = $8",
+        )
+        .bind(&webhook.definition)
+        .bind(webhook.enabled)
+        .bind(webhook.revision)
+        .bind(webhook.updated_at)
+        .bind(&webhook.disabled_reason)
+        .bind(&webhook.tenant_id)
+        .bind(&webhook.id)
+        .bind(webhook.revision - 1)
+        .bind(webhook.client_tls.as_ref().map(|tls| &tls.certificate))
+        .bind(webhook.client_tls.as_ref().map(|tls| &tls.key))
+        .bind(weight(webhook))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn set_pattern_weights(&self, weights: Vec<(String, u32)>) -> Result<(), StoreError> {
+        let (ids, weights): (Vec<String>, Vec<i32>) = weights
+            .into_iter()
+            .map(|(id, w)| (id, i32::try_from(w).unwrap_or(i32::MAX)))
+            .unzip();
+        sqlx::query(
+            "UPDATE webhooks w SET pattern_weight = n.weight
+             FROM UNNEST($1::TEXT[], $2::INTEGER[]) AS n (id, weight)
+             WHERE w.id = n.id AND w.pattern_weight IS NULL",
+        )
+        .bind(&ids)
+        .bind(&weights)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn rotate_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        secret: &str,
+        old_until: Millis,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        let touched =
+            sqlx::query("UPDATE webhooks SET updated_at = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(at)
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if touched.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // At most the current secret and one previous sign (see the SQLite
+        // store).
+        sqlx::query(
+            "DELETE FROM webhook_secrets WHERE webhook_id = $1
+               AND (expires_at IS NOT NULL OR $2 <= $3)",
+        )
+        .bind(id)
+        .bind(old_until)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE webhook_secrets SET expires_at = $1 WHERE webhook_id = $2 AND expires_at IS NULL",
+        )
+        .bind(old_until)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (webhook_id, secret, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(secret)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn signing_secrets(
+        &self,
+        webhook_id: &str,
+        at: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT secret FROM webhook_secrets
+             WHERE webhook_id = $1 AND (expires_at IS NULL OR expires_at > $2)
+             ORDER BY expires_at IS NOT NULL, created_at DESC, id DESC",
+        )
+        .bind(webhook_id)
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn stored_secrets(&self) -> Result<Vec<StoredSecret>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id AS row, NULL AS webhook, secret AS text FROM webhook_secrets
+             UNION ALL
+             SELECT NULL, id, client_key FROM webhooks WHERE client_key IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let place = match row.try_get::<Option<i64>, _>("row")? {
+                    Some(row) => SecretPlace::Signing(row),
+                    None => SecretPlace::ClientKey(row.try_get("webhook")?),
+                };
+                Ok(StoredSecret {
+                    place,
+                    text: row.try_get("text")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn rewrite_secrets(&self, secrets: Vec<StoredSecret>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for secret in &secrets {
+            match &secret.place {
+                SecretPlace::Signing(row) => {
+                    sqlx::query("UPDATE webhook_secrets SET secret = $1 WHERE id = $2")
+                        .bind(&secret.text)
+                        .bind(row)
+                        .execute(&mut *tx)
+                        .await?
+                }
+                SecretPlace::ClientKey(webhook) => {
+                    sqlx::query("UPDATE webhooks SET client_key = $1 WHERE id = $2")
+                        .bind(&secret.text)
+                        .bind(webhook)
+                        .execute(&mut *tx)
+                        .await?
+                }
+            };
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhook_counts(&self) -> Result<WebhookCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE enabled) AS enabled,
+                    COUNT(*) FILTER (WHERE NOT enabled) AS disabled
+             FROM webhooks",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(WebhookCounts {
+            enabled: row.try_get("enabled")?,
+            disabled: row.try_get("disabled")?,
+        })
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY tenant_id, id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(webhook).collect::<Result<_, _>>()?)
+    }
+
+    async fn ingest(
+        &self,
+        tenant_id: &str,
+        events: Vec<NewEvent>,
+        at: Millis,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let mut tx = self.begin().await?;
+        // Every (webhook, ticket) this write adds to, locked in one order.
+        let locks: BTreeSet<i64> = events
+            .iter()
+            .flat_map(|e| &e.deliveries)
+            .map(|d| ticket_lock(&d.webhook_id, &d.ticket_id))
+            .collect();
+        if !locks.is_empty() {
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT UNNEST($1::BIGINT[]) AS k ORDER BY k) AS l",
+            )
+            .bind(locks.into_iter().collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut enabled: HashMap<String, bool> = HashMap::new();
+        let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let stored = sqlx::query(
+                "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                 DO NOTHING",
+            )
+            .bind(&event.id)
+            .bind(tenant_id)
+            .bind(&event.idempotency_key)
+            .bind(&event.body)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            if stored.rows_affected() == 0 {
+                let row = sqlx::query(
+                    "SELECT id, body FROM events WHERE tenant_id = $1 AND idempotency_key = $2",
+                )
+                .bind(tenant_id)
+                .bind(&event.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+                let (earlier, body): (String, String) = (row.try_get("id")?, row.try_get("body")?);
+                let mixed = whole_request(event) && answers.iter().any(|a| a.new);
+                if mixed || !same_event(&body, &event.body) {
+                    return Err(StoreError::IdempotencyMismatch(IdempotencyMismatch {
+                        index,
+                    }));
+                }
+                answers.push(Ingested {
+                    event_id: earlier,
+                    new: false,
+                    stored: 0,
+                    leased: Vec::new(),
+                });
+                continue;
+            }
+            if whole_request(event) && answers.iter().any(|a| !a.new) {
+                return Err(StoreError::IdempotencyMismatch(IdempotencyMismatch {
+                    index,
+                }));
+            }
+            let mut leased = Vec::new();
+            let mut stored = 0;
+            for delivery in &event.deliveries {
+                let takes = match enabled.get(&delivery.webhook_id) {
+                    Some(takes) => *takes,
+                    None => {
+                        // The store has the last word (see the SQLite store).
+                        let takes: Option<bool> = sqlx::query_scalar(
+                            "SELECT enabled FROM webhooks WHERE id = $1 AND tenant_id = $2",
+                        )
+                        .bind(&delivery.webhook_id)
+                        .bind(tenant_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let takes = takes.unwrap_or(true);
+                        enabled.insert(delivery.webhook_id.clone(), takes);
+                        takes
+                    }
+                };
+                if !takes {
+                    continue;
+                }
+                stored += 1;
+                let lease_until = match delivery.lease_until {
+                    Some(until) => {
+                        let waits: Option<i32> = sqlx::query_scalar(
+                            "SELECT 1 FROM deliveries
+                             WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2 LIMIT 1",
+                        )
+                        .bind(&delivery.webhook_id)
+                        .bind(&delivery.ticket_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        waits.is_none().then_some(until)
+                    }
+                    None => None,
+                };
+                sqlx::query(
+                    "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
+                        ticket_id, payload, explanation, state, next_attempt_at, leased_until,
+                        created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $11)",
+                )
+                .bind(&delivery.id)
+                .bind(tenant_id)
+                .bind(&delivery.webhook_id)
+                .bind(&event.id)
+                .bind(&delivery.event_type)
+                .bind(&delivery.ticket_id)
+                .bind(&delivery.payload)
+                .bind(&delivery.explanation)
+                .bind(delivery.due.unwrap_or(at))
+                .bind(lease_until)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                if lease_until.is_some() {
+                    leased.push(Claimed {
+                        id: delivery.id.clone(),
+                        tenant_id: tenant_id.to_owned(),
+                        webhook_id: delivery.webhook_id.clone(),
+                        url: None,
+                        enabled: false,
+                        secrets: Vec::new(),
+                        client_tls: None,
+                        payload: delivery.payload.clone(),
+                        attempts: 0,
+                    });
+                }
+            }
+            answers.push(Ingested {
+                event_id: event.id.clone(),
+                new: true,
+                stored,
+                leased,
+            });
+        }
+        let mut leased: Vec<&mut Claimed> =
+            answers.iter_mut().flat_map(|a| &mut a.leased).collect();
+        fill_targets(&mut tx, at, &mut leased).await?;
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE event_id = ANY($1)")
+                .bind(event_ids)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn claim(
+        &self,
+        at: Millis,
+        lease_until: Millis,
+        limit: u32,
+        room: &Room,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.begin().await?;
+        // The candidates: each webhook's oldest due deliveries, each the
+        // oldest pending one of its ticket, read without locks.
+        let rows = sqlx::query(
+            "SELECT seq, tenant_id, webhook_id, next_attempt_at FROM (
+                SELECT d.seq, d.tenant_id, d.webhook_id, d.next_attempt_at,
+                       ROW_NUMBER() OVER (PARTITION BY d.webhook_id
+                                          ORDER BY d.next_attempt_at, d.seq) AS n
+                FROM deliveries d
+                WHERE d.state = 'pending' AND d.next_attempt_at <= $1
+                  AND (d.leased_until IS NULL OR d.leased_until <= $1)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM deliveries e
+                      WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
+                        AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
+             ) AS c WHERE n <= $2",
+        )
+        .bind(at)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_tenant: HashMap<String, Vec<(Millis, i64)>> = HashMap::new();
+        let mut taken: HashMap<String, u32> = HashMap::new();
+        for row in &rows {
+            let (tenant, webhook): (String, String) =
+                (row.try_get("tenant_id")?, row.try_get("webhook_id")?);
+            let room_left = room.of(&webhook).min(limit).min(room.of_tenant(&tenant));
+            let used = taken.entry(webhook).or_default();
+            if *used >= room_left {
+                continue;
+            }
+            *used += 1;
+            by_tenant
+                .entry(tenant)
+                .or_default()
+                .push((row.try_get("next_attempt_at")?, row.try_get("seq")?));
+        }
+        let chosen = take_turns(by_tenant, room, limit);
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Leased only if still free once locked: another instance may have
+        // taken some meanwhile (skipped while it holds them, refused after).
+        let rows = sqlx::query(
+            "UPDATE deliveries SET leased_until = $1
+             WHERE seq IN (
+                 SELECT seq FROM deliveries
+                 WHERE seq = ANY($2) AND state = 'pending'
+                   AND (leased_until IS NULL OR leased_until <= $3)
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING seq, id, tenant_id, webhook_id, payload, attempts",
+        )
+        .bind(lease_until)
+        .bind(&chosen)
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut leased: HashMap<i64, Claimed> = HashMap::new();
+        for row in &rows {
+            leased.insert(row.try_get("seq")?, claimed(row)?);
+        }
+        // In turns: the order the tenants are served in.
+        let mut claims: Vec<Claimed> = chosen.iter().filter_map(|seq| leased.remove(seq)).collect();
+        let mut targets: Vec<&mut Claimed> = claims.iter_mut().collect();
+        fill_targets(&mut tx, at, &mut targets).await?;
+        tx.commit().await?;
+        Ok(claims)
+    }
+
+    async fn finish(
+        &self,
+        delivery_id: &str,
+        attempt: Option<&Attempt>,
+        next: Next,
+        health: Health,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        if let Some(attempt) = attempt {
+            sqlx::query(
+                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
+                    error_kind, error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(delivery_id)
+            .bind(attempt.started_at)
+            .bind(attempt.duration_ms)
+            .bind(attempt.status.map(i32::from))
+            .bind(&attempt.response)
+            .bind(&attempt.error_kind)
+            .bind(&attempt.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (state, due) = state_after(next);
+        let webhook_id: Option<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = $1, next_attempt_at = $2, leased_until = NULL,
+                attempts = attempts + $3, last_error = $4, updated_at = $5
+             WHERE id = $6 RETURNING webhook_id",
+        )
+        .bind(state)
+        .bind(due)
+        .bind(i32::from(attempt.is_some()))
+        .bind(last_error(next, attempt.and_then(|a| a.error.as_deref())))
+        .bind(at)
+        .bind(delivery_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(webhook_id) = webhook_id else {
+            return Ok(false);
+        };
+        let disabled = match health {
+            Health::Unchanged => false,
+            Health::Healthy => {
+                sqlx::query(
+                    "UPDATE webhooks SET failing_since = NULL
+                     WHERE id = $1 AND failing_since IS NOT NULL",
+                )
+                .bind(&webhook_id)
+                .execute(&mut *tx)
+                .await?;
+                false
+            }
+            Health::Gone => disable(&mut tx, &webhook_id, GONE_REASON, at).await?,
+            Health::Failing { disable_after } => {
+                let since: Option<Option<Millis>> = sqlx::query_scalar(
+                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1)
+                     WHERE id = $2 RETURNING failing_since",
+                )
+                .bind(at)
+                .bind(&webhook_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match since.flatten() {
+                    Some(since) if at - since > disable_after => {
+                        disable(&mut tx, &webhook_id, &failing_reason(disable_after), at).await?
+                    }
+                    _ => false,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(disabled)
+    }
+
+    async fn release(&self, delivery_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET leased_until = NULL WHERE id = $1")
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        // Every column but the explanation, which a page leaves out.
+        let rows = sqlx::query(
+            "SELECT seq, id, tenant_id, webhook_id, event_id, event_type, ticket_id, payload,
+                    '' AS explanation, state, attempts, next_attempt_at, leased_until,
+                    last_error, created_at, updated_at
+             FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND seq < $3
+             ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(webhook_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    }
+
+    async fn delivery(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError> {
+        let row = sqlx::query("SELECT * FROM deliveries WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let attempts = sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Some((
+            delivery(&row)?,
+            attempts.iter().map(attempt).collect::<Result<_, _>>()?,
+        )))
+    }
+
+    async fn redeliver(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE deliveries SET
+                leased_until = CASE WHEN state = 'pending' THEN leased_until END,
+                state = 'pending', next_attempt_at = $1, updated_at = $1
+             WHERE tenant_id = $2 AND id = $3",
+        )
+        .bind(at)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn queue(&self) -> Result<QueueStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest FROM deliveries
+             WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueStats {
+            depth: row.try_get("depth")?,
+            oldest: row.try_get("oldest")?,
+        })
+    }
+
+    async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut gone = 0;
+        for statement in [
+            "DELETE FROM attempts WHERE started_at < $1",
+            "DELETE FROM deliveries WHERE state <> 'pending' AND updated_at < $1",
+            "DELETE FROM events WHERE received_at < $1
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+        ] {
+            gone += sqlx::query(statement)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+}

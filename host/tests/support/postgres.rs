@@ -1,0 +1,203 @@
+//! A throwaway Postgres cluster for tests, started for real: `initdb` in a
+//! temporary directory, as an unprivileged user when the tests run as
+//! root (Postgres refuses root), listening on 127.0.0.1 on a free port.
+//! One cluster per test binary, one fresh database per caller.
+//!
+//! `INBOX_TEST_POSTGRES_URL` (a superuser URL, e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`) uses a running server
+//! instead. When neither works, the caller panics: a Postgres test fails,
+//! it never skips.
+//!
+//! The cluster lives as long as the test process: a shell started beside
+//! it waits for the process's end (the pipe to its standard input closes,
+//! however the process ends), then stops Postgres and removes the
+//! directory.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The uid and gid Postgres runs as when the tests run as root: `nobody`.
+const UNPRIVILEGED: u32 = 65_534;
+
+/// How long the cluster may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running cluster: the superuser URL without a database name.
+struct Cluster {
+    server: String,
+    /// The shell that stops it when the test process ends.
+    _keeper: Mutex<Child>,
+}
+
+fn cluster() -> &'static str {
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    if let Ok(url) = std::env::var("INBOX_TEST_POSTGRES_URL") {
+        static GIVEN: OnceLock<String> = OnceLock::new();
+        return GIVEN.get_or_init(|| match url.rfind('/') {
+            Some(slash) if slash > "postgres://".len() => url[..slash].to_owned(),
+            _ => url,
+        });
+    }
+    match CLUSTER.get_or_init(start) {
+        Ok(cluster) => &cluster.server,
+        Err(why) => panic!(
+            "no Postgres for the tests: {why}. Install Debian's `postgresql` (scripts/test does) \
+             or set INBOX_TEST_POSTGRES_URL to a superuser URL"
+        ),
+    }
+}
+
+/// A fresh, empty database on the test cluster: its URL.
+pub(crate) async fn database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let server = cluster();
+    let name = format!(
+        "test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = format!("{server}/postgres");
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test cluster at {admin}: {e}"));
+    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+    format!("{server}/{name}")
+}
+
+fn start() -> Result<Cluster, String> {
+    let bin = binaries()?;
+    let dir = tempfile::Builder::new()
+        .prefix("inbox-postgres-")
+        .tempdir()
+        .map_err(|e| format!("a temporary directory: {e}"))?
+        .keep();
+    let data = dir.join("data");
+    let as_root = rustix::process::geteuid().is_root();
+    if as_root {
+        let owner = Some(rustix::process::Uid::from_raw(UNPRIVILEGED));
+        let group = Some(rustix::process::Gid::from_raw(UNPRIVILEGED));
+        rustix::fs::chown(&dir, owner, group).map_err(|e| format!("chown {dir:?}: {e}"))?;
+    }
+    let run = |program: &Path| {
+        let mut command = if as_root {
+            let mut command = Command::new("setpriv");
+            command
+                .args(["--reuid", &UNPRIVILEGED.to_string()])
+                .args(["--regid", &UNPRIVILEGED.to_string()])
+                .arg("--clear-groups")
+                .arg(program);
+            command
+        } else {
+            Command::new(program)
+        };
+        command.env_remove("PGDATA").current_dir(&dir);
+        command
+    };
+    let initdb = run(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+        .args(["--locale=C"])
+        .output()
+        .map_err(|e| format!("running initdb: {e}"))?;
+    if !initdb.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        ));
+    }
+    let port = free_port()?;
+    let log = dir.join("postgres.log");
+    // The keeper: starts Postgres, waits for the end of its standard input
+    // (this process's end), then stops it and removes the directory.
+    let mut postgres = run(&bin.join("postgres"));
+    postgres
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-k")
+        .arg(&dir)
+        // Throwaway data: no need to survive a power cut.
+        .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+        .args(["-c", "max_connections=300"]);
+    let line = std::iter::once(postgres.get_program())
+        .chain(postgres.get_args())
+        .map(|arg| shell_quote(&arg.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let script = format!(
+        "{line} >{log} 2>&1 & pg=$!; cat >/dev/null; kill -INT $pg; wait $pg; rm -rf {dir}",
+        log = shell_quote(&log.to_string_lossy()),
+        dir = shell_quote(&dir.to_string_lossy()),
+    );
+    let keeper = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting postgres: {e}"))?;
+    let server = format!("postgres://postgres@127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > START_TIMEOUT {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!(
+                "postgres did not listen on {port} within {START_TIMEOUT:?}: {log}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Listening comes a moment before accepting logins.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut keeper = keeper;
+    // Nothing is ever written: the pipe only tells the keeper we live.
+    let _ = keeper.stdin.as_mut().map(|stdin| stdin.flush());
+    Ok(Cluster {
+        server,
+        _keeper: Mutex::new(keeper),
+    })
+}
+
+/// The directory of `initdb` and `postgres`: on the `PATH`, else Debian's
+/// `/usr/lib/postgresql/<version>/bin` (the newest).
+fn binaries() -> Result<PathBuf, String> {
+    let on_path = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file()));
+    if let Some(dir) = on_path {
+        // Debian links some binaries into the PATH; `postgres` lives beside
+        // the real `initdb`.
+        let real = std::fs::canonicalize(dir.join("initdb")).map_err(|e| e.to_string())?;
+        return Ok(real.parent().map(Path::to_path_buf).unwrap_or(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| format!("no initdb on the PATH nor in /usr/lib/postgresql ({e})"))?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| "no initdb in /usr/lib/postgresql/*/bin".to_owned())
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
