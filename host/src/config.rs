@@ -372,9 +372,9 @@ impl Config {
         }
         self.delivery_proxy()?;
         let url = self.database_url();
-        if !url.starts_with("sqlite:") {
+        if crate::store::Backend::of(&url).is_none() {
             bail!(
-                "invalid database_url (INBOX_DATABASE_URL): only sqlite: URLs are supported by this build"
+                "invalid database_url (INBOX_DATABASE_URL): it must start with sqlite: (a file) or postgres: (a server)"
             );
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)

@@ -20,7 +20,7 @@ use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::rules::{Budget, Op, Pool, Runtime, Shares};
-use crate::store::{Quota, SqliteStore, Store};
+use crate::store::{self, Opening, Quota, Store};
 use crate::test_delivery::TestDeliveries;
 use crate::vault::{self, Vault};
 use crate::webhooks::Webhooks;
@@ -50,18 +50,18 @@ fn runtime(budget: Budget) -> anyhow::Result<Arc<Runtime>> {
 
 /// Opens the store `config` names for a command, creating the data
 /// directory for the default SQLite file.
-pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     default_dir(config)?;
-    SqliteStore::open(&config.database_url())
+    store::open(&config.database_url(), Opening::Command)
         .await
         .context("opening the database")
 }
 
 /// Opens the store `config` names for the process that serves it: one
-/// per SQLite database ([`SqliteStore::serve`]).
-async fn open_store_to_serve(config: &Config) -> anyhow::Result<SqliteStore> {
+/// per SQLite database ([`crate::store::SqliteStore::serve`]).
+async fn open_store_to_serve(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     default_dir(config)?;
-    SqliteStore::serve(&config.database_url())
+    store::open(&config.database_url(), Opening::Serve)
         .await
         .context("opening the database")
 }
@@ -89,7 +89,7 @@ fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Everything the API needs, opened and ready.
 pub async fn state(config: &Config) -> anyhow::Result<AppState> {
-    state_on(config, Arc::new(open_store_to_serve(config).await?)).await
+    state_on(config, open_store_to_serve(config).await?).await
 }
 
 /// Everything the API needs, over a store already open.
@@ -357,13 +357,19 @@ mod tests {
     use super::*;
 
     /// A server over a store whose writer can be crashed.
-    async fn over_crashable_store(dir: &tempfile::TempDir) -> (Config, Arc<SqliteStore>, AppState) {
+    async fn over_crashable_store(
+        dir: &tempfile::TempDir,
+    ) -> (Config, Arc<store::SqliteStore>, AppState) {
         let config = Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        let store = Arc::new(open_store(&config).await.expect("store"));
+        let store = Arc::new(
+            store::SqliteStore::open(&config.database_url())
+                .await
+                .expect("store"),
+        );
         let state = state_on(&config, Arc::clone(&store) as Arc<dyn Store>)
             .await
             .expect("state");

@@ -14,7 +14,7 @@ use crate::cli::{
 use crate::config::{Config, Overrides};
 use crate::keys::{KeyKind, NewKey};
 use crate::server::open_store;
-use crate::store::{SqliteStore, Store as _, StoreError};
+use crate::store::StoreError;
 
 /// The configuration for a command that opens the database.
 pub fn config(store: &StoreArgs, bind: Option<String>) -> anyhow::Result<Config> {
@@ -28,7 +28,7 @@ pub fn config(store: &StoreArgs, bind: Option<String>) -> anyhow::Result<Config>
     )
 }
 
-async fn open(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
+async fn open(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
     open_store(&config(args, None)?).await
 }
 

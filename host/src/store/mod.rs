@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -21,6 +22,50 @@ mod writes;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// How a process uses the database it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// To serve it: one process per SQLite database
+    /// ([`SqliteStore::serve`]), any number on Postgres.
+    Serve,
+    /// For a command (`tenant`, `key`), beside any server.
+    Command,
+}
+
+/// Opens the database `url` names, by its scheme: `sqlite:` (the embedded
+/// default) or `postgres:`/`postgresql:` ([`PgStore`]).
+pub async fn open(url: &str, opening: Opening) -> Result<Arc<dyn Store>, StoreError> {
+    match Backend::of(url) {
+        Some(Backend::Sqlite) => Ok(Arc::new(match opening {
+            Opening::Serve => SqliteStore::serve(url).await?,
+            Opening::Command => SqliteStore::open(url).await?,
+        })),
+        Some(Backend::Postgres) => Ok(Arc::new(PgStore::open(url).await?)),
+        None => Err(StoreError::Unsupported),
+    }
+}
+
+/// The databases the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file, embedded.
+    Sqlite,
+    /// A Postgres server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend `url`'s scheme names, if any.
+    pub fn of(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0;
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+}
 
 /// A point in time: Unix milliseconds, UTC.
 pub type Millis = i64;
@@ -94,6 +139,9 @@ pub enum StoreError {
     /// The database's files could not be created or made private.
     #[error("database files: {0}")]
     Files(std::io::Error),
+    /// The URL names no database this server runs on.
+    #[error("the database URL must start with sqlite: or postgres:")]
+    Unsupported,
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migration(BoxError),

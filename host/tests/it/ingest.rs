@@ -33,7 +33,7 @@ pub(crate) async fn queue_depth(server: &TestServer) -> i64 {
     let store = inbox_webhooks::server::open_store(&server.config)
         .await
         .expect("store");
-    inbox_webhooks::store::Store::queue(&store)
+    inbox_webhooks::store::Store::queue(store.as_ref())
         .await
         .expect("queue")
         .depth

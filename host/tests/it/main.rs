@@ -8,6 +8,8 @@ mod delivery;
 mod engine;
 mod ingest;
 mod network;
+#[path = "../support/postgres.rs"]
+mod postgres;
 mod quotas;
 mod secrets;
 mod serve;

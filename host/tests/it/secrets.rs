@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use inbox_webhooks::store::{Store as _, StoredSecret};
+use inbox_webhooks::store::StoredSecret;
 
 use crate::common::{Receiver, Reply, TestCa};
 use crate::delivery::{hooked, ingest, server_with, verify};

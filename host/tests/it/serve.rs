@@ -267,6 +267,70 @@ fn a_second_server_on_one_sqlite_database_is_refused_naming_the_first() {
     Serving::start(dir.path()).kill();
 }
 
+/// Postgres serves any number of processes: two start on one database
+/// (and one data directory, for the key that seals secrets), a tenant
+/// made by the command works at both, and what one writes the other reads.
+#[test]
+fn two_servers_serve_one_postgres_database() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = runtime.block_on(crate::postgres::database());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = binary()
+        .args(["tenant", "create", "Acme", "--json", "--database-url", &url])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("tenant create");
+    assert!(output.status.success(), "{output:?}");
+    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
+    let key = keys["apiKey"].as_str().expect("key").to_owned();
+    let settings = [("INBOX_DATABASE_URL", url.as_str())];
+    let (first, second) = (
+        Serving::start_with(dir.path(), &settings),
+        Serving::start_with(dir.path(), &settings),
+    );
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let created: Value = http
+            .post(format!("http://{}/v1/webhooks", first.addr))
+            .bearer_auth(&key)
+            .json(&webhook())
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let id = created["id"].as_str().expect("id");
+        let read = http
+            .get(format!("http://{}/v1/webhooks/{id}", second.addr))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(read.status(), 200);
+        for server in [&first.addr, &second.addr] {
+            let ready = http
+                .get(format!("http://{server}/readyz"))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(ready.status(), 200);
+        }
+    });
+    for server in [first, second] {
+        let (code, lines) = server.terminate();
+        assert_eq!(code, 0, "{lines:?}");
+        assert!(
+            lines.iter().all(|line| !line.contains(&key)),
+            "the key is in the logs"
+        );
+    }
+}
+
 #[test]
 fn a_missing_extra_ca_file_stops_start_up_naming_the_setting() {
     let dir = tempfile::tempdir().expect("temp dir");

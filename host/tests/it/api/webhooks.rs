@@ -147,7 +147,7 @@ async fn rotation_keeps_the_old_secret_signing_for_the_configured_overlap() {
         let store = &store;
         let vault = &vault;
         async move {
-            inbox_webhooks::store::Store::signing_secrets(store, id, at)
+            inbox_webhooks::store::Store::signing_secrets(store.as_ref(), id, at)
                 .await
                 .expect("secrets")
                 .iter()
