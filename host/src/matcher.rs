@@ -17,7 +17,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::rules::{Error, Runtime, Taken, TenantRules};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WebhookRecord};
 
 /// One tenant's set, used from blocking threads.
 type Shared = Arc<Mutex<TenantRules>>;
@@ -58,6 +58,9 @@ pub struct AdmittedEvent {
 pub struct Matcher {
     runtime: Arc<Runtime>,
     sets: Mutex<HashMap<String, Shared>>,
+    /// The revision of each webhook in the sets, by id, with its tenant:
+    /// what [`Matcher::catch_up`] compares with the store's.
+    revisions: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl Matcher {
@@ -66,11 +69,47 @@ impl Matcher {
         let matcher = Arc::new(Self {
             runtime,
             sets: Mutex::default(),
+            revisions: Mutex::default(),
         });
         for webhook in store.all_webhooks().await? {
-            matcher.upsert(&webhook.tenant_id, webhook.definition).await;
+            matcher.upsert(&webhook).await;
         }
         Ok(matcher)
+    }
+
+    /// Brings the sets in step with the store after changes this process
+    /// may not have heard of (made by another process, while the
+    /// notifications were lost): every webhook whose revision differs, and
+    /// every one the store no longer lists, is read again. Read again, not
+    /// dropped: one this process wrote since the list was taken stays.
+    pub async fn catch_up(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let stored = store.revisions().await?;
+        let stale: Vec<(String, String)> = {
+            let known = self
+                .revisions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut listed = std::collections::HashSet::with_capacity(stored.len());
+            let mut stale: Vec<(String, String)> = stored
+                .iter()
+                .filter(|(tenant, id, revision)| {
+                    listed.insert(id.as_str());
+                    known.get(id) != Some(&(tenant.clone(), *revision))
+                })
+                .map(|(tenant, id, _)| (tenant.clone(), id.clone()))
+                .collect();
+            stale.extend(
+                known
+                    .iter()
+                    .filter(|(id, _)| !listed.contains(id.as_str()))
+                    .map(|(id, (tenant, _))| (tenant.clone(), id.clone())),
+            );
+            stale
+        };
+        for (tenant, id) in &stale {
+            self.refresh(store, tenant, id).await?;
+        }
+        Ok(stale.len())
     }
 
     fn set(&self, tenant: &str) -> Shared {
@@ -100,7 +139,13 @@ impl Matcher {
     /// Adds or replaces a webhook (its stored definition). A definition the
     /// engine refuses (it validated it before it was stored, so only a
     /// change of engine could) is logged and left out: it never fires.
-    pub async fn upsert(&self, tenant: &str, definition: String) {
+    pub async fn upsert(&self, webhook: &WebhookRecord) {
+        let tenant = webhook.tenant_id.as_str();
+        self.revisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(webhook.id.clone(), (tenant.to_owned(), webhook.revision));
+        let definition = webhook.definition.clone();
         let outcome = self
             .with(tenant, move |set| set.insert(&definition).map(drop))
             .await;
@@ -113,6 +158,10 @@ impl Matcher {
 
     /// Removes a webhook.
     pub async fn remove(&self, tenant: &str, id: &str) {
+        self.revisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
         let id = id.to_owned();
         if let Err(error) = self.with(tenant, move |set| set.remove(&id)).await {
             tracing::error!(%error, tenant, "rule set update failed");
@@ -127,7 +176,7 @@ impl Matcher {
         id: &str,
     ) -> Result<(), StoreError> {
         match store.webhook(tenant, id).await? {
-            Some(webhook) => self.upsert(tenant, webhook.definition).await,
+            Some(webhook) => self.upsert(&webhook).await,
             None => self.remove(tenant, id).await,
         }
         Ok(())
@@ -198,4 +247,84 @@ struct Fired<'a> {
     webhook_id: String,
     #[serde(borrow)]
     explanation: &'a RawValue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Budget;
+    use crate::store::{Quota, SqliteStore, now};
+
+    const QUOTA: Quota = Quota {
+        webhooks: 100,
+        pattern_weight: 1_000,
+    };
+
+    fn record(id: &str, revision: i64, events: &[&str]) -> WebhookRecord {
+        let definition = serde_json::json!({"id": id, "name": "n", "url": "https://x.example/h",
+                                            "events": events, "enabled": true});
+        WebhookRecord {
+            id: id.to_owned(),
+            tenant_id: "a".to_owned(),
+            definition: definition.to_string(),
+            enabled: true,
+            revision,
+            created_at: now(),
+            updated_at: now(),
+            disabled_reason: None,
+            client_tls: None,
+            pattern_weight: Some(0),
+        }
+    }
+
+    /// The webhooks a ticket creation fires.
+    async fn fired(matcher: &Matcher) -> Vec<String> {
+        let event =
+            r#"[{"event":"TicketCreated","ticketId":"ebcb7b53-6636-4c6b-8023-4a61d6df694c"}]"#;
+        match matcher.ingest("a", event.to_owned(), 100).await {
+            Ok(Verdict::Admitted(events)) => events[0]
+                .matches
+                .iter()
+                .map(|m| m.webhook_id.clone())
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What another process writes, unheard of: a check by revision finds
+    /// a new webhook, a changed one and a deleted one.
+    #[tokio::test]
+    async fn catching_up_follows_writes_made_behind_the_matchers_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = SqliteStore::open(&url).await.expect("open");
+        store.create_tenant("a", "A").await.expect("tenant");
+        store
+            .create_webhook(&record("wh_1", 1, &["TicketCreated"]), "s", QUOTA)
+            .await
+            .expect("create");
+        let runtime =
+            Runtime::new(Budget::default(), Runtime::default_cache_dir()).expect("runtime");
+        let matcher = Matcher::load(runtime, &store).await.expect("load");
+        assert_eq!(fired(&matcher).await, ["wh_1"]);
+        assert_eq!(matcher.catch_up(&store).await.expect("check"), 0);
+
+        store
+            .create_webhook(&record("wh_2", 1, &["TicketCreated"]), "s", QUOTA)
+            .await
+            .expect("create");
+        assert!(
+            store
+                .update_webhook(&record("wh_1", 2, &["TicketFromUserReply"]), QUOTA)
+                .await
+                .expect("update")
+        );
+        assert_eq!(fired(&matcher).await, ["wh_1"], "not heard of yet");
+        assert_eq!(matcher.catch_up(&store).await.expect("check"), 2);
+        assert_eq!(fired(&matcher).await, ["wh_2"]);
+
+        assert!(store.delete_webhook("a", "wh_2").await.expect("delete"));
+        assert_eq!(matcher.catch_up(&store).await.expect("check"), 1);
+        assert!(fired(&matcher).await.is_empty());
+    }
 }

@@ -20,7 +20,7 @@ use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::rules::{Budget, Op, Pool, Runtime, Shares};
-use crate::store::{self, Opening, Quota, Store};
+use crate::store::{self, Change, Opening, Quota, Store};
 use crate::test_delivery::TestDeliveries;
 use crate::vault::{self, Vault};
 use crate::webhooks::Webhooks;
@@ -130,6 +130,14 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
         Arc::clone(&metrics),
         Arc::clone(&vault),
     )?;
+    if let Some(changes) = store.follow() {
+        tokio::spawn(follow_others(
+            Arc::clone(&store),
+            changes,
+            Arc::clone(&matcher),
+            Arc::clone(&dispatcher),
+        ));
+    }
     let limit = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
     let webhooks = Arc::new(Webhooks::new(
         Arc::clone(&store),
@@ -180,6 +188,43 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
             .is_file()
             .then(|| config.panel_dir.clone()),
     })
+}
+
+/// Follows what other processes change in a shared database (Postgres)
+/// until the store closes: their webhook writes into this process's rule
+/// sets, the deliveries they store into its dispatcher, and, when changes
+/// may have gone unheard, a check of every webhook's revision.
+async fn follow_others(
+    store: Arc<dyn Store>,
+    mut changes: tokio::sync::mpsc::Receiver<Change>,
+    matcher: Arc<Matcher>,
+    dispatcher: Arc<Dispatcher>,
+) {
+    while let Some(change) = changes.recv().await {
+        let followed = match change {
+            Change::Webhook { tenant_id, id } => {
+                matcher.refresh(store.as_ref(), &tenant_id, &id).await
+            }
+            Change::Deliveries => {
+                dispatcher.wake();
+                Ok(())
+            }
+            Change::Missed => {
+                dispatcher.wake();
+                match matcher.catch_up(store.as_ref()).await {
+                    Ok(0) => Ok(()),
+                    Ok(webhooks) => {
+                        tracing::info!(webhooks, "caught up with other instances' webhook changes");
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        if let Err(error) = followed {
+            tracing::warn!(%error, "following another instance's change failed; the next check retries");
+        }
+    }
 }
 
 /// Serves the API on `listener` and delivers until `shutdown` completes,

@@ -270,7 +270,7 @@ impl Webhooks {
         self.store
             .create_webhook(&record, &self.vault.seal(&secret), self.quota)
             .await?;
-        self.matcher.upsert(tenant, record.definition.clone()).await;
+        self.matcher.upsert(&record).await;
         Ok((
             Written {
                 record,
@@ -350,7 +350,7 @@ impl Webhooks {
                 ..current
             };
             if self.store.update_webhook(&record, self.quota).await? {
-                self.matcher.upsert(tenant, record.definition.clone()).await;
+                self.matcher.upsert(&record).await;
                 return Ok(Written {
                     record,
                     warnings: accepted.warnings,

@@ -67,6 +67,23 @@ impl Backend {
     }
 }
 
+/// A change another process made to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A webhook was created, changed, disabled or deleted.
+    Webhook {
+        /// Its tenant.
+        tenant_id: String,
+        /// Its id.
+        id: String,
+    },
+    /// Deliveries were stored that no process has leased: a dispatcher
+    /// may claim them.
+    Deliveries,
+    /// Changes may have gone unheard: check everything.
+    Missed,
+}
+
 /// A point in time: Unix milliseconds, UTC.
 pub type Millis = i64;
 
@@ -636,6 +653,14 @@ pub trait Store: Send + Sync + Debug {
     async fn webhook_counts(&self) -> Result<WebhookCounts, StoreError>;
     /// Every webhook of every tenant, for loading the rule sets.
     async fn all_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+    /// Every webhook's tenant, id and revision: what a process compares
+    /// its rule sets with to catch up on changes it did not hear of.
+    async fn revisions(&self) -> Result<Vec<(String, String, i64)>, StoreError>;
+    /// What other processes change, as they commit it: `None` for a store
+    /// no other process writes (SQLite). The feed sends
+    /// [`Change::Missed`] whenever changes may have been lost (a lost
+    /// connection) and every few seconds besides, for a check by revision.
+    fn follow(&self) -> Option<tokio::sync::mpsc::Receiver<Change>>;
 
     /// Stores events and their deliveries in one transaction; an event
     /// whose idempotency key was seen before with the same body (as JSON:

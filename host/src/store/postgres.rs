@@ -17,18 +17,18 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::policy::{
     GONE_REASON, disabled_definition, failing_reason, last_error, same_event, state_after,
     take_turns, whole_request,
 };
 use super::{
-    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Health, IdempotencyMismatch, Ingested,
-    KeyRecord, Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError,
-    StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, Caller, Change, Claimed, ClientTls, DeliveryRecord, Health, IdempotencyMismatch,
+    Ingested, KeyRecord, Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store,
+    StoreError, StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -39,12 +39,25 @@ const CONNECTIONS: u32 = 16;
 /// 503 (`StoreError::Unavailable`).
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The channel of webhook changes: `<instance>\t<tenant>\t<webhook>`.
+const WEBHOOKS: &str = "inbox_webhooks";
+
+/// The channel of deliveries stored unleased: `<instance>`.
+const DELIVERIES: &str = "inbox_deliveries";
+
+/// How often a follower checks every webhook's revision besides: what
+/// catches a change whose notification was lost with a connection.
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The Postgres store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// `true` once closed: [`Store::stopped`] completes.
     closed: watch::Sender<bool>,
+    /// This handle's name in its notifications, so that it does not
+    /// follow its own changes.
+    instance: String,
 }
 
 impl PgStore {
@@ -62,7 +75,37 @@ impl PgStore {
         Ok(Self {
             pool,
             closed: watch::Sender::new(false),
+            instance: ulid::Ulid::new().to_string(),
         })
+    }
+
+    /// Tells the other processes, when `tx` commits, that a webhook changed.
+    async fn notify_webhook(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let payload = format!("{}\t{tenant_id}\t{id}", self.instance);
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WEBHOOKS)
+            .bind(payload)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Tells the other processes, when `tx` commits, that deliveries wait.
+    async fn notify_deliveries(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(DELIVERIES)
+            .bind(&self.instance)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -462,6 +505,8 @@ impl Store for PgStore {
         .bind(webhook.created_at)
         .execute(&mut *tx)
         .await?;
+        self.notify_webhook(&mut tx, &webhook.tenant_id, &webhook.id)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -545,8 +590,13 @@ impl Store for PgStore {
         .bind(weight(webhook))
         .execute(&mut *tx)
         .await?;
+        let updated = updated.rows_affected() == 1;
+        if updated {
+            self.notify_webhook(&mut tx, &webhook.tenant_id, &webhook.id)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(updated.rows_affected() == 1)
+        Ok(updated)
     }
 
     async fn set_pattern_weights(&self, weights: Vec<(String, u32)>) -> Result<(), StoreError> {
@@ -567,12 +617,18 @@ impl Store for PgStore {
     }
 
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
         let deleted = sqlx::query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(deleted.rows_affected() == 1)
+        let deleted = deleted.rows_affected() == 1;
+        if deleted {
+            self.notify_webhook(&mut tx, tenant_id, id).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn rotate_secret(
@@ -706,6 +762,37 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(webhook).collect::<Result<_, _>>()?)
+    }
+
+    async fn revisions(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT tenant_id, id, revision FROM webhooks ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    fn follow(&self) -> Option<mpsc::Receiver<Change>> {
+        let (changes, followed) = mpsc::channel(1024);
+        tokio::spawn(listen(
+            self.pool.clone(),
+            self.instance.clone(),
+            changes.clone(),
+        ));
+        let mut closed = self.closed.subscribe();
+        tokio::spawn(async move {
+            let mut check = tokio::time::interval(CHECK_EVERY);
+            loop {
+                tokio::select! {
+                    _ = closed.wait_for(|closed| *closed) => return,
+                    _ = check.tick() => {}
+                }
+                if changes.send(Change::Missed).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Some(followed)
     }
 
     async fn ingest(
@@ -850,9 +937,13 @@ impl Store for PgStore {
                 leased,
             });
         }
+        let stored: usize = answers.iter().map(|a| a.stored).sum();
         let mut leased: Vec<&mut Claimed> =
             answers.iter_mut().flat_map(|a| &mut a.leased).collect();
         fill_targets(&mut tx, at, &mut leased).await?;
+        if leased.len() < stored {
+            self.notify_deliveries(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(answers)
     }
@@ -984,7 +1075,7 @@ impl Store for PgStore {
         let Some(webhook_id) = webhook_id else {
             return Ok(false);
         };
-        let disabled = match health {
+        let disabled: bool = match health {
             Health::Unchanged => false,
             Health::Healthy => {
                 sqlx::query(
@@ -1014,6 +1105,15 @@ impl Store for PgStore {
                 }
             }
         };
+        if disabled {
+            let tenant_id: String =
+                sqlx::query_scalar("SELECT tenant_id FROM webhooks WHERE id = $1")
+                    .bind(&webhook_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            self.notify_webhook(&mut tx, &tenant_id, &webhook_id)
+                .await?;
+        }
         tx.commit().await?;
         Ok(disabled)
     }
@@ -1072,6 +1172,7 @@ impl Store for PgStore {
     }
 
     async fn redeliver(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
         let updated = sqlx::query(
             "UPDATE deliveries SET
                 leased_until = CASE WHEN state = 'pending' THEN leased_until END,
@@ -1081,9 +1182,14 @@ impl Store for PgStore {
         .bind(at)
         .bind(tenant_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(updated.rows_affected() == 1)
+        let updated = updated.rows_affected() == 1;
+        if updated {
+            self.notify_deliveries(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
     }
 
     async fn queue(&self) -> Result<QueueStats, StoreError> {
@@ -1117,4 +1223,58 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(gone)
     }
+}
+
+/// Forwards other processes' notifications to `changes` until the pool
+/// closes. A lost connection is reconnected (and listened on again) by
+/// the listener; what was said meanwhile is lost, so it is reported as
+/// [`Change::Missed`].
+async fn listen(pool: PgPool, instance: String, changes: mpsc::Sender<Change>) {
+    let mut listener = loop {
+        match connect_listener(&pool).await {
+            Ok(listener) => break listener,
+            Err(StoreError::Unavailable(error)) if pool.is_closed() => {
+                tracing::debug!(%error, "stopped following other instances");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot follow other instances' changes; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    loop {
+        let change = match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                let mut parts = notification.payload().split('\t');
+                if parts.next() == Some(instance.as_str()) {
+                    continue;
+                }
+                match (notification.channel(), parts.next(), parts.next()) {
+                    (WEBHOOKS, Some(tenant_id), Some(id)) => Change::Webhook {
+                        tenant_id: tenant_id.to_owned(),
+                        id: id.to_owned(),
+                    },
+                    (DELIVERIES, _, _) => Change::Deliveries,
+                    _ => continue,
+                }
+            }
+            Ok(None) => Change::Missed,
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(error) => {
+                tracing::warn!(%error, "lost the notifications of other instances; reconnecting");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                Change::Missed
+            }
+        };
+        if changes.send(change).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn connect_listener(pool: &PgPool) -> Result<PgListener, StoreError> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen_all([WEBHOOKS, DELIVERIES]).await?;
+    Ok(listener)
 }

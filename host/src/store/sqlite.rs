@@ -511,6 +511,20 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(webhook).collect::<Result<_, _>>()?)
     }
 
+    async fn revisions(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT tenant_id, id, revision FROM webhooks ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
+    /// One process serves an SQLite database ([`SqliteStore::serve`]):
+    /// there is no one else to follow.
+    fn follow(&self) -> Option<tokio::sync::mpsc::Receiver<super::Change>> {
+        None
+    }
+
     async fn ingest(
         &self,
         tenant_id: &str,

@@ -331,6 +331,125 @@ fn two_servers_serve_one_postgres_database() {
     }
 }
 
+/// What one instance writes, the others match with within a second: a
+/// webhook created through one fires for events posted to another, and
+/// stops firing there once deleted through the first.
+#[test]
+fn a_webhook_written_through_one_instance_is_matched_by_another() {
+    use std::time::Instant;
+
+    use crate::common::{Receiver, Reply};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = runtime.block_on(crate::postgres::database());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = binary()
+        .args(["tenant", "create", "Acme", "--json", "--database-url", &url])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("tenant create");
+    assert!(output.status.success(), "{output:?}");
+    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
+    let (admin, ingest) = (
+        keys["apiKey"].as_str().expect("key").to_owned(),
+        keys["ingestKey"].as_str().expect("key").to_owned(),
+    );
+    let settings = [
+        ("INBOX_DATABASE_URL", url.as_str()),
+        ("INBOX_ALLOW_PRIVATE_TARGETS", "true"),
+    ];
+    let (first, second) = (
+        Serving::start_with(dir.path(), &settings),
+        Serving::start_with(dir.path(), &settings),
+    );
+    runtime.block_on(async {
+        let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
+        let http = reqwest::Client::new();
+        let mut hook = webhook();
+        hook["url"] = receiver.url("/hook").into();
+        let created: Value = http
+            .post(format!("http://{}/v1/webhooks", first.addr))
+            .bearer_auth(&admin)
+            .json(&hook)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let id = created["id"].as_str().expect("id").to_owned();
+        let event = |n: usize| {
+            serde_json::json!({"event": "TicketCreated",
+                "ticketId": format!("ebcb7b53-6636-4c6b-8023-4a61d6df{n:04}"),
+                "ticket": {"channel": "email", "subject": "refund please", "priority": "high"}})
+        };
+        // Posted to the other instance until it matches: within a second.
+        let written = Instant::now();
+        let mut n = 0;
+        loop {
+            let answer: Value = http
+                .post(format!("http://{}/v1/events", second.addr))
+                .bearer_auth(&ingest)
+                .json(&event(n))
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("json");
+            n += 1;
+            if answer["deliveries"] == 1 {
+                break;
+            }
+            assert!(
+                written.elapsed() < Duration::from_secs(1),
+                "the other instance did not match the new webhook within 1 s: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        receiver.wait_for(1, Duration::from_secs(10)).await;
+
+        let deleted = http
+            .delete(format!("http://{}/v1/webhooks/{id}", first.addr))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(deleted.status(), 204);
+        let gone = Instant::now();
+        loop {
+            let answer: Value = http
+                .post(format!("http://{}/v1/events", second.addr))
+                .bearer_auth(&ingest)
+                .json(&event(n))
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("json");
+            n += 1;
+            if answer["deliveries"] == 0 {
+                break;
+            }
+            assert!(
+                gone.elapsed() < Duration::from_secs(1),
+                "the other instance still matched the deleted webhook after 1 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    for server in [first, second] {
+        let (code, lines) = server.terminate();
+        assert_eq!(code, 0, "{lines:?}");
+    }
+}
+
 #[test]
 fn a_missing_extra_ca_file_stops_start_up_naming_the_setting() {
     let dir = tempfile::tempdir().expect("temp dir");
