@@ -14,7 +14,7 @@
 //!   and re-parses no rule.
 //! - [`Pool`]: sessions shared by async tasks; each tenant's calls take
 //!   turns, draw on its [`Shares`] account of engine time, and run on
-//!   threads of the scheduler's idle priority, below ingest and delivery.
+//!   threads of their own, apart from ingest and delivery.
 //!
 //! Every call is bounded by a [`Budget`]: an epoch deadline (a ticker
 //! thread advances the epoch) and a memory limit per store. A trap or an

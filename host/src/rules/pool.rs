@@ -7,10 +7,10 @@ use super::workers::Workers;
 use super::{Budget, Error, Runtime, Session};
 
 /// Where the engine's one-shot calls run. A tenant's calls take turns,
-/// draw on its [`Shares`] account of engine time, and run on the idle
-/// priority [`Workers`], below ingest, delivery and the HTTP server; the
-/// server's own calls (the catalogue, readiness) run on tokio's blocking
-/// threads at normal priority, on sessions kept between calls.
+/// draw on its [`Shares`] account of engine time, and run on the
+/// [`Workers`]' threads; the server's own calls (the catalogue, readiness)
+/// run on tokio's blocking threads, on sessions kept between calls, so
+/// that no tenant's storm delays them.
 #[derive(Debug)]
 pub struct Pool {
     runtime: Arc<Runtime>,
@@ -37,12 +37,6 @@ impl Pool {
         })
     }
 
-    /// Whether tenants' calls run under the scheduler's idle policy (see
-    /// [`Workers`]); `false` where the system refused it.
-    pub fn yields(&self) -> bool {
-        self.workers.idle()
-    }
-
     /// Runs `call` for `tenant`: after the tenant's earlier calls, while
     /// its engine time lasts ([`Error::Busy`] when it is spent), charging
     /// the processor time the call takes. A deadline reached on less than
@@ -56,10 +50,7 @@ impl Pool {
         let turn = self.shares.enter(tenant).await.map_err(Error::Busy)?;
         let (answer, spent) = self.workers.run(call).await?;
         turn.charge(spent);
-        match answer {
-            Err(Error::Timeout(deadline)) if spent < deadline / 2 => Err(Error::Starved(deadline)),
-            answer => answer,
-        }
+        crowded_out(answer, spent)
     }
 
     /// `Ok` while `tenant` has engine time left, else [`Error::Busy`]:
@@ -90,5 +81,37 @@ impl Pool {
     fn lock(&self) -> MutexGuard<'_, Vec<Session>> {
         // A panic while holding the lock left the list itself intact.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A call's answer, given the processor time it used: a deadline reached
+/// on less than half of it was the machine's load, not the input.
+fn crowded_out<R>(answer: Result<R, Error>, spent: std::time::Duration) -> Result<R, Error> {
+    match answer {
+        Err(Error::Timeout(deadline)) if spent < deadline / 2 => Err(Error::Starved(deadline)),
+        answer => answer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Error, crowded_out};
+
+    #[test]
+    fn a_deadline_reached_on_little_processor_time_is_the_machines_load() {
+        let deadline = Duration::from_millis(500);
+        let timeout = || Err::<(), _>(Error::Timeout(deadline));
+        let starved = crowded_out(timeout(), Duration::from_millis(40));
+        assert!(
+            matches!(starved, Err(Error::Starved(d)) if d == deadline),
+            "{starved:?}"
+        );
+        let costly = crowded_out(timeout(), Duration::from_millis(480));
+        assert!(matches!(costly, Err(Error::Timeout(_))), "{costly:?}");
+        assert!(crowded_out(Ok(()), Duration::ZERO).is_ok());
+        let other = crowded_out::<()>(Err(Error::OutOfMemory(1)), Duration::ZERO);
+        assert!(matches!(other, Err(Error::OutOfMemory(1))), "{other:?}");
     }
 }

@@ -7,9 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use inbox_rules::api::encode;
-use inbox_webhooks::rules::{
-    Budget, Error, InsertError, Op, Pool, Runtime, Session, Shares, Taken, TenantRules,
-};
+use inbox_webhooks::rules::{Budget, Error, InsertError, Op, Runtime, Session, Taken, TenantRules};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -374,90 +372,6 @@ fn a_session_recovers_from_a_timeout_too() {
         session
             .call(Op::Check, r#"{"expression": "1", "ids": [1]}"#)
             .is_ok()
-    );
-}
-
-/// The scheduling policy of the thread a call runs on.
-fn policy(_: &mut Session) -> Result<thread_priority::ThreadSchedulePolicy, Error> {
-    Ok(thread_priority::thread_schedule_policy().expect("the thread's policy"))
-}
-
-#[tokio::test]
-async fn a_tenants_one_shot_calls_run_below_the_servers_own_work() {
-    use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
-    let pool = Pool::new(
-        runtime(),
-        Budget::default(),
-        Shares::new(1.0, Duration::from_secs(1)),
-    );
-    assert!(pool.yields());
-    let tenants = pool.run_for("acme", policy).await.expect("answered");
-    assert_eq!(
-        tenants,
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
-    );
-    // The server's own calls (readiness) are not pushed aside by load.
-    let own = pool.run(policy).await.expect("answered");
-    assert_eq!(
-        own,
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
-    );
-}
-
-/// A call that yields to the server's work and so runs out of time is not
-/// the input's fault: it is `Starved` (retryable), not `Timeout` (which
-/// the API reports as `too_complex`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_one_shot_call_the_server_crowded_out_is_starved_not_too_complex() {
-    let deadline = Duration::from_millis(150);
-    let pool = Pool::new(
-        runtime(),
-        Budget {
-            deadline,
-            ..Budget::default()
-        },
-        Shares::new(1.0, Duration::from_secs(10)),
-    );
-    // Matching against 1,000 webhooks: some milliseconds of work.
-    let webhooks: Vec<Value> = (0..1_000)
-        .map(|i| json!({"id": format!("wh_{i}"), "name": "n", "url": "https://crm.example/h",
-                        "events": ["TicketCreated"],
-                        "conditions": [{"id": 1, "field": "subject", "operator": "matches", "value": format!("a{i}|b")}]}))
-        .collect();
-    let input = Arc::new(json!({"webhooks": webhooks, "event": subject_event("x")}).to_string());
-    let matching = |input: &Arc<String>| {
-        let input = Arc::clone(input);
-        move |session: &mut Session| session.call(Op::Match, &input)
-    };
-    let started = std::time::Instant::now();
-    pool.run_for("acme", matching(&input))
-        .await
-        .expect("alone, it answers");
-    let alone = started.elapsed();
-    assert!(alone < deadline / 4, "the call itself takes {alone:?}");
-
-    // Every core busy with normal-priority work, as a server under load.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let spinners: Vec<_> = (0..cores)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
-            })
-        })
-        .collect();
-    let crowded = pool.run_for("acme", matching(&input)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for spinner in spinners {
-        spinner.join().expect("spinner");
-    }
-    let error = crowded.expect_err("crowded out past its deadline");
-    assert!(
-        matches!(error, Error::Starved(d) if d == deadline),
-        "{error}"
     );
 }
 
