@@ -123,7 +123,7 @@ impl TestDeliveries {
             due: None,
             lease_until: Some(at + self.dispatcher.lease_millis()),
         };
-        let claimed = Claimed {
+        let mut claimed = Claimed {
             id: delivery.id.clone(),
             tenant_id: webhook.tenant_id.clone(),
             webhook_id: webhook.id.clone(),
@@ -135,6 +135,7 @@ impl TestDeliveries {
             client_tls: webhook.client_tls.clone(),
             payload: delivery.payload.clone(),
             attempts: 0,
+            lease: String::new(),
         };
         let stored = NewEvent {
             id: format!("evt_{}", ulid::Ulid::new()),
@@ -142,7 +143,16 @@ impl TestDeliveries {
             body: event.to_string(),
             deliveries: vec![delivery],
         };
-        self.store.ingest(tenant, vec![stored], at).await?;
+        let ingested = self.store.ingest(tenant, vec![stored], at).await?;
+        // Its lease, unless an earlier delivery of its ticket waits (then
+        // it was stored unleased, and is sent now all the same).
+        if let Some(leased) = ingested
+            .iter()
+            .flat_map(|i| &i.leased)
+            .find(|l| l.id == claimed.id)
+        {
+            claimed.lease.clone_from(&leased.lease);
+        }
         let outcome = self.dispatcher.send_once(&claimed).await?;
         Ok(Sent {
             delivered: outcome.succeeded(),

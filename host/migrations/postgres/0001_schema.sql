@@ -76,6 +76,7 @@ CREATE TABLE deliveries (
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT,
     leased_until     BIGINT,
+    lease            TEXT,                  -- the lease holder's token (see the SQLite migration 0006)
     last_error       TEXT,
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL

@@ -248,7 +248,7 @@ impl Dispatcher {
                 .flat_map(|(_, queue)| queue.into_iter().map(|(delivery, _)| delivery))
                 .collect();
             for delivery in left {
-                dispatcher.release(&delivery.id).await;
+                dispatcher.release(&delivery).await;
             }
             dispatcher.recording.close();
             let _ =
@@ -339,7 +339,7 @@ impl Dispatcher {
     /// its lease back once the dispatcher is stopping.
     async fn start_or_release(self: &Arc<Self>, delivery: Claimed) {
         match self.stopping.load(Ordering::SeqCst) {
-            true => self.release(&delivery.id).await,
+            true => self.release(&delivery).await,
             false => self.start(delivery).await,
         }
     }
@@ -389,10 +389,10 @@ impl Dispatcher {
     /// lease back when no attempt can start at all.
     async fn start(self: &Arc<Self>, delivery: Claimed) {
         let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-            return self.release(&delivery.id).await;
+            return self.release(&delivery).await;
         };
         let Ok(tenant_slot) = self.tenant_slot(&delivery.tenant_id).try_acquire_owned() else {
-            return self.release(&delivery.id).await;
+            return self.release(&delivery).await;
         };
         let webhook_slot = {
             // Under the lock a leaving worker checks the queue with: a
@@ -408,7 +408,7 @@ impl Dispatcher {
             }
         };
         if !self.breakers.allow(&delivery.webhook_id, Instant::now()) {
-            return self.release(&delivery.id).await;
+            return self.release(&delivery).await;
         }
         let slots = Slots {
             _all: slot,
@@ -417,10 +417,10 @@ impl Dispatcher {
         tokio::spawn(Arc::clone(self).work(delivery, slots, webhook_slot));
     }
 
-    async fn release(&self, id: &str) {
-        if let Err(error) = self.store.release(id).await {
+    async fn release(&self, delivery: &Claimed) {
+        if let Err(error) = self.store.release(&delivery.id, &delivery.lease).await {
             // The lease runs out by itself.
-            tracing::warn!(%error, delivery = id, "giving a lease back failed");
+            tracing::warn!(%error, delivery = %delivery.id, "giving a lease back failed");
         }
     }
 
@@ -487,7 +487,7 @@ impl Dispatcher {
         for delivery in give_back {
             let dispatcher = Arc::clone(self);
             self.recording
-                .spawn(async move { dispatcher.release(&delivery.id).await });
+                .spawn(async move { dispatcher.release(&delivery).await });
         }
         next
     }
@@ -561,13 +561,26 @@ impl Dispatcher {
         let result = match outcome {
             None => self
                 .store
-                .finish(&delivery.id, None, Next::Cancelled, Health::Unchanged)
+                .finish(
+                    &delivery.id,
+                    &delivery.lease,
+                    None,
+                    Next::Cancelled,
+                    Health::Unchanged,
+                )
                 .await
                 .map(|_| "cancelled"),
             Some(outcome) => self.record_attempt(&delivery, &outcome).await,
         };
         match result {
             Ok(label) => self.metrics.delivery(label),
+            // The lease ran out during the attempt and another worker (of
+            // this process or another) took the delivery: the outcome is
+            // its to record. The receiver may see it twice, under one
+            // `webhook-id`.
+            Err(error @ crate::store::StoreError::LeaseLost(_)) => {
+                tracing::info!(%error, "attempt outlived its lease; not recorded");
+            }
             Err(error) => {
                 tracing::error!(%error, delivery = %delivery.id, "recording an attempt failed; the lease will bring it back")
             }
@@ -584,7 +597,13 @@ impl Dispatcher {
         let (next, health, label) = self.next(delivery.attempts + 1, outcome);
         let disabled = self
             .store
-            .finish(&delivery.id, Some(&outcome.attempt), next, health)
+            .finish(
+                &delivery.id,
+                &delivery.lease,
+                Some(&outcome.attempt),
+                next,
+                health,
+            )
             .await?;
         if !succeeded {
             tracing::info!(
@@ -651,6 +670,7 @@ impl Dispatcher {
         self.store
             .finish(
                 &delivery.id,
+                &delivery.lease,
                 Some(&outcome.attempt),
                 next,
                 Health::Unchanged,

@@ -107,6 +107,10 @@ pub enum StoreError {
     /// (see [`Store::ingest`]); nothing of the request was stored.
     #[error("{0}")]
     IdempotencyMismatch(IdempotencyMismatch),
+    /// The delivery's lease ran out and another worker holds it now: its
+    /// outcome is the other's to record.
+    #[error("delivery {0} is leased to another worker now")]
+    LeaseLost(String),
     /// The tenant has as many webhooks as it may have.
     #[error("a tenant has at most {0} webhooks (max_webhooks_per_tenant)")]
     WebhookQuota(u32),
@@ -383,6 +387,8 @@ pub(crate) enum Refusal {
     WebhookQuota(u32),
     #[error("the tenant's patterns would weigh {total}, past {limit}")]
     PatternWeight { total: u64, limit: u32 },
+    #[error("delivery {0} is leased to another worker now")]
+    LeaseLost(String),
 }
 
 /// A request that reuses idempotency keys for other events: the index of
@@ -472,6 +478,11 @@ pub struct Claimed {
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// The lease's token: [`Store::finish`] and [`Store::release`] take
+    /// the delivery only with it, so that a worker whose lease ran out and
+    /// was taken by another records nothing over the other's work. Empty
+    /// for a delivery stored without a lease.
+    pub lease: String,
 }
 
 /// One attempt's record.
@@ -688,17 +699,21 @@ pub trait Store: Send + Sync + Debug {
         limit: u32,
         room: &Room,
     ) -> Result<Vec<Claimed>, StoreError>;
-    /// Records an attempt and what follows it, in one transaction; `true`
-    /// when this disabled the webhook.
+    /// Records an attempt and what follows it, in one transaction, for the
+    /// holder of the delivery's `lease` ([`Claimed::lease`]); `true` when
+    /// this disabled the webhook. [`StoreError::LeaseLost`], recording
+    /// nothing, when the delivery is leased to someone else now.
     async fn finish(
         &self,
         delivery_id: &str,
+        lease: &str,
         attempt: Option<&Attempt>,
         next: Next,
         health: Health,
     ) -> Result<bool, StoreError>;
-    /// Gives a lease back without an attempt (the worker could not start).
-    async fn release(&self, delivery_id: &str) -> Result<(), StoreError>;
+    /// Gives a lease back without an attempt (the worker could not start);
+    /// nothing when the delivery is leased to someone else now.
+    async fn release(&self, delivery_id: &str, lease: &str) -> Result<(), StoreError>;
     /// A page of a webhook's deliveries, newest first, before `before`;
     /// without their explanations (empty), which [`Store::delivery`] has.
     async fn deliveries(

@@ -213,6 +213,7 @@ fn claimed(row: &PgRow) -> Result<Claimed, sqlx::Error> {
         client_tls: None,
         payload: row.try_get("payload")?,
         attempts: count(row, "attempts")?,
+        lease: row.try_get("lease")?,
     })
 }
 
@@ -818,6 +819,8 @@ impl Store for PgStore {
         }
         let mut enabled: HashMap<String, bool> = HashMap::new();
         let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
+        // The token of the leases this write takes.
+        let token = ulid::Ulid::new().to_string();
         for (index, event) in events.iter().enumerate() {
             let stored = sqlx::query(
                 "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
@@ -900,8 +903,8 @@ impl Store for PgStore {
                 sqlx::query(
                     "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
                         ticket_id, payload, explanation, state, next_attempt_at, leased_until,
-                        created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $11)",
+                        lease, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $12, $11, $11)",
                 )
                 .bind(&delivery.id)
                 .bind(tenant_id)
@@ -914,6 +917,7 @@ impl Store for PgStore {
                 .bind(delivery.due.unwrap_or(at))
                 .bind(lease_until)
                 .bind(at)
+                .bind(lease_until.map(|_| &token))
                 .execute(&mut *tx)
                 .await?;
                 if lease_until.is_some() {
@@ -927,6 +931,7 @@ impl Store for PgStore {
                         client_tls: None,
                         payload: delivery.payload.clone(),
                         attempts: 0,
+                        lease: token.clone(),
                     });
                 }
             }
@@ -1008,17 +1013,18 @@ impl Store for PgStore {
         // Leased only if still free once locked: another instance may have
         // taken some meanwhile (skipped while it holds them, refused after).
         let rows = sqlx::query(
-            "UPDATE deliveries SET leased_until = $1
+            "UPDATE deliveries SET leased_until = $1, lease = $4
              WHERE seq IN (
                  SELECT seq FROM deliveries
                  WHERE seq = ANY($2) AND state = 'pending'
                    AND (leased_until IS NULL OR leased_until <= $3)
                  FOR UPDATE SKIP LOCKED)
-             RETURNING seq, id, tenant_id, webhook_id, payload, attempts",
+             RETURNING seq, id, tenant_id, webhook_id, payload, attempts, lease",
         )
         .bind(lease_until)
         .bind(&chosen)
         .bind(at)
+        .bind(ulid::Ulid::new().to_string())
         .fetch_all(&mut *tx)
         .await?;
         let mut leased: HashMap<i64, Claimed> = HashMap::new();
@@ -1036,6 +1042,7 @@ impl Store for PgStore {
     async fn finish(
         &self,
         delivery_id: &str,
+        lease: &str,
         attempt: Option<&Attempt>,
         next: Next,
         health: Health,
@@ -1061,8 +1068,8 @@ impl Store for PgStore {
         let (state, due) = state_after(next);
         let webhook_id: Option<String> = sqlx::query_scalar(
             "UPDATE deliveries SET state = $1, next_attempt_at = $2, leased_until = NULL,
-                attempts = attempts + $3, last_error = $4, updated_at = $5
-             WHERE id = $6 RETURNING webhook_id",
+                lease = NULL, attempts = attempts + $3, last_error = $4, updated_at = $5
+             WHERE id = $6 AND COALESCE(lease, '') = $7 RETURNING webhook_id",
         )
         .bind(state)
         .bind(due)
@@ -1070,10 +1077,19 @@ impl Store for PgStore {
         .bind(last_error(next, attempt.and_then(|a| a.error.as_deref())))
         .bind(at)
         .bind(delivery_id)
+        .bind(lease)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(webhook_id) = webhook_id else {
-            return Ok(false);
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM deliveries WHERE id = $1")
+                .bind(delivery_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            // Dropping the transaction rolls the attempt's record back.
+            return match exists {
+                Some(_) => Err(StoreError::LeaseLost(delivery_id.to_owned())),
+                None => Ok(false),
+            };
         };
         let disabled: bool = match health {
             Health::Unchanged => false,
@@ -1118,11 +1134,15 @@ impl Store for PgStore {
         Ok(disabled)
     }
 
-    async fn release(&self, delivery_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deliveries SET leased_until = NULL WHERE id = $1")
-            .bind(delivery_id)
-            .execute(&self.pool)
-            .await?;
+    async fn release(&self, delivery_id: &str, lease: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET leased_until = NULL, lease = NULL
+             WHERE id = $1 AND COALESCE(lease, '') = $2",
+        )
+        .bind(delivery_id)
+        .bind(lease)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -1176,6 +1196,7 @@ impl Store for PgStore {
         let updated = sqlx::query(
             "UPDATE deliveries SET
                 leased_until = CASE WHEN state = 'pending' THEN leased_until END,
+                lease = CASE WHEN state = 'pending' THEN lease END,
                 state = 'pending', next_attempt_at = $1, updated_at = $1
              WHERE tenant_id = $2 AND id = $3",
         )

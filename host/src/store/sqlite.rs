@@ -562,20 +562,24 @@ impl Store for SqliteStore {
     async fn finish(
         &self,
         delivery_id: &str,
+        lease: &str,
         attempt: Option<&Attempt>,
         next: Next,
         health: Health,
     ) -> Result<bool, StoreError> {
-        let (delivery_id, attempt, at) = (delivery_id.to_owned(), attempt.cloned(), now());
+        let (delivery_id, lease) = (delivery_id.to_owned(), lease.to_owned());
+        let (attempt, at) = (attempt.cloned(), now());
         self.writer
-            .write(move |tx| writes::finish(tx, &delivery_id, attempt.as_ref(), next, health, at))
+            .write(move |tx| {
+                writes::finish(tx, &delivery_id, &lease, attempt.as_ref(), next, health, at)
+            })
             .await
     }
 
-    async fn release(&self, delivery_id: &str) -> Result<(), StoreError> {
-        let delivery_id = delivery_id.to_owned();
+    async fn release(&self, delivery_id: &str, lease: &str) -> Result<(), StoreError> {
+        let (delivery_id, lease) = (delivery_id.to_owned(), lease.to_owned());
         self.writer
-            .write(move |tx| writes::release(tx, &delivery_id))
+            .write(move |tx| writes::release(tx, &delivery_id, &lease))
             .await
     }
 

@@ -527,20 +527,26 @@ async fn claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first(back
     );
 }
 
-/// The ids a claim at `at` leases until `until`, room 10 everywhere.
-async fn claim_ids(store: &dyn Store, at: Millis, until: Millis) -> Vec<String> {
-    let claimed = store
+/// What a claim at `at` leases until `until`, room 10 everywhere.
+async fn claim_all(store: &dyn Store, at: Millis, until: Millis) -> Vec<super::Claimed> {
+    store
         .claim(at, until, 10, &super::Room::new(10))
         .await
-        .expect("claim");
+        .expect("claim")
+}
+
+/// The ids a claim at `at` leases until `until`, room 10 everywhere.
+async fn claim_ids(store: &dyn Store, at: Millis, until: Millis) -> Vec<String> {
+    let claimed = claim_all(store, at, until).await;
     claimed.into_iter().map(|c| c.id).collect()
 }
 
-/// Records a delivery's success.
-async fn succeed(store: &dyn Store, delivery: &str) {
+/// Records the success of a delivery its holder sent.
+async fn succeed(store: &dyn Store, delivery: &super::Claimed) {
     store
         .finish(
-            delivery,
+            &delivery.id,
+            &delivery.lease,
             None,
             super::Next::Succeeded,
             super::Health::Healthy,
@@ -588,10 +594,35 @@ async fn claims_keep_ticket_order_and_leases(backend: Backend) {
             .is_empty(),
         "leased"
     );
-    // A crashed worker's lease runs out and the row comes back.
-    let back = claim_ids(store.as_ref(), at + 1000, at + 2000).await;
+    // A crashed worker's lease runs out and the row comes back, under a
+    // lease of its own: the first holder can record nothing now.
+    let back = claim_all(store.as_ref(), at + 1000, at + 2000).await;
     assert_eq!(back.len(), 2);
-    succeed(store.as_ref(), "msg_1").await;
+    let late = store
+        .finish(
+            "msg_1",
+            &claimed[0].lease,
+            None,
+            super::Next::Failed,
+            super::Health::Unchanged,
+        )
+        .await
+        .expect_err("the lease is another's");
+    assert!(
+        matches!(late, StoreError::LeaseLost(ref id) if id == "msg_1"),
+        "{late}"
+    );
+    store
+        .release("msg_1", &claimed[0].lease)
+        .await
+        .expect("a stale release changes nothing");
+    assert!(
+        claim_ids(store.as_ref(), at + 1000, at + 2000)
+            .await
+            .is_empty(),
+        "still leased to the second holder"
+    );
+    succeed(store.as_ref(), &back[0]).await;
     assert_eq!(
         claim_ids(store.as_ref(), at + 2000, at + 3000).await,
         ["msg_2", "msg_3"],
@@ -652,7 +683,7 @@ async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits(back
         ["msg_4"],
         "the leased ones and msg_2 are not claimed"
     );
-    succeed(store.as_ref(), "msg_1").await;
+    succeed(store.as_ref(), first).await;
     assert_eq!(
         claim_ids(store.as_ref(), at, at + 1000).await,
         ["msg_2"],
@@ -690,6 +721,7 @@ async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backen
     let disabled = store
         .finish(
             "msg_1",
+            "",
             Some(&failed),
             super::Next::RetryAt(at + 5000),
             health,
@@ -725,6 +757,7 @@ async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backen
     let disabled = store
         .finish(
             "msg_1",
+            "",
             Some(&failed),
             super::Next::RetryAt(at + 9000),
             health,
@@ -764,12 +797,13 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run(backend: Backe
         disable_after: 60_000,
     };
     store
-        .finish("msg_1", None, super::Next::RetryAt(now()), health)
+        .finish("msg_1", "", None, super::Next::RetryAt(now()), health)
         .await
         .expect("fail");
     store
         .finish(
             "msg_1",
+            "",
             None,
             super::Next::Succeeded,
             super::Health::Healthy,
@@ -779,7 +813,7 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run(backend: Backe
     let since = db.integer("SELECT failing_since FROM webhooks").await;
     assert_eq!(since, None);
     let disabled = store
-        .finish("msg_2", None, super::Next::Failed, super::Health::Gone)
+        .finish("msg_2", "", None, super::Next::Failed, super::Health::Gone)
         .await
         .expect("gone");
     assert!(disabled);
@@ -806,7 +840,13 @@ async fn redelivery_and_pruning(backend: Backend) {
         .await
         .expect("ingest");
     store
-        .finish("msg_1", None, super::Next::Failed, super::Health::Unchanged)
+        .finish(
+            "msg_1",
+            "",
+            None,
+            super::Next::Failed,
+            super::Health::Unchanged,
+        )
         .await
         .expect("fail");
     assert!(store.redeliver("a", "msg_1", at).await.expect("redeliver"));
@@ -816,23 +856,12 @@ async fn redelivery_and_pruning(backend: Backend) {
             .await
             .expect("other tenant")
     );
-    assert_eq!(
-        store
-            .claim(at, at + 1, 10, &super::Room::new(10))
-            .await
-            .expect("claim")
-            .len(),
-        1
-    );
-    store
-        .finish(
-            "msg_1",
-            None,
-            super::Next::Succeeded,
-            super::Health::Healthy,
-        )
+    let claimed = store
+        .claim(at, at + 1, 10, &super::Room::new(10))
         .await
-        .expect("ok");
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    succeed(store.as_ref(), &claimed[0]).await;
     assert_eq!(
         store.prune(at - 20_000).await.expect("prune"),
         0,
@@ -1020,6 +1049,7 @@ async fn send_all(store: &dyn Store, sent: &std::sync::Mutex<Vec<String>>) {
             store
                 .finish(
                     &delivery.id,
+                    &delivery.lease,
                     None,
                     super::Next::Succeeded,
                     super::Health::Healthy,

@@ -278,10 +278,12 @@ pub(super) fn ingest(
     )?;
     let mut insert_delivery = tx.prepare_cached(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
-            ticket_id, payload, explanation, state, next_attempt_at, leased_until, created_at,
-            updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            ticket_id, payload, explanation, state, next_attempt_at, leased_until, lease,
+            created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
     )?;
+    // The token of the leases this write takes.
+    let token = ulid::Ulid::new().to_string();
     let mut ticket_waits = tx.prepare_cached(
         "SELECT 1 FROM deliveries
          WHERE state = 'pending' AND webhook_id = ? AND ticket_id = ? LIMIT 1",
@@ -366,6 +368,7 @@ pub(super) fn ingest(
                 delivery.explanation,
                 delivery.due.unwrap_or(at),
                 lease_until,
+                lease_until.map(|_| &token),
                 at,
                 at,
             ])?;
@@ -380,6 +383,7 @@ pub(super) fn ingest(
                     client_tls: None,
                     payload: delivery.payload.clone(),
                     attempts: 0,
+                    lease: token.clone(),
                 });
             }
         }
@@ -456,12 +460,13 @@ pub(super) fn claim(
     }
     let candidates = take_turns(by_tenant, room, limit);
     let mut lease = tx.prepare_cached(
-        "UPDATE deliveries SET leased_until = ? WHERE seq = ?
-         RETURNING id, tenant_id, webhook_id, payload, attempts",
+        "UPDATE deliveries SET leased_until = ?, lease = ? WHERE seq = ?
+         RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
     )?;
+    let token = ulid::Ulid::new().to_string();
     let mut claimed = Vec::with_capacity(candidates.len());
     for seq in candidates {
-        claimed.push(lease.query_row(params![lease_until, seq], |row| {
+        claimed.push(lease.query_row(params![lease_until, token, seq], |row| {
             Ok(Claimed {
                 id: row.get("id")?,
                 tenant_id: row.get("tenant_id")?,
@@ -472,6 +477,7 @@ pub(super) fn claim(
                 client_tls: None,
                 payload: row.get("payload")?,
                 attempts: row.get("attempts")?,
+                lease: row.get("lease")?,
             })
         })?);
     }
@@ -528,6 +534,7 @@ fn fill_targets<'c>(
 pub(super) fn finish(
     tx: &Transaction<'_>,
     delivery_id: &str,
+    lease: &str,
     attempt: Option<&Attempt>,
     next: Next,
     health: Health,
@@ -554,8 +561,8 @@ pub(super) fn finish(
     let webhook_id: Option<String> = tx
         .prepare_cached(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, leased_until = NULL,
-                attempts = attempts + ?, last_error = ?, updated_at = ?
-             WHERE id = ? RETURNING webhook_id",
+                lease = NULL, attempts = attempts + ?, last_error = ?, updated_at = ?
+             WHERE id = ? AND COALESCE(lease, '') = ? RETURNING webhook_id",
         )?
         .query_row(
             params![
@@ -564,13 +571,21 @@ pub(super) fn finish(
                 i64::from(attempt.is_some()),
                 last_error,
                 at,
-                delivery_id
+                delivery_id,
+                lease,
             ],
             |row| row.get(0),
         )
         .optional()?;
     let Some(webhook_id) = webhook_id else {
-        return Ok(false);
+        let exists = tx
+            .prepare_cached("SELECT 1 FROM deliveries WHERE id = ?")?
+            .exists([delivery_id])?;
+        return match exists {
+            // Rolls the attempt's record back with it.
+            true => Err(Refusal::LeaseLost(delivery_id.to_owned()).into_error()),
+            false => Ok(false),
+        };
     };
     match health {
         Health::Unchanged => Ok(false),
@@ -625,9 +640,16 @@ fn disable(
     Ok(true)
 }
 
-pub(super) fn release(tx: &Transaction<'_>, delivery_id: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE deliveries SET leased_until = NULL WHERE id = ?")?
-        .execute([delivery_id])?;
+pub(super) fn release(
+    tx: &Transaction<'_>,
+    delivery_id: &str,
+    lease: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE deliveries SET leased_until = NULL, lease = NULL
+         WHERE id = ? AND COALESCE(lease, '') = ?",
+    )?
+    .execute([delivery_id, lease])?;
     Ok(())
 }
 
@@ -642,6 +664,7 @@ pub(super) fn redeliver(
         .prepare_cached(
             "UPDATE deliveries SET
                 leased_until = CASE WHEN state = 'pending' THEN leased_until END,
+                lease = CASE WHEN state = 'pending' THEN lease END,
                 state = 'pending', next_attempt_at = ?1, updated_at = ?1
              WHERE tenant_id = ?2 AND id = ?3",
         )?
@@ -675,6 +698,7 @@ impl From<rusqlite::Error> for StoreError {
                     Refusal::PatternWeight { total, limit } => {
                         Self::PatternWeightQuota { total, limit }
                     }
+                    Refusal::LeaseLost(delivery) => Self::LeaseLost(delivery),
                 },
                 Err(inner) => {
                     Self::Database(Box::new(rusqlite::Error::ToSqlConversionFailure(inner)))
