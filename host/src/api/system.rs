@@ -42,6 +42,9 @@ async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
+/// How long readiness waits for the database.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The database answers and the rule engine runs: the server can take work.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
@@ -53,9 +56,18 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, AppError>
             format!("the {what} is not ready"),
         )
     };
-    if let Err(error) = state.store.ping().await {
-        tracing::warn!(%error, "readiness: database");
-        return Err(not_ready("database"));
+    // A probe gets its answer in time: a database that does not answer
+    // within the second is not ready, whatever the pool's own wait.
+    match tokio::time::timeout(READY_WAIT, state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: database");
+            return Err(not_ready("database"));
+        }
+        Err(_) => {
+            tracing::warn!(wait = ?READY_WAIT, "readiness: the database did not answer");
+            return Err(not_ready("database"));
+        }
     }
     if let Err(error) = state.engine.run(|s| s.call(Op::Catalog, "null")).await {
         tracing::warn!(%error, "readiness: rule engine");

@@ -49,6 +49,10 @@ const DELIVERIES: &str = "inbox_deliveries";
 /// catches a change whose notification was lost with a connection.
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The advisory lock whose holder prunes: a number every instance agrees
+/// on (the ticket locks are digests, which a name is not likely to meet).
+pub(super) const PRUNE_LOCK: i64 = i64::from_be_bytes(*b"inbox:pr");
+
 /// The Postgres store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -1226,8 +1230,17 @@ impl Store for PgStore {
         })
     }
 
+    /// One instance prunes at a time: the others find the lock taken and
+    /// prune nothing this time round.
     async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
+        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(PRUNE_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !ours {
+            return Ok(0);
+        }
         let mut gone = 0;
         for statement in [
             "DELETE FROM attempts WHERE started_at < $1",

@@ -5,6 +5,7 @@
 
 use super::{Millis, PgStore, Quota, SqliteStore, Store, StoreError, WebhookRecord, now};
 
+#[allow(dead_code, reason = "the clusters of integration tests, not used here")]
 #[path = "../../tests/support/postgres.rs"]
 mod postgres;
 
@@ -1158,3 +1159,46 @@ conformance!(
     tenants_take_turns_in_a_claim_within_their_room,
     concurrent_claims_share_the_queue_in_ticket_order,
 );
+
+/// Several instances prune one Postgres database in turn: while one holds
+/// the pruning lock, another prunes nothing.
+#[tokio::test]
+async fn postgres_instances_prune_one_at_a_time() {
+    use sqlx::Connection as _;
+    let (db, store) = with_webhook(Backend::Postgres).await;
+    let at = now();
+    store
+        .ingest(
+            "a",
+            vec![event("evt_1", None, &[("msg_1", "wh_1", "t")])],
+            at,
+        )
+        .await
+        .expect("ingest");
+    store
+        .finish(
+            "msg_1",
+            "",
+            None,
+            super::Next::Succeeded,
+            super::Health::Healthy,
+        )
+        .await
+        .expect("finish");
+    let mut other = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("another instance's connection");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(super::postgres::PRUNE_LOCK)
+        .execute(&mut other)
+        .await
+        .expect("lock");
+    assert_eq!(store.prune(at + 10_000).await.expect("prune"), 0);
+    assert!(store.delivery("a", "msg_1").await.expect("get").is_some());
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(super::postgres::PRUNE_LOCK)
+        .execute(&mut other)
+        .await
+        .expect("unlock");
+    assert_eq!(store.prune(at + 10_000).await.expect("prune"), 2);
+}

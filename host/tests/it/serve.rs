@@ -450,6 +450,84 @@ fn a_webhook_written_through_one_instance_is_matched_by_another() {
     }
 }
 
+/// A server that loses its database says so on `/readyz` and answers
+/// writes 503 within seconds, never hanging, and recovers by itself when
+/// the database comes back.
+#[test]
+fn a_server_that_loses_postgres_is_not_ready_until_it_returns() {
+    use std::time::Instant;
+
+    let mut postgres = crate::postgres::OwnCluster::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = runtime.block_on(postgres.database());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = binary()
+        .args(["tenant", "create", "Acme", "--json", "--database-url", &url])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("tenant create");
+    assert!(output.status.success(), "{output:?}");
+    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
+    let key = keys["apiKey"].as_str().expect("key").to_owned();
+    let server = Serving::start_with(dir.path(), &[("INBOX_DATABASE_URL", url.as_str())]);
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let ready = || async {
+        let started = Instant::now();
+        let status = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16();
+        (status, started.elapsed())
+    };
+    let create = || async {
+        let started = Instant::now();
+        let response = http
+            .post(format!("{base}/v1/webhooks"))
+            .bearer_auth(&key)
+            .json(&webhook())
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        (status, body, started.elapsed())
+    };
+    runtime.block_on(async {
+        assert_eq!(ready().await.0, 200);
+        assert_eq!(create().await.0, 201);
+
+        postgres.stop();
+        let (status, took) = ready().await;
+        assert_eq!(status, 503);
+        assert!(took < Duration::from_secs(3), "readiness took {took:?}");
+        let (status, body, took) = create().await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "database_unavailable", "{body}");
+        assert!(took < Duration::from_secs(8), "a write hung for {took:?}");
+
+        postgres.resume();
+        let back = Instant::now();
+        while ready().await.0 != 200 {
+            assert!(
+                back.elapsed() < Duration::from_secs(20),
+                "not ready 20 s after the database came back"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(create().await.0, 201);
+    });
+    let (code, _) = server.terminate();
+    assert_eq!(code, 0);
+}
+
 #[test]
 fn a_missing_extra_ca_file_stops_start_up_naming_the_setting() {
     let dir = tempfile::tempdir().expect("temp dir");

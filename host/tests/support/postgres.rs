@@ -53,8 +53,12 @@ fn cluster() -> &'static str {
 
 /// A fresh, empty database on the test cluster: its URL.
 pub(crate) async fn database() -> String {
+    create_database(cluster()).await
+}
+
+/// A fresh, empty database on the server at `server`: its URL.
+async fn create_database(server: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let server = cluster();
     let name = format!(
         "test_{}_{}",
         std::process::id(),
@@ -70,22 +74,55 @@ pub(crate) async fn database() -> String {
     format!("{server}/{name}")
 }
 
-fn start() -> Result<Cluster, String> {
-    let bin = binaries()?;
-    let dir = tempfile::Builder::new()
-        .prefix("inbox-postgres-")
-        .tempdir()
-        .map_err(|e| format!("a temporary directory: {e}"))?
-        .keep();
-    let data = dir.join("data");
-    let as_root = rustix::process::geteuid().is_root();
-    if as_root {
-        let owner = Some(rustix::process::Uid::from_raw(UNPRIVILEGED));
-        let group = Some(rustix::process::Gid::from_raw(UNPRIVILEGED));
-        rustix::fs::chown(&dir, owner, group).map_err(|e| format!("chown {dir:?}: {e}"))?;
+/// A cluster's directory, made by `initdb`, not yet running.
+struct Initialized {
+    bin: PathBuf,
+    dir: PathBuf,
+    as_root: bool,
+    port: u16,
+}
+
+impl Initialized {
+    fn new() -> Result<Self, String> {
+        let bin = binaries()?;
+        let dir = tempfile::Builder::new()
+            .prefix("inbox-postgres-")
+            .tempdir()
+            .map_err(|e| format!("a temporary directory: {e}"))?
+            .keep();
+        let as_root = rustix::process::geteuid().is_root();
+        if as_root {
+            let owner = Some(rustix::process::Uid::from_raw(UNPRIVILEGED));
+            let group = Some(rustix::process::Gid::from_raw(UNPRIVILEGED));
+            rustix::fs::chown(&dir, owner, group).map_err(|e| format!("chown {dir:?}: {e}"))?;
+        }
+        let cluster = Self {
+            bin,
+            dir,
+            as_root,
+            port: free_port()?,
+        };
+        let initdb = cluster
+            .command("initdb")
+            .arg("-D")
+            .arg(cluster.dir.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+            .args(["--locale=C"])
+            .output()
+            .map_err(|e| format!("running initdb: {e}"))?;
+        if !initdb.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&initdb.stderr)
+            ));
+        }
+        Ok(cluster)
     }
-    let run = |program: &Path| {
-        let mut command = if as_root {
+
+    /// `program` of the cluster's binaries, run as its owner.
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        let mut command = if self.as_root {
             let mut command = Command::new("setpriv");
             command
                 .args(["--reuid", &UNPRIVILEGED.to_string()])
@@ -96,74 +133,153 @@ fn start() -> Result<Cluster, String> {
         } else {
             Command::new(program)
         };
-        command.env_remove("PGDATA").current_dir(&dir);
+        command.env_remove("PGDATA").current_dir(&self.dir);
         command
-    };
-    let initdb = run(&bin.join("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
-        .args(["--locale=C"])
-        .output()
-        .map_err(|e| format!("running initdb: {e}"))?;
-    if !initdb.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&initdb.stderr)
-        ));
     }
-    let port = free_port()?;
-    let log = dir.join("postgres.log");
-    // The keeper: starts Postgres, waits for the end of its standard input
-    // (this process's end), then stops it and removes the directory.
-    let mut postgres = run(&bin.join("postgres"));
-    postgres
-        .arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-        .arg("-k")
-        .arg(&dir)
-        // Throwaway data: no need to survive a power cut.
-        .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-        .args(["-c", "max_connections=300"]);
+
+    /// The server's command line.
+    fn postgres(&self) -> Command {
+        let mut postgres = self.command("postgres");
+        postgres
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
+            .arg("-k")
+            .arg(&self.dir)
+            // Throwaway data: no need to survive a power cut.
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(["-c", "max_connections=300"]);
+        postgres
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    /// The superuser URL, without a database.
+    fn server(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until the server accepts connections.
+    fn wait_until_listening(&self) -> Result<(), String> {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if started.elapsed() > START_TIMEOUT {
+                let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+                return Err(format!(
+                    "postgres did not listen on {} within {START_TIMEOUT:?}: {log}",
+                    self.port
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Listening comes a moment before accepting logins.
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(())
+    }
+}
+
+fn start() -> Result<Cluster, String> {
+    let cluster = Initialized::new()?;
+    let postgres = cluster.postgres();
     let line = std::iter::once(postgres.get_program())
         .chain(postgres.get_args())
         .map(|arg| shell_quote(&arg.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ");
+    // The keeper: starts Postgres, waits for the end of its standard input
+    // (this process's end), then stops it and removes the directory.
     let script = format!(
         "{line} >{log} 2>&1 & pg=$!; cat >/dev/null; kill -INT $pg; wait $pg; rm -rf {dir}",
-        log = shell_quote(&log.to_string_lossy()),
-        dir = shell_quote(&dir.to_string_lossy()),
+        log = shell_quote(&cluster.log().to_string_lossy()),
+        dir = shell_quote(&cluster.dir.to_string_lossy()),
     );
-    let keeper = Command::new("sh")
+    let mut keeper = Command::new("sh")
         .args(["-c", &script])
-        .current_dir(&dir)
+        .current_dir(&cluster.dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting postgres: {e}"))?;
-    let server = format!("postgres://postgres@127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > START_TIMEOUT {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!(
-                "postgres did not listen on {port} within {START_TIMEOUT:?}: {log}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Listening comes a moment before accepting logins.
-    std::thread::sleep(Duration::from_millis(200));
-    let mut keeper = keeper;
+    cluster.wait_until_listening()?;
     // Nothing is ever written: the pipe only tells the keeper we live.
     let _ = keeper.stdin.as_mut().map(|stdin| stdin.flush());
     Ok(Cluster {
-        server,
+        server: cluster.server(),
         _keeper: Mutex::new(keeper),
     })
+}
+
+/// A cluster of one test's own, which it may stop and start again (to
+/// take the database away from a server); stopped and removed when
+/// dropped.
+pub(crate) struct OwnCluster {
+    cluster: Initialized,
+    running: Option<Child>,
+}
+
+impl OwnCluster {
+    /// Initialises and starts one; panics when it cannot.
+    pub(crate) fn start() -> Self {
+        let cluster = Initialized::new().unwrap_or_else(|why| panic!("no Postgres: {why}"));
+        let mut own = Self {
+            cluster,
+            running: None,
+        };
+        own.resume();
+        own
+    }
+
+    /// A fresh database on it: its URL.
+    pub(crate) async fn database(&self) -> String {
+        create_database(&self.cluster.server()).await
+    }
+
+    /// Stops the server at once (clients see their connections closed).
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            // SIGINT: a fast shutdown, closing every connection.
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&running),
+                rustix::process::Signal::INT,
+            );
+            let _ = running.wait();
+        }
+    }
+
+    /// Starts the server again on the same data and port.
+    pub(crate) fn resume(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.cluster.log())
+            .expect("the log file");
+        let running = self
+            .cluster
+            .postgres()
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        self.running = Some(running);
+        self.cluster
+            .wait_until_listening()
+            .unwrap_or_else(|why| panic!("{why}"));
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.cluster.dir);
+    }
 }
 
 /// The directory of `initdb` and `postgres`: on the `PATH`, else Debian's
