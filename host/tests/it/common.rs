@@ -256,6 +256,8 @@ pub(crate) enum Reply {
     Status(u16, Vec<(&'static str, String)>),
     /// Never answer (until the client gives up).
     Hang,
+    /// 200, after this long.
+    Slow(std::time::Duration),
 }
 
 impl Reply {
@@ -647,6 +649,10 @@ async fn answer_from_script(
         Reply::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
+        }
+        Reply::Slow(pause) => {
+            tokio::time::sleep(pause).await;
+            (axum::http::StatusCode::OK, "receiver says hi").into_response()
         }
     }
 }

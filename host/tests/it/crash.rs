@@ -196,3 +196,160 @@ async fn a_test_delivery_cut_short_by_a_crash_is_sent_after_its_lease() {
     );
     server.kill();
 }
+
+/// The message id of a ticket's `seq`-th reply: the order it was posted in.
+fn message(seq: u32) -> String {
+    format!("00000000-0000-4000-8000-{seq:012}")
+}
+
+/// Three servers on one Postgres database, events for many tickets posted
+/// round-robin to all three, one server killed with SIGKILL mid-stream and
+/// started again: every event answered 202 arrives, each ticket's in the
+/// order they were posted, and a delivery sent twice carries one
+/// `webhook-id`. A client whose server died sends the event again to
+/// another, under the same `Idempotency-Key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
+    use std::sync::{Arc, Mutex};
+
+    const TICKETS: u32 = 8;
+    const REPLIES: u32 = 20;
+    let url = crate::postgres::database().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let crate::common::Keys { admin, ingest } = crate::serve::tenant_create_on(dir.path(), &url);
+    // Each attempt takes a while: the killed server dies with some in
+    // flight, sent but not recorded, which another sends again once their
+    // leases run out.
+    let receiver = Receiver::start(Vec::new(), Reply::Slow(Duration::from_millis(150))).await;
+    let settings = [
+        ("INBOX_DATABASE_URL", url.as_str()),
+        ("INBOX_ALLOW_PRIVATE_TARGETS", "true"),
+        // A lease of 12 s (the timeout and a 10 s margin): what the killed
+        // server held comes back within the test.
+        ("INBOX_DELIVERY_TIMEOUT", "2s"),
+    ];
+    let mut servers: Vec<Serving> = (0..3)
+        .map(|_| Serving::start_with(dir.path(), &settings))
+        .collect();
+    let addrs = Arc::new(Mutex::new(
+        servers.iter().map(|s| s.addr.clone()).collect::<Vec<_>>(),
+    ));
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("http://{}/v1/webhooks", servers[0].addr))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "replies", "url": receiver.url("/"),
+                      "events": ["TicketFromUserReply"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+
+    // One client per ticket, each reply after the last was accepted.
+    let clients: Vec<_> = (0..TICKETS)
+        .map(|t| {
+            let (http, addrs, key) = (http.clone(), Arc::clone(&addrs), ingest.clone());
+            tokio::spawn(async move {
+                for seq in 0..REPLIES {
+                    let event = json!({"event": "TicketFromUserReply", "ticketId": ticket(t),
+                                       "messageId": message(seq)});
+                    let mut tries = 0usize;
+                    loop {
+                        let addr = {
+                            let addrs = addrs.lock().expect("addresses");
+                            addrs[(t as usize + seq as usize + tries) % addrs.len()].clone()
+                        };
+                        let answer = http
+                            .post(format!("http://{addr}/v1/events"))
+                            .bearer_auth(&key)
+                            .header("Idempotency-Key", format!("t{t}-r{seq}"))
+                            .json(&event)
+                            .timeout(Duration::from_secs(10))
+                            .send()
+                            .await;
+                        if answer.is_ok_and(|r| r.status() == 202) {
+                            break;
+                        }
+                        tries += 1;
+                        assert!(tries < 50, "ticket {t} reply {seq} was never accepted");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+
+    // Mid-stream: the second server dies, then comes back on a new port.
+    tokio::time::sleep(Duration::from_millis(300 + random_below(400))).await;
+    let killed = servers.remove(1);
+    tokio::task::spawn_blocking(move || killed.kill())
+        .await
+        .expect("killed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let dir_path = dir.path().to_owned();
+    let settings_owned: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let back = tokio::task::spawn_blocking(move || {
+        let settings: Vec<(&str, &str)> = settings_owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Serving::start_with(&dir_path, &settings)
+    })
+    .await
+    .expect("restarted");
+    addrs.lock().expect("addresses")[1].clone_from(&back.addr);
+    servers.insert(1, back);
+    for client in clients {
+        client.await.expect("client");
+    }
+
+    // Everything arrives, in order per ticket, each under one id.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut ids: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for request in receiver.received() {
+            let body: Value = serde_json::from_str(&request.body).expect("json");
+            let ticket = body["ticketId"].as_str().expect("ticket").to_owned();
+            let message = body["messageId"].as_str().expect("message").to_owned();
+            let id = request.headers["webhook-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            let seen = first.entry(ticket.clone()).or_default();
+            if !seen.contains(&message) {
+                seen.push(message.clone());
+            }
+            ids.entry((ticket, message)).or_default().insert(id);
+        }
+        let arrived: usize = first.values().map(Vec::len).sum();
+        if arrived == (TICKETS * REPLIES) as usize {
+            for (ticket, messages) in &first {
+                let mut ordered = messages.clone();
+                ordered.sort();
+                assert_eq!(messages, &ordered, "ticket {ticket} arrived out of order");
+            }
+            for ((ticket, message), ids) in &ids {
+                assert_eq!(ids.len(), 1, "{ticket}/{message} arrived under {ids:?}");
+            }
+            eprintln!(
+                "three servers: {arrived} replies delivered, {} posts in all",
+                receiver.received().len()
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{arrived} of {} accepted replies arrived",
+            TICKETS * REPLIES
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for server in servers {
+        server.kill();
+    }
+}

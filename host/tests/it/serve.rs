@@ -36,6 +36,23 @@ pub(crate) fn tenant_create(data_dir: &std::path::Path) -> crate::common::Keys {
     }
 }
 
+/// `tenant create Acme --json` on the database at `url` (the data
+/// directory holds the key that seals secrets): the keys it printed.
+pub(crate) fn tenant_create_on(data_dir: &std::path::Path, url: &str) -> crate::common::Keys {
+    let output = binary()
+        .args(["tenant", "create", "Acme", "--json", "--database-url", url])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("tenant create");
+    assert!(output.status.success(), "{output:?}");
+    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
+    crate::common::Keys {
+        admin: keys["apiKey"].as_str().expect("key").to_owned(),
+        ingest: keys["ingestKey"].as_str().expect("key").to_owned(),
+    }
+}
+
 /// Runs the binary to completion: (exit code, stdout, stderr).
 fn run(command: &mut Command) -> (i32, String, String) {
     let output = command.output().expect("binary runs");
@@ -278,15 +295,7 @@ fn two_servers_serve_one_postgres_database() {
         .expect("runtime");
     let url = runtime.block_on(crate::postgres::database());
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = binary()
-        .args(["tenant", "create", "Acme", "--json", "--database-url", &url])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .expect("tenant create");
-    assert!(output.status.success(), "{output:?}");
-    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
-    let key = keys["apiKey"].as_str().expect("key").to_owned();
+    let key = tenant_create_on(dir.path(), &url).admin;
     let settings = [("INBOX_DATABASE_URL", url.as_str())];
     let (first, second) = (
         Serving::start_with(dir.path(), &settings),
@@ -320,6 +329,35 @@ fn two_servers_serve_one_postgres_database() {
                 .expect("sent");
             assert_eq!(ready.status(), 200);
         }
+        // A key revoked (by the command, on the shared database) is
+        // refused by every instance at once.
+        let listed = binary()
+            .args(["key", "list", "acme", "--json", "--database-url", &url])
+            .output()
+            .expect("key list");
+        let listed: Value = serde_json::from_slice(&listed.stdout).expect("keys");
+        let admin_id = listed
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|k| k["kind"] == "admin")
+            .and_then(|k| k["id"].as_str())
+            .expect("the admin key")
+            .to_owned();
+        let revoked = binary()
+            .args(["key", "revoke", &admin_id, "--database-url", &url])
+            .output()
+            .expect("key revoke");
+        assert!(revoked.status.success(), "{revoked:?}");
+        for server in [&first.addr, &second.addr] {
+            let refused = http
+                .get(format!("http://{server}/v1/webhooks"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(refused.status(), 401);
+        }
     });
     for server in [first, second] {
         let (code, lines) = server.terminate();
@@ -347,18 +385,7 @@ fn a_webhook_written_through_one_instance_is_matched_by_another() {
         .expect("runtime");
     let url = runtime.block_on(crate::postgres::database());
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = binary()
-        .args(["tenant", "create", "Acme", "--json", "--database-url", &url])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .expect("tenant create");
-    assert!(output.status.success(), "{output:?}");
-    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
-    let (admin, ingest) = (
-        keys["apiKey"].as_str().expect("key").to_owned(),
-        keys["ingestKey"].as_str().expect("key").to_owned(),
-    );
+    let crate::common::Keys { admin, ingest } = tenant_create_on(dir.path(), &url);
     let settings = [
         ("INBOX_DATABASE_URL", url.as_str()),
         ("INBOX_ALLOW_PRIVATE_TARGETS", "true"),
@@ -464,15 +491,7 @@ fn a_server_that_loses_postgres_is_not_ready_until_it_returns() {
         .expect("runtime");
     let url = runtime.block_on(postgres.database());
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = binary()
-        .args(["tenant", "create", "Acme", "--json", "--database-url", &url])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .expect("tenant create");
-    assert!(output.status.success(), "{output:?}");
-    let keys: Value = serde_json::from_slice(&output.stdout).expect("keys");
-    let key = keys["apiKey"].as_str().expect("key").to_owned();
+    let key = tenant_create_on(dir.path(), &url).admin;
     let server = Serving::start_with(dir.path(), &[("INBOX_DATABASE_URL", url.as_str())]);
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
