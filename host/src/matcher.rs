@@ -274,6 +274,7 @@ mod tests {
             disabled_reason: None,
             client_tls: None,
             pattern_weight: Some(0),
+            paused_until: None,
         }
     }
 

@@ -265,6 +265,7 @@ impl Webhooks {
             disabled_reason: None,
             client_tls: self.client_tls(tls, None),
             pattern_weight: Some(accepted.pattern_weight),
+            paused_until: None,
         };
         let secret = keys::webhook_secret();
         self.store

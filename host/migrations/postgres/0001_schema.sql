@@ -31,7 +31,8 @@ CREATE TABLE webhooks (
     disabled_reason     TEXT,              -- why the server disabled it, if it did
     client_certificate  TEXT,              -- PEM chain for mutual TLS
     client_key          TEXT,              -- its private key, sealed
-    pattern_weight      INTEGER CHECK (pattern_weight >= 0)
+    pattern_weight      INTEGER CHECK (pattern_weight >= 0),
+    paused_until        BIGINT             -- an open circuit breaker holds deliveries back until then
 );
 
 CREATE INDEX webhooks_by_tenant ON webhooks (tenant_id, id);

@@ -18,7 +18,7 @@ use super::extract::{Admin, JsonBody, PathId, QueryParams, page, page_limit};
 use crate::api::error::{AppError, ErrorBody};
 use crate::delivery::breaker::State as BreakerState;
 use crate::delivery::tls::{self, CertificateSummary};
-use crate::store::{Millis, WebhookRecord};
+use crate::store::{Millis, WebhookRecord, now};
 use crate::webhooks::Written;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -151,10 +151,18 @@ fn view(state: &AppState, record: &WebhookRecord) -> Result<WebhookView, AppErro
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),
         disabled_reason: record.disabled_reason.clone(),
-        breaker: state
+        // This process's breaker, or another's (or an earlier run's) that
+        // the store holds open.
+        breaker: match state
             .dispatcher
             .breakers
-            .state(&record.id, std::time::Instant::now()),
+            .state(&record.id, std::time::Instant::now())
+        {
+            BreakerState::Closed if record.paused_until.is_some_and(|until| until > now()) => {
+                BreakerState::Open
+            }
+            own => own,
+        },
         tls: record
             .client_tls
             .as_ref()
@@ -319,6 +327,7 @@ async fn set_enabled(
         // write succeeded for this caller: another tenant's id is a 404
         // above and leaves that webhook's breaker alone.
         state.dispatcher.breakers.reset(id);
+        state.store.pause_webhook(id, None).await?;
     }
     written(state, done)
 }

@@ -6,7 +6,10 @@
 //! opens: the webhook's deliveries wait (they are not claimed). After the
 //! cool-down it half-opens and lets one attempt through; a success closes
 //! it, a failure opens it again for twice as long (up to `MAX_COOL_DOWN`).
-//! The state lives in memory: a restart starts every breaker closed.
+//! The counting lives in memory, per process; an opening and a closing are
+//! also written to the store ([`Transition`], `Store::pause_webhook`), so
+//! that every process's claims leave the webhook's deliveries for the
+//! pause, and a restart keeps it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -48,6 +51,15 @@ impl Default for Breaker {
             outcomes: VecDeque::with_capacity(WINDOW),
         }
     }
+}
+
+/// A change of a breaker that the store records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// It opened (again) for this long.
+    Opened(Duration),
+    /// A probe succeeded: it closed.
+    Closed,
 }
 
 /// Every webhook's breaker.
@@ -110,8 +122,8 @@ impl Breakers {
             .collect()
     }
 
-    /// Records an attempt's outcome.
-    pub fn record(&self, webhook: &str, succeeded: bool, now: Instant) {
+    /// Records an attempt's outcome; how the breaker changed, if it did.
+    pub fn record(&self, webhook: &str, succeeded: bool, now: Instant) -> Option<Transition> {
         let mut breakers = self.lock();
         let breaker = breakers.entry(webhook.to_owned()).or_default();
         match breaker {
@@ -128,18 +140,21 @@ impl Breakers {
                         until: now + COOL_DOWN,
                         pause: COOL_DOWN,
                     };
+                    return Some(Transition::Opened(COOL_DOWN));
                 }
+                None
             }
             Breaker::HalfOpen { pause, .. } | Breaker::Open { pause, .. } => {
-                *breaker = if succeeded {
-                    Breaker::default()
-                } else {
-                    let pause = (*pause * 2).min(MAX_COOL_DOWN);
-                    Breaker::Open {
-                        until: now + pause,
-                        pause,
-                    }
+                if succeeded {
+                    *breaker = Breaker::default();
+                    return Some(Transition::Closed);
+                }
+                let pause = (*pause * 2).min(MAX_COOL_DOWN);
+                *breaker = Breaker::Open {
+                    until: now + pause,
+                    pause,
                 };
+                Some(Transition::Opened(pause))
             }
         }
     }
@@ -168,14 +183,18 @@ mod tests {
         let breakers = Breakers::default();
         let start = Instant::now();
         for _ in 0..4 {
-            breakers.record("wh", false, start);
+            assert_eq!(breakers.record("wh", false, start), None);
         }
         assert_eq!(
             breakers.state("wh", start),
             State::Closed,
             "too few samples"
         );
-        breakers.record("wh", false, start);
+        assert_eq!(
+            breakers.record("wh", false, start),
+            Some(Transition::Opened(COOL_DOWN)),
+            "the opening is the store's to record"
+        );
         assert_eq!(breakers.state("wh", start), State::Open);
         assert!(!breakers.allow("wh", start));
         assert!(breakers.blocked("wh", start));
@@ -185,7 +204,7 @@ mod tests {
         assert_eq!(breakers.state("wh", later), State::HalfOpen);
         assert!(breakers.allow("wh", later), "one probe");
         assert!(!breakers.allow("wh", later), "only one");
-        breakers.record("wh", true, later);
+        assert_eq!(breakers.record("wh", true, later), Some(Transition::Closed));
         assert_eq!(breakers.state("wh", later), State::Closed);
         assert!(breakers.allow("wh", later));
     }
@@ -199,7 +218,10 @@ mod tests {
         }
         let probe = start + COOL_DOWN;
         assert!(breakers.allow("wh", probe));
-        breakers.record("wh", false, probe);
+        assert_eq!(
+            breakers.record("wh", false, probe),
+            Some(Transition::Opened(COOL_DOWN * 2))
+        );
         assert_eq!(breakers.state("wh", probe + COOL_DOWN), State::Open);
         assert_eq!(breakers.state("wh", probe + COOL_DOWN * 2), State::HalfOpen);
     }

@@ -417,6 +417,19 @@ impl Dispatcher {
         tokio::spawn(Arc::clone(self).work(delivery, slots, webhook_slot));
     }
 
+    /// Writes a breaker's opening or closing to the store, for every
+    /// process's claims (see [`breaker`]).
+    async fn pause(&self, webhook: &str, changed: breaker::Transition) {
+        let until = match changed {
+            breaker::Transition::Opened(pause) => Some(now() + millis(pause)),
+            breaker::Transition::Closed => None,
+        };
+        if let Err(error) = self.store.pause_webhook(webhook, until).await {
+            // This process's breaker still holds its own attempts back.
+            tracing::warn!(%error, webhook, "recording the circuit breaker failed");
+        }
+    }
+
     async fn release(&self, delivery: &Claimed) {
         if let Err(error) = self.store.release(&delivery.id, &delivery.lease).await {
             // The lease runs out by itself.
@@ -498,8 +511,12 @@ impl Dispatcher {
         let url = delivery.url.as_deref().filter(|_| delivery.enabled)?;
         let outcome = self.attempt(url, delivery).await;
         self.metrics.attempt(outcome.attempt.duration_ms);
-        self.breakers
-            .record(&delivery.webhook_id, outcome.succeeded(), Instant::now());
+        let changed =
+            self.breakers
+                .record(&delivery.webhook_id, outcome.succeeded(), Instant::now());
+        if let Some(changed) = changed {
+            self.pause(&delivery.webhook_id, changed).await;
+        }
         Some(outcome)
     }
 

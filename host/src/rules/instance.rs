@@ -55,6 +55,7 @@ impl Instance {
             }
         };
         live.store.set_epoch_deadline(self.budget.deadline_ticks());
+        live.store.data_mut().start_call();
         match call(&mut live.store, &live.bindings) {
             Ok(answer) => Ok(answer),
             Err(error) => {

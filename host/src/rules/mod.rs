@@ -16,11 +16,12 @@
 //!   turns, draw on its [`Shares`] account of engine time, and run on
 //!   threads of their own, apart from ingest and delivery.
 //!
-//! Every call is bounded by a [`Budget`]: an epoch deadline (a ticker
-//! thread advances the epoch) and a memory limit per store. A trap or an
-//! exhausted budget becomes an [`Error`] for that call; the instance is then
-//! thrown away, and the next call gets a fresh one (a rule set re-inserts
-//! its webhooks first).
+//! Every call is bounded by a [`Budget`]: a deadline of processor time
+//! (checked at the ticks of an epoch a ticker thread advances; twice the
+//! deadline and a second of wall time at most) and a memory limit per
+//! store. A trap or an exhausted budget becomes an [`Error`] for that call;
+//! the instance is then thrown away, and the next call gets a fresh one (a
+//! rule set re-inserts its webhooks first).
 
 mod instance;
 mod pool;
@@ -54,7 +55,8 @@ mod guest {
 pub struct Budget {
     /// The most linear memory one instance may grow to, in bytes.
     pub memory_bytes: usize,
-    /// The longest one call may run before it is interrupted.
+    /// The processor time one call may use before it is interrupted; it
+    /// is interrupted as well once twice as long and a second have gone by.
     pub deadline: Duration,
 }
 
@@ -76,9 +78,9 @@ pub enum Error {
     /// The call ran past its deadline and was interrupted.
     #[error("the rule engine ran out of time ({0:?} per call)")]
     Timeout(Duration),
-    /// The call ran past its deadline having had less than half of it on
-    /// a processor: the server was busy with its own work, which one-shot
-    /// calls yield to. Not the input's doing; retryable.
+    /// Twice its deadline and a second went by before the call had its
+    /// deadline of processor time: the machine was busy. Not the input's doing;
+    /// retryable.
     #[error(
         "the rule engine had too little processor time within its deadline ({0:?}): the server is busy"
     )]

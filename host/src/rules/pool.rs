@@ -39,9 +39,7 @@ impl Pool {
 
     /// Runs `call` for `tenant`: after the tenant's earlier calls, while
     /// its engine time lasts ([`Error::Busy`] when it is spent), charging
-    /// the processor time the call takes. A deadline reached on less than
-    /// half the deadline's processor time was the server's load, not the
-    /// input: [`Error::Starved`].
+    /// the processor time the call takes.
     pub async fn run_for<R: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
@@ -50,7 +48,7 @@ impl Pool {
         let turn = self.shares.enter(tenant).await.map_err(Error::Busy)?;
         let (answer, spent) = self.workers.run(call).await?;
         turn.charge(spent);
-        crowded_out(answer, spent)
+        answer
     }
 
     /// `Ok` while `tenant` has engine time left, else [`Error::Busy`]:
@@ -81,37 +79,5 @@ impl Pool {
     fn lock(&self) -> MutexGuard<'_, Vec<Session>> {
         // A panic while holding the lock left the list itself intact.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A call's answer, given the processor time it used: a deadline reached
-/// on less than half of it was the machine's load, not the input.
-fn crowded_out<R>(answer: Result<R, Error>, spent: std::time::Duration) -> Result<R, Error> {
-    match answer {
-        Err(Error::Timeout(deadline)) if spent < deadline / 2 => Err(Error::Starved(deadline)),
-        answer => answer,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::{Error, crowded_out};
-
-    #[test]
-    fn a_deadline_reached_on_little_processor_time_is_the_machines_load() {
-        let deadline = Duration::from_millis(500);
-        let timeout = || Err::<(), _>(Error::Timeout(deadline));
-        let starved = crowded_out(timeout(), Duration::from_millis(40));
-        assert!(
-            matches!(starved, Err(Error::Starved(d)) if d == deadline),
-            "{starved:?}"
-        );
-        let costly = crowded_out(timeout(), Duration::from_millis(480));
-        assert!(matches!(costly, Err(Error::Timeout(_))), "{costly:?}");
-        assert!(crowded_out(Ok(()), Duration::ZERO).is_ok());
-        let other = crowded_out::<()>(Err(Error::OutOfMemory(1)), Duration::ZERO);
-        assert!(matches!(other, Err(Error::OutOfMemory(1))), "{other:?}");
     }
 }

@@ -38,12 +38,65 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// The state of one store: WASI for the guest's standard library, and the
-/// memory limiter.
+/// The state of one store: WASI for the guest's standard library, the
+/// memory limiter, and the clock of the call running in it.
 pub(super) struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
+    clock: CallClock,
+}
+
+/// What a call's deadline is measured against: the processor time its
+/// thread used, so that a call the machine's load slowed is not taken for
+/// a costly one; and the wall time, which bounds how long a caller waits.
+#[derive(Debug, Clone, Copy)]
+struct CallClock {
+    deadline: Duration,
+    started: std::time::Instant,
+    thread_time: Duration,
+    /// Set when the call was stopped for the wall time, having had less
+    /// than its deadline of processor time.
+    starved: bool,
+}
+
+/// Wall time a call may take beyond twice its deadline before it counts as
+/// starved: a short deadline on a busy machine needs slack in absolute
+/// terms.
+const WALL_SLACK: Duration = Duration::from_secs(1);
+
+/// What becomes of a call whose deadline tick came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// It has used less than its deadline of processor time, within twice
+    /// the deadline (and a second) of wall time: it goes on.
+    Continue,
+    /// It used its deadline of processor time: the input's cost.
+    Timeout,
+    /// Twice its deadline and a second went by before it had its deadline
+    /// of processor time: the machine's load.
+    Starved,
+}
+
+/// The verdict on a call that has used `used` of processor time in
+/// `elapsed` of wall time, under `deadline`.
+pub(super) fn verdict(used: Duration, elapsed: Duration, deadline: Duration) -> Verdict {
+    if used >= deadline {
+        Verdict::Timeout
+    } else if elapsed >= deadline * 2 + WALL_SLACK {
+        Verdict::Starved
+    } else {
+        Verdict::Continue
+    }
+}
+
+/// The processor time the calling thread has used.
+pub(super) fn thread_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 impl WasiView for GuestState {
@@ -170,9 +223,29 @@ impl Runtime {
                 refused: false,
                 grown: 0,
             },
+            clock: CallClock {
+                deadline: budget.deadline,
+                started: std::time::Instant::now(),
+                thread_time: thread_time(),
+                starved: false,
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // Each tick past the deadline's ticks asks whether the call has
+        // had its deadline of processor time yet.
+        store.epoch_deadline_callback(|mut context| {
+            let clock = &mut context.data_mut().clock;
+            let used = thread_time().saturating_sub(clock.thread_time);
+            match verdict(used, clock.started.elapsed(), clock.deadline) {
+                Verdict::Continue => Ok(wasmtime::UpdateDeadline::Continue(1)),
+                Verdict::Timeout => Err(wasmtime::Trap::Interrupt.into()),
+                Verdict::Starved => {
+                    clock.starved = true;
+                    Err(wasmtime::Trap::Interrupt.into())
+                }
+            }
+        });
         store.set_epoch_deadline(budget.deadline_ticks());
         match self.pre.instantiate(&mut store) {
             Ok(bindings) => Ok(Live { store, bindings }),
@@ -186,6 +259,13 @@ impl GuestState {
     /// instance never gives memory back).
     pub(super) fn memory(&self) -> usize {
         self.limiter.grown
+    }
+
+    /// Starts the clock of a call on the calling thread.
+    pub(super) fn start_call(&mut self) {
+        self.clock.started = std::time::Instant::now();
+        self.clock.thread_time = thread_time();
+        self.clock.starved = false;
     }
 }
 
@@ -201,9 +281,30 @@ impl Budget {
         if store.data().limiter.refused {
             Error::OutOfMemory(self.memory_bytes)
         } else if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            Error::Timeout(self.deadline)
+            match store.data().clock.starved {
+                true => Error::Starved(self.deadline),
+                false => Error::Timeout(self.deadline),
+            }
         } else {
             Error::Trap(format!("{error:#}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Verdict, verdict};
+    use std::time::Duration;
+
+    #[test]
+    fn a_deadline_is_processor_time_within_twice_its_wall_time_and_a_second() {
+        let deadline = Duration::from_millis(100);
+        let ms = Duration::from_millis;
+        assert_eq!(verdict(ms(40), ms(50), deadline), Verdict::Continue);
+        // Slowed by the machine's load: it goes on while it may.
+        assert_eq!(verdict(ms(40), ms(1150), deadline), Verdict::Continue);
+        assert_eq!(verdict(ms(100), ms(120), deadline), Verdict::Timeout);
+        assert_eq!(verdict(ms(100), ms(4000), deadline), Verdict::Timeout);
+        assert_eq!(verdict(ms(60), ms(1200), deadline), Verdict::Starved);
     }
 }

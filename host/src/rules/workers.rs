@@ -8,9 +8,8 @@
 //!
 //! A call is timed on its thread's processor clock: the tenant is charged
 //! what the call used, not the time the scheduler gave other threads
-//! meanwhile, and a deadline reached with less than half of it used on a
-//! processor was the machine's load, not a costly input: [`Error::Starved`]
-//! (see [`super::Pool::run_for`]).
+//! meanwhile (the deadline is processor time too, see
+//! [`super::runtime`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -18,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::runtime::thread_time;
 use super::{Budget, Error, Runtime, Session};
 
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
@@ -78,13 +78,4 @@ fn work(queue: &Mutex<mpsc::Receiver<Job>>, runtime: &Arc<Runtime>, budget: Budg
             session = Session::with_budget(Arc::clone(runtime), budget);
         }
     }
-}
-
-/// The processor time the calling thread has used.
-fn thread_time() -> Duration {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(now.tv_sec).unwrap_or(0),
-        u32::try_from(now.tv_nsec).unwrap_or(0),
-    )
 }

@@ -258,6 +258,10 @@ pub struct WebhookRecord {
     /// (`inbox_rules::weight::webhook_weight`); `None` for one stored by an
     /// earlier version and not yet weighed.
     pub pattern_weight: Option<u32>,
+    /// Until when an open circuit breaker holds its deliveries back
+    /// ([`Store::pause_webhook`]); read only: writing the webhook leaves
+    /// it as it is.
+    pub paused_until: Option<Millis>,
 }
 
 /// What a tenant's webhooks may add up to, checked inside the write that
@@ -711,6 +715,14 @@ pub trait Store: Send + Sync + Debug {
         next: Next,
         health: Health,
     ) -> Result<bool, StoreError>;
+    /// Records that the webhook's circuit breaker is open until `until`
+    /// (`None`: closed): every process's claims leave its deliveries until
+    /// then, and a restart keeps the pause.
+    async fn pause_webhook(
+        &self,
+        webhook_id: &str,
+        until: Option<Millis>,
+    ) -> Result<(), StoreError>;
     /// Gives a lease back without an attempt (the worker could not start);
     /// nothing when the delivery is leased to someone else now.
     async fn release(&self, delivery_id: &str, lease: &str) -> Result<(), StoreError>;

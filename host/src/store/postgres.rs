@@ -173,6 +173,7 @@ fn webhook(row: &PgRow) -> Result<WebhookRecord, sqlx::Error> {
         disabled_reason: row.try_get("disabled_reason")?,
         client_tls: client_tls(row)?,
         pattern_weight: weight.and_then(|w| u32::try_from(w).ok()),
+        paused_until: row.try_get("paused_until")?,
     })
 }
 
@@ -821,7 +822,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        let mut enabled: HashMap<String, bool> = HashMap::new();
+        let mut enabled: HashMap<String, (bool, bool)> = HashMap::new();
         let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
         // The token of the leases this write takes.
         let token = ulid::Ulid::new().to_string();
@@ -870,20 +871,24 @@ impl Store for PgStore {
             let mut leased = Vec::new();
             let mut stored = 0;
             for delivery in &event.deliveries {
-                let takes = match enabled.get(&delivery.webhook_id) {
-                    Some(takes) => *takes,
+                let (takes, paused) = match enabled.get(&delivery.webhook_id) {
+                    Some(state) => *state,
                     None => {
-                        // The store has the last word (see the SQLite store).
-                        let takes: Option<bool> = sqlx::query_scalar(
-                            "SELECT enabled FROM webhooks WHERE id = $1 AND tenant_id = $2",
+                        // The store has the last word (see the SQLite
+                        // store): on whether it takes deliveries, and on
+                        // whether an open breaker holds them back.
+                        let state: Option<(bool, bool)> = sqlx::query_as(
+                            "SELECT enabled, COALESCE(paused_until, 0) > $3 FROM webhooks
+                             WHERE id = $1 AND tenant_id = $2",
                         )
                         .bind(&delivery.webhook_id)
                         .bind(tenant_id)
+                        .bind(at)
                         .fetch_optional(&mut *tx)
                         .await?;
-                        let takes = takes.unwrap_or(true);
-                        enabled.insert(delivery.webhook_id.clone(), takes);
-                        takes
+                        let state = state.unwrap_or((true, false));
+                        enabled.insert(delivery.webhook_id.clone(), state);
+                        state
                     }
                 };
                 if !takes {
@@ -891,6 +896,7 @@ impl Store for PgStore {
                 }
                 stored += 1;
                 let lease_until = match delivery.lease_until {
+                    Some(_) if paused => None,
                     Some(until) => {
                         let waits: Option<i32> = sqlx::query_scalar(
                             "SELECT 1 FROM deliveries
@@ -988,6 +994,9 @@ impl Store for PgStore {
                       SELECT 1 FROM deliveries e
                       WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
                         AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM webhooks w
+                      WHERE w.id = d.webhook_id AND w.paused_until > $1)
              ) AS c WHERE n <= $2",
         )
         .bind(at)
@@ -1136,6 +1145,19 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(disabled)
+    }
+
+    async fn pause_webhook(
+        &self,
+        webhook_id: &str,
+        until: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE webhooks SET paused_until = $1 WHERE id = $2")
+            .bind(until)
+            .bind(webhook_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn release(&self, delivery_id: &str, lease: &str) -> Result<(), StoreError> {

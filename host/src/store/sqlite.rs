@@ -219,6 +219,7 @@ fn webhook(row: &SqliteRow) -> Result<WebhookRecord, sqlx::Error> {
             row.try_get("client_key")?,
         ),
         pattern_weight: row.try_get("pattern_weight")?,
+        paused_until: row.try_get("paused_until")?,
     })
 }
 
@@ -573,6 +574,17 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 writes::finish(tx, &delivery_id, &lease, attempt.as_ref(), next, health, at)
             })
+            .await
+    }
+
+    async fn pause_webhook(
+        &self,
+        webhook_id: &str,
+        until: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let webhook_id = webhook_id.to_owned();
+        self.writer
+            .write(move |tx| writes::pause_webhook(tx, &webhook_id, until))
             .await
     }
 

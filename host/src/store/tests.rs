@@ -115,6 +115,7 @@ fn record(tenant: &str, id: &str) -> WebhookRecord {
         disabled_reason: None,
         client_tls: None,
         pattern_weight: Some(0),
+        paused_until: None,
     }
 }
 
@@ -387,6 +388,19 @@ fn event(id: &str, key: Option<&str>, deliveries: &[(&str, &str, &str)]) -> supe
             })
             .collect(),
     }
+}
+
+/// Stores event `event` with one delivery, `message`, to `wh_1` for
+/// `ticket`.
+async fn ingest_one(store: &dyn Store, event_id: &str, message: &str, ticket: &str, at: Millis) {
+    store
+        .ingest(
+            "a",
+            vec![event(event_id, None, &[(message, "wh_1", ticket)])],
+            at,
+        )
+        .await
+        .expect("ingest");
 }
 
 async fn with_webhook(backend: Backend) -> (Db, Box<dyn Store>) {
@@ -700,14 +714,7 @@ async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits(back
 async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backend) {
     let (db, store) = with_webhook(backend).await;
     let at = now();
-    store
-        .ingest(
-            "a",
-            vec![event("evt_1", None, &[("msg_1", "wh_1", "t")])],
-            at,
-        )
-        .await
-        .expect("ingest");
+    ingest_one(store.as_ref(), "evt_1", "msg_1", "t", at).await;
     let failed = super::Attempt {
         started_at: at,
         duration_ms: 3,
@@ -1029,6 +1036,47 @@ async fn one_process_serves_a_database_until_it_closes_it() {
         .expect("free once the first closed it");
 }
 
+/// An open circuit breaker, recorded by one process, holds the webhook's
+/// deliveries back from every claim until its pause ends or it closes.
+async fn a_paused_webhooks_deliveries_wait_for_the_pause(backend: Backend) {
+    let (db, store) = with_webhook(backend).await;
+    let at = now();
+    ingest_one(store.as_ref(), "evt_1", "msg_1", "t", at).await;
+    store
+        .pause_webhook("wh_1", Some(at + 1000))
+        .await
+        .expect("pause");
+    let mut leased = event("evt_2", None, &[("msg_2", "wh_1", "u")]);
+    leased.deliveries[0].lease_until = Some(at + 10);
+    let ingested = store.ingest("a", vec![leased], at).await.expect("ingest");
+    assert!(ingested[0].leased.is_empty(), "no lease at ingest either");
+    let other = open_again(&db).await;
+    assert!(
+        claim_ids(other.as_ref(), at, at + 10).await.is_empty(),
+        "another process leaves it"
+    );
+    assert_eq!(
+        claim_ids(other.as_ref(), at + 1000, at + 1010).await,
+        ["msg_1", "msg_2"],
+        "the pause is over"
+    );
+    store
+        .pause_webhook("wh_1", Some(at + 5000))
+        .await
+        .expect("pause");
+    assert!(
+        claim_ids(store.as_ref(), at + 2000, at + 2010)
+            .await
+            .is_empty()
+    );
+    store.pause_webhook("wh_1", None).await.expect("close");
+    assert_eq!(
+        claim_ids(store.as_ref(), at + 2000, at + 2010).await,
+        ["msg_1", "msg_2"],
+        "closed"
+    );
+}
+
 /// Claims and succeeds deliveries until claims keep coming back empty,
 /// logging each as sent.
 async fn send_all(store: &dyn Store, sent: &std::sync::Mutex<Vec<String>>) {
@@ -1158,6 +1206,7 @@ conformance!(
     writes_after_close_fail_cleanly,
     tenants_take_turns_in_a_claim_within_their_room,
     concurrent_claims_share_the_queue_in_ticket_order,
+    a_paused_webhooks_deliveries_wait_for_the_pause,
 );
 
 /// Several instances prune one Postgres database in turn: while one holds
@@ -1167,14 +1216,7 @@ async fn postgres_instances_prune_one_at_a_time() {
     use sqlx::Connection as _;
     let (db, store) = with_webhook(Backend::Postgres).await;
     let at = now();
-    store
-        .ingest(
-            "a",
-            vec![event("evt_1", None, &[("msg_1", "wh_1", "t")])],
-            at,
-        )
-        .await
-        .expect("ingest");
+    ingest_one(store.as_ref(), "evt_1", "msg_1", "t", at).await;
     store
         .finish(
             "msg_1",

@@ -293,9 +293,12 @@ pub(super) fn ingest(
     // and tells the matcher after, and a write serialised between the two
     // must not store deliveries for it. Looked up once per webhook; what
     // is not the store's to say (no such row) is stored as before.
-    let mut webhook_enabled =
-        tx.prepare_cached("SELECT enabled FROM webhooks WHERE id = ? AND tenant_id = ?")?;
-    let mut enabled: HashMap<&str, bool> = HashMap::new();
+    // Nor does a webhook whose breaker the store holds open take a lease:
+    // its deliveries wait for the pause like any claim's.
+    let mut webhook_enabled = tx.prepare_cached(
+        "SELECT enabled, COALESCE(paused_until, 0) > ? FROM webhooks WHERE id = ? AND tenant_id = ?",
+    )?;
+    let mut enabled: HashMap<&str, (bool, bool)> = HashMap::new();
     let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
         let stored = insert_event.execute(params![
@@ -331,17 +334,17 @@ pub(super) fn ingest(
         let mut leased = Vec::new();
         let mut stored = 0;
         for delivery in &event.deliveries {
-            let takes = match enabled.get(delivery.webhook_id.as_str()) {
-                Some(takes) => *takes,
+            let (takes, paused) = match enabled.get(delivery.webhook_id.as_str()) {
+                Some(state) => *state,
                 None => {
-                    let takes = webhook_enabled
-                        .query_row(params![delivery.webhook_id, tenant_id], |row| {
-                            row.get::<_, bool>(0)
+                    let state = webhook_enabled
+                        .query_row(params![at, delivery.webhook_id, tenant_id], |row| {
+                            Ok((row.get::<_, bool>(0)?, row.get::<_, bool>(1)?))
                         })
                         .optional()?
-                        .unwrap_or(true);
-                    enabled.insert(&delivery.webhook_id, takes);
-                    takes
+                        .unwrap_or((true, false));
+                    enabled.insert(&delivery.webhook_id, state);
+                    state
                 }
             };
             if !takes {
@@ -350,8 +353,9 @@ pub(super) fn ingest(
             stored += 1;
             let lease_until = match delivery.lease_until {
                 Some(until)
-                    if !ticket_waits
-                        .exists(params![delivery.webhook_id, delivery.ticket_id])? =>
+                    if !paused
+                        && !ticket_waits
+                            .exists(params![delivery.webhook_id, delivery.ticket_id])? =>
                 {
                     Some(until)
                 }
@@ -437,6 +441,8 @@ pub(super) fn claim(
          ORDER BY d.next_attempt_at, d.seq
          LIMIT ?3",
     )?;
+    let mut paused =
+        tx.prepare_cached("SELECT 1 FROM webhooks WHERE id = ? AND paused_until > ?")?;
     let mut by_tenant: HashMap<String, Vec<(Millis, i64)>> = HashMap::new();
     let mut webhook = String::new();
     while let Some((found, tenant)) = next_webhook
@@ -447,7 +453,7 @@ pub(super) fn claim(
     {
         webhook = found;
         let room = room.of(&webhook).min(limit).min(room.of_tenant(&tenant));
-        if room == 0 {
+        if room == 0 || paused.exists(params![webhook, at])? {
             continue;
         }
         let rows = due.query_map(params![webhook, at, room], |row| {
@@ -638,6 +644,16 @@ fn disable(
     )?
     .execute(params![definition, at, reason, webhook_id])?;
     Ok(true)
+}
+
+pub(super) fn pause_webhook(
+    tx: &Transaction<'_>,
+    webhook_id: &str,
+    until: Option<Millis>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE webhooks SET paused_until = ? WHERE id = ?")?
+        .execute(params![until, webhook_id])?;
+    Ok(())
 }
 
 pub(super) fn release(

@@ -680,3 +680,38 @@ async fn another_tenant_cannot_reset_a_webhooks_breaker() {
     let (_, hook) = server.call(Method::GET, &path, &keys.admin, None).await;
     assert_eq!(hook["breaker"], "open", "{hook}");
 }
+
+/// An open circuit breaker is the store's, not only the process's: after a
+/// restart the webhook is still shown open and its deliveries still wait
+/// for the pause, instead of a fresh process sending at once.
+#[tokio::test]
+async fn an_open_breaker_holds_across_a_restart() {
+    // Failing until the breaker opens, then healthy.
+    let failing = vec![Reply::Status(500, Vec::new()); 8];
+    let receiver = Receiver::start(failing, Reply::ok()).await;
+    let server = server_with(|c| c.retry_schedule = vec![Duration::from_millis(50); 10]).await;
+    let (keys, id, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, on_tickets(6)).await;
+    let path = format!("/v1/webhooks/{id}");
+    until(&server, &keys.admin, &path, |w| w["breaker"] == "open").await;
+
+    let server = server.restart().await;
+    let (_, hook) = server.call(Method::GET, &path, &keys.admin, None).await;
+    assert_eq!(hook["breaker"], "open", "{hook}");
+    let before = receiver.received().len();
+    let mut event = matching_event();
+    event["ticketId"] = json!("00000000-0000-4000-8000-999999999999");
+    ingest(&server, &keys, event).await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(
+        receiver.received().len(),
+        before,
+        "a delivery went out during the pause"
+    );
+    // Enabled by hand: a fresh start, at once.
+    let (status, _) = server
+        .call(Method::POST, &format!("{path}/enable"), &keys.admin, None)
+        .await;
+    assert_eq!(status, 200);
+    receiver.wait_for(before + 1, PATIENCE).await;
+}
