@@ -369,13 +369,47 @@ fn two_servers_serve_one_postgres_database() {
     }
 }
 
+/// Posts replies of distinct tickets (the `n`th on) with `ingest` to the
+/// server at `addr` until one's answer counts `expected` deliveries, which
+/// must come within a second.
+async fn posted_until(
+    (http, addr, ingest): (&reqwest::Client, &str, &str),
+    n: &mut usize,
+    expected: u64,
+    what: &str,
+) {
+    let written = std::time::Instant::now();
+    loop {
+        let event = serde_json::json!({"event": "TicketCreated",
+            "ticketId": format!("ebcb7b53-6636-4c6b-8023-4a61d6df{n:04}"),
+            "ticket": {"channel": "email", "subject": "refund please", "priority": "high"}});
+        let answer: Value = http
+            .post(format!("http://{addr}/v1/events"))
+            .bearer_auth(ingest)
+            .json(&event)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        *n += 1;
+        if answer["deliveries"] == expected {
+            return;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "the other instance {what} within 1 s: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What one instance writes, the others match with within a second: a
 /// webhook created through one fires for events posted to another, and
 /// stops firing there once deleted through the first.
 #[test]
 fn a_webhook_written_through_one_instance_is_matched_by_another() {
-    use std::time::Instant;
-
     use crate::common::{Receiver, Reply};
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -410,35 +444,11 @@ fn a_webhook_written_through_one_instance_is_matched_by_another() {
             .await
             .expect("json");
         let id = created["id"].as_str().expect("id").to_owned();
-        let event = |n: usize| {
-            serde_json::json!({"event": "TicketCreated",
-                "ticketId": format!("ebcb7b53-6636-4c6b-8023-4a61d6df{n:04}"),
-                "ticket": {"channel": "email", "subject": "refund please", "priority": "high"}})
-        };
-        // Posted to the other instance until it matches: within a second.
-        let written = Instant::now();
+        // Posted to the other instance until its answer counts the
+        // deliveries expected, which must come within a second of the write.
         let mut n = 0;
-        loop {
-            let answer: Value = http
-                .post(format!("http://{}/v1/events", second.addr))
-                .bearer_auth(&ingest)
-                .json(&event(n))
-                .send()
-                .await
-                .expect("sent")
-                .json()
-                .await
-                .expect("json");
-            n += 1;
-            if answer["deliveries"] == 1 {
-                break;
-            }
-            assert!(
-                written.elapsed() < Duration::from_secs(1),
-                "the other instance did not match the new webhook within 1 s: {answer}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let other = (&http, second.addr.as_str(), ingest.as_str());
+        posted_until(other, &mut n, 1, "did not match the new webhook").await;
         receiver.wait_for(1, Duration::from_secs(10)).await;
 
         let deleted = http
@@ -448,28 +458,7 @@ fn a_webhook_written_through_one_instance_is_matched_by_another() {
             .await
             .expect("sent");
         assert_eq!(deleted.status(), 204);
-        let gone = Instant::now();
-        loop {
-            let answer: Value = http
-                .post(format!("http://{}/v1/events", second.addr))
-                .bearer_auth(&ingest)
-                .json(&event(n))
-                .send()
-                .await
-                .expect("sent")
-                .json()
-                .await
-                .expect("json");
-            n += 1;
-            if answer["deliveries"] == 0 {
-                break;
-            }
-            assert!(
-                gone.elapsed() < Duration::from_secs(1),
-                "the other instance still matched the deleted webhook after 1 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        posted_until(other, &mut n, 0, "still matched the deleted webhook").await;
     });
     for server in [first, second] {
         let (code, lines) = server.terminate();
