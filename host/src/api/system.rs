@@ -85,6 +85,9 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, App
     state
         .metrics
         .set_webhooks(state.store.webhook_counts().await?);
+    state
+        .metrics
+        .set_queue(state.store.queue().await?, crate::store::now());
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -489,6 +489,25 @@ pub struct Claimed {
     pub lease: String,
 }
 
+impl Claimed {
+    /// A delivery leased by the ingest write that stored it: its target
+    /// (URL, state, secrets) is filled in before the write commits.
+    pub(super) fn at_ingest(tenant_id: &str, delivery: &NewDelivery, lease: &str) -> Self {
+        Self {
+            id: delivery.id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            webhook_id: delivery.webhook_id.clone(),
+            url: None,
+            enabled: false,
+            secrets: Vec::new(),
+            client_tls: None,
+            payload: delivery.payload.clone(),
+            attempts: 0,
+            lease: lease.to_owned(),
+        }
+    }
+}
+
 /// One attempt's record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -22,15 +22,16 @@ use sqlx::{PgPool, Postgres, Row as _, Transaction};
 use tokio::sync::{mpsc, watch};
 
 use super::policy::{
-    GONE_REASON, disabled_definition, failing_reason, last_error, same_event, state_after,
-    take_turns, whole_request,
+    GONE_REASON, disabled_definition, failing_reason, last_error, state_after, take_turns,
 };
 use super::{
-    Attempt, Caller, Change, Claimed, ClientTls, DeliveryRecord, Health, IdempotencyMismatch,
-    Ingested, KeyRecord, Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store,
-    StoreError, StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, Caller, Change, Claimed, ClientTls, DeliveryRecord, Health, Ingested, KeyRecord,
+    Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError, StoredSecret,
+    Tenant, WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
+
+mod ingest;
 
 /// Connections per server process.
 const CONNECTIONS: u32 = 16;
@@ -62,6 +63,8 @@ pub struct PgStore {
     /// This handle's name in its notifications, so that it does not
     /// follow its own changes.
     instance: String,
+    /// The queue of ingest writes, committed in groups.
+    ingest: ingest::Ingest,
 }
 
 impl PgStore {
@@ -76,10 +79,12 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let instance = ulid::Ulid::new().to_string();
         Ok(Self {
+            ingest: ingest::Ingest::start(pool.clone(), instance.clone()),
             pool,
             closed: watch::Sender::new(false),
-            instance: ulid::Ulid::new().to_string(),
+            instance,
         })
     }
 
@@ -99,22 +104,32 @@ impl PgStore {
         Ok(())
     }
 
-    /// Tells the other processes, when `tx` commits, that deliveries wait.
-    async fn notify_deliveries(
+    /// Writes these ingest requests as one group (see [`ingest`]).
+    #[cfg(test)]
+    pub(super) async fn ingest_as_group(
         &self,
-        tx: &mut Transaction<'_, Postgres>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(DELIVERIES)
-            .bind(&self.instance)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+        requests: Vec<(&str, Vec<NewEvent>, Millis)>,
+    ) -> Vec<Result<Vec<Ingested>, StoreError>> {
+        self.ingest.write_as_group(requests).await
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Tells the other processes, when `tx` commits, that deliveries wait;
+/// `instance` names the one telling.
+async fn notify_deliveries(
+    tx: &mut Transaction<'_, Postgres>,
+    instance: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(DELIVERIES)
+        .bind(instance)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// An `i64` column read as the `u32` it holds.
@@ -807,160 +822,7 @@ impl Store for PgStore {
         events: Vec<NewEvent>,
         at: Millis,
     ) -> Result<Vec<Ingested>, StoreError> {
-        let mut tx = self.begin().await?;
-        // Every (webhook, ticket) this write adds to, locked in one order.
-        let locks: BTreeSet<i64> = events
-            .iter()
-            .flat_map(|e| &e.deliveries)
-            .map(|d| ticket_lock(&d.webhook_id, &d.ticket_id))
-            .collect();
-        if !locks.is_empty() {
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock(k) FROM (SELECT UNNEST($1::BIGINT[]) AS k ORDER BY k) AS l",
-            )
-            .bind(locks.into_iter().collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut enabled: HashMap<String, (bool, bool)> = HashMap::new();
-        let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
-        // The token of the leases this write takes.
-        let token = ulid::Ulid::new().to_string();
-        for (index, event) in events.iter().enumerate() {
-            let stored = sqlx::query(
-                "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
-                 DO NOTHING",
-            )
-            .bind(&event.id)
-            .bind(tenant_id)
-            .bind(&event.idempotency_key)
-            .bind(&event.body)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            if stored.rows_affected() == 0 {
-                let row = sqlx::query(
-                    "SELECT id, body FROM events WHERE tenant_id = $1 AND idempotency_key = $2",
-                )
-                .bind(tenant_id)
-                .bind(&event.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
-                let (earlier, body): (String, String) = (row.try_get("id")?, row.try_get("body")?);
-                let mixed = whole_request(event) && answers.iter().any(|a| a.new);
-                if mixed || !same_event(&body, &event.body) {
-                    return Err(StoreError::IdempotencyMismatch(IdempotencyMismatch {
-                        index,
-                    }));
-                }
-                answers.push(Ingested {
-                    event_id: earlier,
-                    new: false,
-                    stored: 0,
-                    leased: Vec::new(),
-                });
-                continue;
-            }
-            if whole_request(event) && answers.iter().any(|a| !a.new) {
-                return Err(StoreError::IdempotencyMismatch(IdempotencyMismatch {
-                    index,
-                }));
-            }
-            let mut leased = Vec::new();
-            let mut stored = 0;
-            for delivery in &event.deliveries {
-                let (takes, paused) = match enabled.get(&delivery.webhook_id) {
-                    Some(state) => *state,
-                    None => {
-                        // The store has the last word (see the SQLite
-                        // store): on whether it takes deliveries, and on
-                        // whether an open breaker holds them back.
-                        let state: Option<(bool, bool)> = sqlx::query_as(
-                            "SELECT enabled, COALESCE(paused_until, 0) > $3 FROM webhooks
-                             WHERE id = $1 AND tenant_id = $2",
-                        )
-                        .bind(&delivery.webhook_id)
-                        .bind(tenant_id)
-                        .bind(at)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        let state = state.unwrap_or((true, false));
-                        enabled.insert(delivery.webhook_id.clone(), state);
-                        state
-                    }
-                };
-                if !takes {
-                    continue;
-                }
-                stored += 1;
-                let lease_until = match delivery.lease_until {
-                    Some(_) if paused => None,
-                    Some(until) => {
-                        let waits: Option<i32> = sqlx::query_scalar(
-                            "SELECT 1 FROM deliveries
-                             WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2 LIMIT 1",
-                        )
-                        .bind(&delivery.webhook_id)
-                        .bind(&delivery.ticket_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        waits.is_none().then_some(until)
-                    }
-                    None => None,
-                };
-                sqlx::query(
-                    "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
-                        ticket_id, payload, explanation, state, next_attempt_at, leased_until,
-                        lease, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $12, $11, $11)",
-                )
-                .bind(&delivery.id)
-                .bind(tenant_id)
-                .bind(&delivery.webhook_id)
-                .bind(&event.id)
-                .bind(&delivery.event_type)
-                .bind(&delivery.ticket_id)
-                .bind(&delivery.payload)
-                .bind(&delivery.explanation)
-                .bind(delivery.due.unwrap_or(at))
-                .bind(lease_until)
-                .bind(at)
-                .bind(lease_until.map(|_| &token))
-                .execute(&mut *tx)
-                .await?;
-                if lease_until.is_some() {
-                    leased.push(Claimed {
-                        id: delivery.id.clone(),
-                        tenant_id: tenant_id.to_owned(),
-                        webhook_id: delivery.webhook_id.clone(),
-                        url: None,
-                        enabled: false,
-                        secrets: Vec::new(),
-                        client_tls: None,
-                        payload: delivery.payload.clone(),
-                        attempts: 0,
-                        lease: token.clone(),
-                    });
-                }
-            }
-            answers.push(Ingested {
-                event_id: event.id.clone(),
-                new: true,
-                stored,
-                leased,
-            });
-        }
-        let stored: usize = answers.iter().map(|a| a.stored).sum();
-        let mut leased: Vec<&mut Claimed> =
-            answers.iter_mut().flat_map(|a| &mut a.leased).collect();
-        fill_targets(&mut tx, at, &mut leased).await?;
-        if leased.len() < stored {
-            self.notify_deliveries(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(answers)
+        self.ingest.write(tenant_id, events, at).await
     }
 
     async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError> {
@@ -1233,7 +1095,7 @@ impl Store for PgStore {
         .await?;
         let updated = updated.rows_affected() == 1;
         if updated {
-            self.notify_deliveries(&mut tx).await?;
+            notify_deliveries(&mut tx, &self.instance).await?;
         }
         tx.commit().await?;
         Ok(updated)

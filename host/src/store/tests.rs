@@ -905,6 +905,132 @@ async fn a_failing_write_in_a_group_fails_alone(backend: Backend) {
     assert!(store.delivery("a", "msg_3").await.expect("get").is_none());
 }
 
+/// The events of many requests at once, as a loaded server writes them:
+/// each request answered as it would be alone, one lease per ticket.
+async fn concurrent_ingests_are_answered_as_each_alone(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
+    store
+        .ingest("a", vec![event("evt_k", Some("k"), &[])], now())
+        .await
+        .expect("the key's first event");
+    let at = now();
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..64 {
+        let store = std::sync::Arc::clone(&store);
+        requests.spawn(async move {
+            let message = format!("msg_{n}");
+            let ticket = format!("t{}", n % 4);
+            let mut new = event(&format!("evt_{n}"), None, &[(&message, "wh_1", &ticket)]);
+            new.deliveries[0].lease_until = Some(at + 10_000);
+            let repeat = event(&format!("evt_again_{n}"), Some("k"), &[]);
+            let (new, repeat) = tokio::join!(
+                store.ingest("a", vec![new], at),
+                store.ingest("a", vec![repeat], at),
+            );
+            (new.expect("new event"), repeat.expect("repeated key"))
+        });
+    }
+    let mut leased = Vec::new();
+    for (new, repeat) in requests.join_all().await {
+        assert!(new[0].new && new[0].stored == 1, "{new:?}");
+        leased.extend(new[0].leased.iter().map(|c| c.id.clone()));
+        assert!(
+            !repeat[0].new && repeat[0].event_id == "evt_k",
+            "{repeat:?}"
+        );
+    }
+    assert_eq!(
+        leased.len(),
+        4,
+        "the first of each ticket's four: {leased:?}"
+    );
+    assert_eq!(store.queue().await.expect("queue").depth, 64);
+}
+
+/// A group written together: leases and order as one request after the
+/// other, in one transaction; a group meeting a stored idempotency key is
+/// written again request by request, each answered as alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_ingest_group_answers_each_request_as_alone() {
+    let (db, store) = with_webhook(Backend::Postgres).await;
+    drop(store);
+    let store = PgStore::open(&db.url).await.expect("open");
+    let at = now();
+    let leased = |id: &str, message: &str, ticket: &str| {
+        let mut new = event(id, None, &[(message, "wh_1", ticket)]);
+        new.deliveries[0].lease_until = Some(at + 10_000);
+        new
+    };
+    let answers = store
+        .ingest_as_group(vec![
+            ("a", vec![leased("evt_1", "msg_1", "t1")], at),
+            ("a", vec![leased("evt_2", "msg_2", "t1")], at),
+            ("a", vec![leased("evt_3", "msg_3", "t2")], at),
+        ])
+        .await;
+    let ids: Vec<Vec<String>> = answers
+        .iter()
+        .map(|a| {
+            a.as_ref().expect("written")[0]
+                .leased
+                .iter()
+                .map(|c| c.id.clone())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [vec!["msg_1"], vec![], vec!["msg_3"]],
+        "msg_2 waits behind msg_1"
+    );
+    let first = &answers[0].as_ref().expect("written")[0].leased[0];
+    assert_eq!(first.url.as_deref(), Some("https://x.example/h"));
+    assert_eq!(first.secrets, ["whsec_x"]);
+    assert_eq!(
+        db.integer(
+            "SELECT COUNT(DISTINCT xmin::TEXT) FROM events WHERE id IN ('evt_1', 'evt_2', 'evt_3')"
+        )
+        .await,
+        Some(1),
+        "one transaction"
+    );
+    succeed(&store, first).await;
+    assert_eq!(claim_ids(&store, at, at + 10_000).await, ["msg_2"]);
+
+    let mut repeat = event("evt_4", Some("k"), &[("msg_4", "wh_1", "t3")]);
+    store
+        .ingest("a", vec![repeat.clone()], at)
+        .await
+        .expect("the key's first event");
+    repeat.id = "evt_5".to_owned();
+    let mut mismatch = event("evt_6", Some("k"), &[]);
+    mismatch.body = r#"{"other":true}"#.to_owned();
+    let answers = store
+        .ingest_as_group(vec![
+            ("a", vec![repeat], at),
+            ("a", vec![mismatch], at),
+            (
+                "a",
+                vec![event("evt_7", None, &[("msg_7", "wh_1", "t4")])],
+                at,
+            ),
+        ])
+        .await;
+    let repeated = answers[0].as_ref().expect("a repeat");
+    assert_eq!(
+        (repeated[0].event_id.as_str(), repeated[0].new),
+        ("evt_4", false)
+    );
+    assert!(
+        matches!(answers[1], Err(StoreError::IdempotencyMismatch(_))),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(answers[2].as_ref().expect("new")[0].stored, 1);
+    assert!(store.delivery("a", "msg_7").await.expect("get").is_some());
+}
+
 #[tokio::test]
 async fn an_in_memory_database_is_refused_with_a_reason() {
     for url in ["sqlite::memory:", "sqlite://inbox.db?mode=memory"] {
@@ -1203,6 +1329,7 @@ conformance!(
     gone_disables_at_once_and_success_clears_the_failure_run,
     redelivery_and_pruning,
     a_failing_write_in_a_group_fails_alone,
+    concurrent_ingests_are_answered_as_each_alone,
     writes_after_close_fail_cleanly,
     tenants_take_turns_in_a_claim_within_their_room,
     concurrent_claims_share_the_queue_in_ticket_order,

@@ -377,18 +377,7 @@ pub(super) fn ingest(
                 at,
             ])?;
             if lease_until.is_some() {
-                leased.push(Claimed {
-                    id: delivery.id.clone(),
-                    tenant_id: tenant_id.to_owned(),
-                    webhook_id: delivery.webhook_id.clone(),
-                    url: None,
-                    enabled: false,
-                    secrets: Vec::new(),
-                    client_tls: None,
-                    payload: delivery.payload.clone(),
-                    attempts: 0,
-                    lease: token.clone(),
-                });
+                leased.push(Claimed::at_ingest(tenant_id, delivery, &token));
             }
         }
         answers.push(Ingested {

@@ -282,6 +282,36 @@ async fn a_webhook_failing_without_a_break_is_disabled() {
 }
 
 #[tokio::test]
+async fn metrics_count_the_deliveries_waiting() {
+    // A receiver that fails: the deliveries wait for their retries (in
+    // 30 s), and the scrape reads them from the store.
+    let receiver = Receiver::start(Vec::new(), Reply::Status(500, Vec::new())).await;
+    let server = server_with(|c| c.retry_schedule = vec![Duration::from_secs(30)]).await;
+    let (keys, _, _) = hooked(&server, &receiver.url("/")).await;
+    ingest(&server, &keys, on_tickets(3)).await;
+    receiver.wait_for(3, PATIENCE).await;
+    let deadline = Instant::now() + PATIENCE;
+    let metrics = loop {
+        let metrics = server.metrics().await;
+        if metrics.contains(r#"inbox_deliveries_total{outcome="retrying"} 3"#) {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no retries counted:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        metrics.contains("inbox_delivery_queue_depth 3"),
+        "three deliveries wait:\n{metrics}"
+    );
+    let oldest = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("inbox_delivery_oldest_pending_seconds "))
+        .and_then(|age| age.parse::<f64>().ok())
+        .expect("the oldest pending delivery's age");
+    assert!(oldest > 0.0, "{oldest}");
+}
+
+#[tokio::test]
 async fn retry_after_is_honoured_up_to_the_step() {
     let receiver = Receiver::start(
         vec![Reply::Status(503, vec![("retry-after", "1".to_owned())])],

@@ -80,10 +80,12 @@ struct Initialized {
     dir: PathBuf,
     as_root: bool,
     port: u16,
+    /// Whether commits reach the disk (`fsync`); tests need not.
+    durable: bool,
 }
 
 impl Initialized {
-    fn new() -> Result<Self, String> {
+    fn new(durable: bool) -> Result<Self, String> {
         let bin = binaries()?;
         let dir = tempfile::Builder::new()
             .prefix("inbox-postgres-")
@@ -101,6 +103,7 @@ impl Initialized {
             dir,
             as_root,
             port: free_port()?,
+            durable,
         };
         let initdb = cluster
             .command("initdb")
@@ -151,9 +154,11 @@ impl Initialized {
             ])
             .arg("-k")
             .arg(&self.dir)
-            // Throwaway data: no need to survive a power cut.
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=300"]);
+        if !self.durable {
+            // Throwaway data: no need to survive a power cut.
+            postgres.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
+        }
         postgres
     }
 
@@ -186,7 +191,7 @@ impl Initialized {
 }
 
 fn start() -> Result<Cluster, String> {
-    let cluster = Initialized::new()?;
+    let cluster = Initialized::new(false)?;
     let postgres = cluster.postgres();
     let line = std::iter::once(postgres.get_program())
         .chain(postgres.get_args())
@@ -228,7 +233,18 @@ pub(crate) struct OwnCluster {
 impl OwnCluster {
     /// Initialises and starts one; panics when it cannot.
     pub(crate) fn start() -> Self {
-        let cluster = Initialized::new().unwrap_or_else(|why| panic!("no Postgres: {why}"));
+        Self::start_with(false)
+    }
+
+    /// One whose commits reach the disk, as in production (`fsync` on):
+    /// for measuring.
+    #[allow(dead_code, reason = "the load driver's (benches/serve.rs), not the tests'")]
+    pub(crate) fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
+        let cluster = Initialized::new(durable).unwrap_or_else(|why| panic!("no Postgres: {why}"));
         let mut own = Self {
             cluster,
             running: None,

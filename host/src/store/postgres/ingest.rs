@@ -1,0 +1,581 @@
+//! Ingest writes on Postgres, committed in groups.
+//!
+//! A commit waits for the disk, and a single-event request needs half a
+//! dozen statements; one transaction per request would spend the server's
+//! time in round trips and commits. So requests wait in a queue, and each of
+//! a few writer tasks takes every request waiting (up to [`MAX_GROUP`]) and
+//! writes the whole group in one transaction of set-based statements (one
+//! `INSERT … SELECT FROM UNNEST` per table), whatever the group's size:
+//! a group of one costs what a request alone would, and under load the
+//! round trips and the commit are shared.
+//!
+//! Each request's answer is the one it would have had alone. A group whose
+//! events meet an idempotency key already stored (or repeated within the
+//! group), or whose write fails, is rolled back and its requests run again,
+//! each in a transaction of its own ([`alone`]), where a repeated key is
+//! told apart from a mismatch and a bad request fails by itself. No
+//! request hears "accepted" before its transaction commits.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use sqlx::{PgPool, Postgres, Row as _, Transaction};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::{fill_targets, notify_deliveries, ticket_lock};
+use crate::store::policy::{same_event, whole_request};
+use crate::store::{Claimed, IdempotencyMismatch, Ingested, Millis, NewEvent, StoreError};
+
+/// The most requests written together.
+const MAX_GROUP: usize = 128;
+/// Requests waiting at most; callers past it wait to enqueue.
+const QUEUE: usize = 4096;
+/// Writer tasks: while one group commits, the next is being written.
+const WRITERS: usize = 4;
+
+/// A request waiting for its group.
+struct Request {
+    tenant_id: String,
+    events: Vec<NewEvent>,
+    at: Millis,
+    answer: oneshot::Sender<Result<Vec<Ingested>, StoreError>>,
+}
+
+/// The queue in front of the writer tasks.
+#[derive(Debug, Clone)]
+pub(super) struct Ingest {
+    queue: mpsc::Sender<Request>,
+    /// For tests that write a group of their own making.
+    #[cfg(test)]
+    pool: PgPool,
+    #[cfg(test)]
+    instance: String,
+}
+
+impl Ingest {
+    /// Starts the writers on `pool`; `instance` names this process in the
+    /// notifications it sends.
+    pub(super) fn start(pool: PgPool, instance: String) -> Self {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..WRITERS {
+            tokio::spawn(writer(pool.clone(), instance.clone(), Arc::clone(&waiting)));
+        }
+        Self {
+            queue,
+            #[cfg(test)]
+            pool,
+            #[cfg(test)]
+            instance,
+        }
+    }
+
+    /// Writes `requests` as one group, as a writer does with the requests
+    /// it finds waiting: each one's answer.
+    #[cfg(test)]
+    pub(super) async fn write_as_group(
+        &self,
+        requests: Vec<(&str, Vec<NewEvent>, Millis)>,
+    ) -> Vec<Result<Vec<Ingested>, StoreError>> {
+        let (group, answers): (Vec<Request>, Vec<_>) = requests
+            .into_iter()
+            .map(|(tenant_id, events, at)| {
+                let (answer, answered) = oneshot::channel();
+                let request = Request {
+                    tenant_id: tenant_id.to_owned(),
+                    events,
+                    at,
+                    answer,
+                };
+                (request, answered)
+            })
+            .unzip();
+        write_group(&self.pool, &self.instance, group).await;
+        let mut written = Vec::new();
+        for answered in answers {
+            written.push(answered.await.expect("answered"));
+        }
+        written
+    }
+
+    /// Writes one request's events and deliveries (see [`Store::ingest`]).
+    ///
+    /// [`Store::ingest`]: crate::store::Store::ingest
+    pub(super) async fn write(
+        &self,
+        tenant_id: &str,
+        events: Vec<NewEvent>,
+        at: Millis,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let request = Request {
+            tenant_id: tenant_id.to_owned(),
+            events,
+            at,
+            answer,
+        };
+        let stopped = || StoreError::Unavailable("the store's writers have stopped".into());
+        self.queue.send(request).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+/// One writer task: takes every request waiting, writes them as a group.
+/// Ends with the queue (the store and its clones dropped).
+async fn writer(pool: PgPool, instance: String, waiting: Arc<Mutex<mpsc::Receiver<Request>>>) {
+    loop {
+        let group = {
+            let mut waiting = waiting.lock().await;
+            let Some(first) = waiting.recv().await else {
+                return;
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match waiting.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            group
+        };
+        write_group(&pool, &instance, group).await;
+    }
+}
+
+/// Writes a group together; when that cannot be, each request alone.
+async fn write_group(pool: &PgPool, instance: &str, group: Vec<Request>) {
+    match together(pool, instance, &group).await {
+        Ok(answers) => {
+            for (request, answer) in group.into_iter().zip(answers) {
+                let _ = request.answer.send(Ok(answer));
+            }
+        }
+        Err(outcome) => {
+            if let Together::Failed(error) = &outcome {
+                tracing::debug!(%error, requests = group.len(), "an ingest group failed; writing each alone");
+            }
+            let mut each = tokio::task::JoinSet::new();
+            for request in group {
+                let (pool, instance) = (pool.clone(), instance.to_owned());
+                each.spawn(async move {
+                    let written = alone(
+                        &pool,
+                        &instance,
+                        &request.tenant_id,
+                        &request.events,
+                        request.at,
+                    )
+                    .await;
+                    let _ = request.answer.send(written);
+                });
+            }
+            each.join_all().await;
+        }
+    }
+}
+
+/// Why a group was not written together.
+enum Together {
+    /// An event's idempotency key is stored already, or repeated within
+    /// the group: each request alone says what that means for it.
+    KeySeen,
+    Failed(StoreError),
+}
+
+impl<E: Into<StoreError>> From<E> for Together {
+    fn from(error: E) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+/// One row of `deliveries` to insert, in the group's order.
+struct Row<'a> {
+    tenant_id: &'a str,
+    event_id: &'a str,
+    delivery: &'a crate::store::NewDelivery,
+    at: Millis,
+    lease_until: Option<Millis>,
+}
+
+/// Every request of the group in one transaction: each request's answer.
+async fn together(
+    pool: &PgPool,
+    instance: &str,
+    group: &[Request],
+) -> Result<Vec<Vec<Ingested>>, Together> {
+    let mut tx = pool.begin().await?;
+    lock_tickets(
+        &mut tx,
+        group
+            .iter()
+            .flat_map(|r| &r.events)
+            .flat_map(|e| &e.deliveries)
+            .map(|d| (d.webhook_id.as_str(), d.ticket_id.as_str())),
+    )
+    .await?;
+
+    let events: Vec<(&Request, &NewEvent)> = group
+        .iter()
+        .flat_map(|r| r.events.iter().map(move |e| (r, e)))
+        .collect();
+    let inserted = sqlx::query(
+        "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
+         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+         DO NOTHING",
+    )
+    .bind(
+        events
+            .iter()
+            .map(|(_, e)| e.id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|(r, _)| r.tenant_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|(_, e)| e.idempotency_key.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|(_, e)| e.body.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|(r, _)| r.at).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() != events.len() as u64 {
+        return Err(Together::KeySeen);
+    }
+
+    // Whether each webhook takes deliveries and until when its breaker
+    // holds them back: the store has the last word (see `alone`).
+    let webhook_ids: Vec<&str> = group
+        .iter()
+        .flat_map(|r| &r.events)
+        .flat_map(|e| &e.deliveries)
+        .map(|d| d.webhook_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut states: HashMap<(String, String), (bool, Option<Millis>)> = HashMap::new();
+    if !webhook_ids.is_empty() {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, enabled, paused_until FROM webhooks WHERE id = ANY($1)",
+        )
+        .bind(&webhook_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            states.insert(
+                (row.try_get("tenant_id")?, row.try_get("id")?),
+                (row.try_get("enabled")?, row.try_get("paused_until")?),
+            );
+        }
+    }
+
+    // The (webhook, ticket) pairs that have a pending delivery already: a
+    // new one behind it waits its turn rather than being leased.
+    let wanted: Vec<(&str, &str)> = group
+        .iter()
+        .flat_map(|r| &r.events)
+        .flat_map(|e| &e.deliveries)
+        .filter(|d| d.lease_until.is_some())
+        .map(|d| (d.webhook_id.as_str(), d.ticket_id.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut pending: HashSet<(String, String)> = HashSet::new();
+    if !wanted.is_empty() {
+        let rows = sqlx::query(
+            "SELECT DISTINCT d.webhook_id, d.ticket_id
+             FROM UNNEST($1::TEXT[], $2::TEXT[]) AS w (webhook_id, ticket_id)
+             JOIN deliveries d ON d.webhook_id = w.webhook_id AND d.ticket_id = w.ticket_id
+             WHERE d.state = 'pending'",
+        )
+        .bind(wanted.iter().map(|(w, _)| *w).collect::<Vec<_>>())
+        .bind(wanted.iter().map(|(_, t)| *t).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            pending.insert((row.try_get("webhook_id")?, row.try_get("ticket_id")?));
+        }
+    }
+
+    // The token of the leases this group takes.
+    let token = ulid::Ulid::new().to_string();
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut answers: Vec<Vec<Ingested>> = Vec::with_capacity(group.len());
+    for request in group {
+        let mut answer = Vec::with_capacity(request.events.len());
+        for event in &request.events {
+            let mut stored = 0;
+            let mut leased = Vec::new();
+            for delivery in &event.deliveries {
+                let key = (request.tenant_id.clone(), delivery.webhook_id.clone());
+                let (takes, paused_until) = states.get(&key).copied().unwrap_or((true, None));
+                if !takes {
+                    continue;
+                }
+                stored += 1;
+                let paused = paused_until.unwrap_or(0) > request.at;
+                // Stored before this one, in the database or in this group.
+                let waits =
+                    !pending.insert((delivery.webhook_id.clone(), delivery.ticket_id.clone()));
+                let lease_until = delivery.lease_until.filter(|_| !paused && !waits);
+                if lease_until.is_some() {
+                    leased.push(Claimed::at_ingest(&request.tenant_id, delivery, &token));
+                }
+                rows.push(Row {
+                    tenant_id: &request.tenant_id,
+                    event_id: &event.id,
+                    delivery,
+                    at: request.at,
+                    lease_until,
+                });
+            }
+            answer.push(Ingested {
+                event_id: event.id.clone(),
+                new: true,
+                stored,
+                leased,
+            });
+        }
+        answers.push(answer);
+    }
+    insert_deliveries(&mut tx, &rows, &token).await?;
+
+    let mut leased: Vec<&mut Claimed> = answers
+        .iter_mut()
+        .flatten()
+        .flat_map(|a| &mut a.leased)
+        .collect();
+    let at = group.iter().map(|r| r.at).max().unwrap_or_default();
+    fill_targets(&mut tx, at, &mut leased).await?;
+    if leased.len() < rows.len() {
+        notify_deliveries(&mut tx, instance).await?;
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// Locks every (webhook, ticket) a write adds deliveries to, in one order,
+/// until it commits: within a webhook and ticket, `seq` is commit order.
+async fn lock_tickets<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), StoreError> {
+    let locks: BTreeSet<i64> = pairs.map(|(w, t)| ticket_lock(w, t)).collect();
+    if !locks.is_empty() {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT UNNEST($1::BIGINT[]) AS k ORDER BY k) AS l",
+        )
+        .bind(locks.into_iter().collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One text column of the rows.
+fn column<'a>(rows: &[Row<'a>], field: impl Fn(&Row<'a>) -> &'a str) -> Vec<&'a str> {
+    rows.iter().map(field).collect()
+}
+
+/// Inserts the rows in their order (`seq` follows it).
+async fn insert_deliveries<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[Row<'a>],
+    token: &str,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, ticket_id,
+            payload, explanation, state, next_attempt_at, leased_until, lease, created_at,
+            updated_at)
+         SELECT id, tenant_id, webhook_id, event_id, event_type, ticket_id, payload,
+            explanation, 'pending', due, leased_until,
+            CASE WHEN leased_until IS NULL THEN NULL ELSE $12 END, at, at
+         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                     $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[])
+              WITH ORDINALITY AS r (id, tenant_id, webhook_id, event_id, event_type, ticket_id,
+                     payload, explanation, due, leased_until, at, n)
+         ORDER BY n",
+    )
+    .bind(column(rows, |r| &r.delivery.id))
+    .bind(column(rows, |r| r.tenant_id))
+    .bind(column(rows, |r| &r.delivery.webhook_id))
+    .bind(column(rows, |r| r.event_id))
+    .bind(column(rows, |r| &r.delivery.event_type))
+    .bind(column(rows, |r| &r.delivery.ticket_id))
+    .bind(column(rows, |r| &r.delivery.payload))
+    .bind(column(rows, |r| &r.delivery.explanation))
+    .bind(
+        rows.iter()
+            .map(|r| r.delivery.due.unwrap_or(r.at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+    .bind(token)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One request in a transaction of its own, statement by statement: what
+/// tells a repeated idempotency key (answered with the event first stored
+/// under it) from a mismatch.
+async fn alone(
+    pool: &PgPool,
+    instance: &str,
+    tenant_id: &str,
+    events: &[NewEvent],
+    at: Millis,
+) -> Result<Vec<Ingested>, StoreError> {
+    let mut tx = pool.begin().await?;
+    lock_tickets(
+        &mut tx,
+        events
+            .iter()
+            .flat_map(|e| &e.deliveries)
+            .map(|d| (d.webhook_id.as_str(), d.ticket_id.as_str())),
+    )
+    .await?;
+    let mut enabled: HashMap<String, (bool, bool)> = HashMap::new();
+    let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
+    // The token of the leases this write takes.
+    let token = ulid::Ulid::new().to_string();
+    for (index, event) in events.iter().enumerate() {
+        let stored = sqlx::query(
+            "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+             DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(tenant_id)
+        .bind(&event.idempotency_key)
+        .bind(&event.body)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if stored.rows_affected() == 0 {
+            let row = sqlx::query(
+                "SELECT id, body FROM events WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(tenant_id)
+            .bind(&event.idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            let (earlier, body): (String, String) = (row.try_get("id")?, row.try_get("body")?);
+            let mixed = whole_request(event) && answers.iter().any(|a| a.new);
+            if mixed || !same_event(&body, &event.body) {
+                return Err(StoreError::IdempotencyMismatch(IdempotencyMismatch {
+                    index,
+                }));
+            }
+            answers.push(Ingested {
+                event_id: earlier,
+                new: false,
+                stored: 0,
+                leased: Vec::new(),
+            });
+            continue;
+        }
+        if whole_request(event) && answers.iter().any(|a| !a.new) {
+            return Err(StoreError::IdempotencyMismatch(IdempotencyMismatch {
+                index,
+            }));
+        }
+        let mut leased = Vec::new();
+        let mut stored = 0;
+        for delivery in &event.deliveries {
+            let (takes, paused) = match enabled.get(&delivery.webhook_id) {
+                Some(state) => *state,
+                None => {
+                    // The store has the last word (see the SQLite store):
+                    // on whether it takes deliveries, and on whether an
+                    // open breaker holds them back.
+                    let state: Option<(bool, bool)> = sqlx::query_as(
+                        "SELECT enabled, COALESCE(paused_until, 0) > $3 FROM webhooks
+                         WHERE id = $1 AND tenant_id = $2",
+                    )
+                    .bind(&delivery.webhook_id)
+                    .bind(tenant_id)
+                    .bind(at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let state = state.unwrap_or((true, false));
+                    enabled.insert(delivery.webhook_id.clone(), state);
+                    state
+                }
+            };
+            if !takes {
+                continue;
+            }
+            stored += 1;
+            let lease_until = match delivery.lease_until {
+                Some(_) if paused => None,
+                Some(until) => {
+                    let waits: Option<i32> = sqlx::query_scalar(
+                        "SELECT 1 FROM deliveries
+                         WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2 LIMIT 1",
+                    )
+                    .bind(&delivery.webhook_id)
+                    .bind(&delivery.ticket_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    waits.is_none().then_some(until)
+                }
+                None => None,
+            };
+            sqlx::query(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
+                    ticket_id, payload, explanation, state, next_attempt_at, leased_until,
+                    lease, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $12, $11, $11)",
+            )
+            .bind(&delivery.id)
+            .bind(tenant_id)
+            .bind(&delivery.webhook_id)
+            .bind(&event.id)
+            .bind(&delivery.event_type)
+            .bind(&delivery.ticket_id)
+            .bind(&delivery.payload)
+            .bind(&delivery.explanation)
+            .bind(delivery.due.unwrap_or(at))
+            .bind(lease_until)
+            .bind(at)
+            .bind(lease_until.map(|_| &token))
+            .execute(&mut *tx)
+            .await?;
+            if lease_until.is_some() {
+                leased.push(Claimed::at_ingest(tenant_id, delivery, &token));
+            }
+        }
+        answers.push(Ingested {
+            event_id: event.id.clone(),
+            new: true,
+            stored,
+            leased,
+        });
+    }
+    let stored: usize = answers.iter().map(|a| a.stored).sum();
+    let mut leased: Vec<&mut Claimed> = answers.iter_mut().flat_map(|a| &mut a.leased).collect();
+    fill_targets(&mut tx, at, &mut leased).await?;
+    if leased.len() < stored {
+        notify_deliveries(&mut tx, instance).await?;
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
