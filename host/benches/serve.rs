@@ -406,6 +406,16 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// Should the driver fail halfway, no server outlives it.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// What the servers' `/metrics` say: deliveries accepted by the receiver
 /// (summed over the instances) and pending deliveries (the database's).
 struct Scrape {

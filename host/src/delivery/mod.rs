@@ -417,6 +417,16 @@ impl Dispatcher {
         tokio::spawn(Arc::clone(self).work(delivery, slots, webhook_slot));
     }
 
+    /// [`Self::start`] for a delivery a finished attempt handed on: a
+    /// future of a named type, since `start` leads to the worker that
+    /// records attempts, which calls this.
+    fn start_chained(
+        self: Arc<Self>,
+        delivery: Claimed,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move { self.start(delivery).await })
+    }
+
     /// Writes a breaker's opening or closing to the store, for every
     /// process's claims (see [`breaker`]).
     async fn pause(&self, webhook: &str, changed: breaker::Transition) {
@@ -575,6 +585,9 @@ impl Dispatcher {
 
     /// Records an attempt (or a cancellation) and what follows it.
     async fn record(self: Arc<Self>, delivery: Claimed, outcome: Option<AttemptResult>) {
+        // The ticket's next delivery, should this one leave the queue,
+        // comes back leased: started at once, not at the next claim.
+        let chain = Some(now() + self.lease_millis());
         let result = match outcome {
             None => self
                 .store
@@ -584,13 +597,19 @@ impl Dispatcher {
                     None,
                     Next::Cancelled,
                     Health::Unchanged,
+                    chain,
                 )
                 .await
-                .map(|_| "cancelled"),
-            Some(outcome) => self.record_attempt(&delivery, &outcome).await,
+                .map(|finished| ("cancelled", finished.next)),
+            Some(outcome) => self.record_attempt(&delivery, &outcome, chain).await,
         };
         match result {
-            Ok(label) => self.metrics.delivery(label),
+            Ok((label, next)) => {
+                self.metrics.delivery(label);
+                if let Some(next) = next {
+                    Arc::clone(&self).start_chained(next).await;
+                }
+            }
             // The lease ran out during the attempt and another worker (of
             // this process or another) took the delivery: the outcome is
             // its to record. The receiver may see it twice, under one
@@ -609,10 +628,11 @@ impl Dispatcher {
         &self,
         delivery: &Claimed,
         outcome: &AttemptResult,
-    ) -> Result<&'static str, crate::store::StoreError> {
+        chain: Option<Millis>,
+    ) -> Result<(&'static str, Option<Claimed>), crate::store::StoreError> {
         let succeeded = outcome.succeeded();
         let (next, health, label) = self.next(delivery.attempts + 1, outcome);
-        let disabled = self
+        let finished = self
             .store
             .finish(
                 &delivery.id,
@@ -620,6 +640,7 @@ impl Dispatcher {
                 Some(&outcome.attempt),
                 next,
                 health,
+                chain,
             )
             .await?;
         if !succeeded {
@@ -632,7 +653,7 @@ impl Dispatcher {
                 "attempt failed"
             );
         }
-        if disabled {
+        if finished.disabled {
             tracing::warn!(webhook = %delivery.webhook_id, tenant = %delivery.tenant_id, "webhook disabled by delivery");
             self.matcher
                 .refresh(
@@ -642,7 +663,7 @@ impl Dispatcher {
                 )
                 .await?;
         }
-        Ok(label)
+        Ok((label, finished.next))
     }
 
     /// What follows an attempt that was the `attempts`-th.
@@ -691,6 +712,7 @@ impl Dispatcher {
                 Some(&outcome.attempt),
                 next,
                 Health::Unchanged,
+                None,
             )
             .await?;
         Ok(outcome)

@@ -489,6 +489,15 @@ pub struct Claimed {
     pub lease: String,
 }
 
+/// What recording an attempt did ([`Store::finish`]).
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// The attempt disabled the webhook.
+    pub disabled: bool,
+    /// The ticket's next delivery to the webhook, leased to the caller.
+    pub next: Option<Claimed>,
+}
+
 impl Claimed {
     /// A delivery leased by the ingest write that stored it: its target
     /// (URL, state, secrets) is filled in before the write commits.
@@ -723,9 +732,16 @@ pub trait Store: Send + Sync + Debug {
         room: &Room,
     ) -> Result<Vec<Claimed>, StoreError>;
     /// Records an attempt and what follows it, in one transaction, for the
-    /// holder of the delivery's `lease` ([`Claimed::lease`]); `true` when
-    /// this disabled the webhook. [`StoreError::LeaseLost`], recording
-    /// nothing, when the delivery is leased to someone else now.
+    /// holder of the delivery's `lease` ([`Claimed::lease`]).
+    /// [`StoreError::LeaseLost`], recording nothing, when the delivery is
+    /// leased to someone else now.
+    ///
+    /// When the delivery leaves the pending state, its ticket's next
+    /// delivery to the webhook becomes the one a claim may take; with
+    /// `chain` (a lease's end), that delivery, if due, unleased and not
+    /// held back by an open breaker, is leased to the caller in the same
+    /// transaction and returned in [`Finished::next`]: a busy ticket's
+    /// stream goes on at the receiver's pace, with no claim in between.
     async fn finish(
         &self,
         delivery_id: &str,
@@ -733,7 +749,8 @@ pub trait Store: Send + Sync + Debug {
         attempt: Option<&Attempt>,
         next: Next,
         health: Health,
-    ) -> Result<bool, StoreError>;
+        chain: Option<Millis>,
+    ) -> Result<Finished, StoreError>;
     /// Records that the webhook's circuit breaker is open until `until`
     /// (`None`: closed): every process's claims leave its deliveries until
     /// then, and a restart keeps the pause.

@@ -25,9 +25,9 @@ use super::policy::{
     GONE_REASON, disabled_definition, failing_reason, last_error, state_after, take_turns,
 };
 use super::{
-    Attempt, Caller, Change, Claimed, ClientTls, DeliveryRecord, Health, Ingested, KeyRecord,
-    Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError, StoredSecret,
-    Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, Caller, Change, Claimed, ClientTls, DeliveryRecord, Finished, Health, Ingested,
+    KeyRecord, Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError,
+    StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -333,6 +333,54 @@ async fn fill_targets(
         }
     }
     Ok(())
+}
+
+/// The ticket's next delivery to the webhook becomes its head (the
+/// caller holds the ticket's lock); with `chain`, it is leased until then
+/// and returned when it is due, unleased, and its webhook's breaker is
+/// closed (see [`Store::finish`]).
+async fn next_head(
+    tx: &mut Transaction<'_, Postgres>,
+    webhook_id: &str,
+    ticket_id: &str,
+    chain: Option<Millis>,
+    at: Millis,
+) -> Result<Option<Claimed>, StoreError> {
+    let next: Option<(i64, Millis, Option<Millis>)> = sqlx::query_as(
+        "UPDATE deliveries SET head = TRUE WHERE seq = (
+            SELECT seq FROM deliveries
+            WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2
+            ORDER BY seq LIMIT 1)
+         RETURNING seq, next_attempt_at, leased_until",
+    )
+    .bind(webhook_id)
+    .bind(ticket_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (Some(lease_until), Some((seq, due, leased_until))) = (chain, next) else {
+        return Ok(None);
+    };
+    let paused: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM webhooks WHERE id = $1 AND paused_until > $2")
+            .bind(webhook_id)
+            .bind(at)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if due > at || leased_until.is_some_and(|until| until > at) || paused.is_some() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "UPDATE deliveries SET leased_until = $1, lease = $2 WHERE seq = $3
+         RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
+    )
+    .bind(lease_until)
+    .bind(ulid::Ulid::new().to_string())
+    .bind(seq)
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut next = claimed(&row)?;
+    fill_targets(tx, at, &mut [&mut next]).await?;
+    Ok(Some(next))
 }
 
 /// Disables a webhook: its definition says `enabled: false`, with the
@@ -843,19 +891,15 @@ impl Store for PgStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut tx = self.begin().await?;
         // The candidates: each webhook's oldest due deliveries, each the
-        // oldest pending one of its ticket, read without locks.
+        // head of its ticket, read without locks.
         let rows = sqlx::query(
             "SELECT seq, tenant_id, webhook_id, next_attempt_at FROM (
                 SELECT d.seq, d.tenant_id, d.webhook_id, d.next_attempt_at,
                        ROW_NUMBER() OVER (PARTITION BY d.webhook_id
                                           ORDER BY d.next_attempt_at, d.seq) AS n
                 FROM deliveries d
-                WHERE d.state = 'pending' AND d.next_attempt_at <= $1
+                WHERE d.state = 'pending' AND d.head AND d.next_attempt_at <= $1
                   AND (d.leased_until IS NULL OR d.leased_until <= $1)
-                  AND NOT EXISTS (
-                      SELECT 1 FROM deliveries e
-                      WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
-                        AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
                   AND NOT EXISTS (
                       SELECT 1 FROM webhooks w
                       WHERE w.id = d.webhook_id AND w.paused_until > $1)
@@ -921,9 +965,25 @@ impl Store for PgStore {
         attempt: Option<&Attempt>,
         next: Next,
         health: Health,
-    ) -> Result<bool, StoreError> {
+        chain: Option<Millis>,
+    ) -> Result<Finished, StoreError> {
         let at = now();
         let mut tx = self.begin().await?;
+        // The ticket's lock first (as every writer takes it: before the
+        // delivery's row), for a new head chosen while no ingest adds to
+        // the ticket's queue.
+        let ticket: Option<(String, String)> =
+            sqlx::query_as("SELECT webhook_id, ticket_id FROM deliveries WHERE id = $1")
+                .bind(delivery_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((webhook_id, ticket_id)) = ticket else {
+            return Ok(Finished::default());
+        };
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ticket_lock(&webhook_id, &ticket_id))
+            .execute(&mut *tx)
+            .await?;
         if let Some(attempt) = attempt {
             sqlx::query(
                 "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
@@ -941,10 +1001,10 @@ impl Store for PgStore {
             .await?;
         }
         let (state, due) = state_after(next);
-        let webhook_id: Option<String> = sqlx::query_scalar(
+        let head: Option<bool> = sqlx::query_scalar(
             "UPDATE deliveries SET state = $1, next_attempt_at = $2, leased_until = NULL,
                 lease = NULL, attempts = attempts + $3, last_error = $4, updated_at = $5
-             WHERE id = $6 AND COALESCE(lease, '') = $7 RETURNING webhook_id",
+             WHERE id = $6 AND COALESCE(lease, '') = $7 RETURNING head",
         )
         .bind(state)
         .bind(due)
@@ -955,16 +1015,9 @@ impl Store for PgStore {
         .bind(lease)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(webhook_id) = webhook_id else {
-            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM deliveries WHERE id = $1")
-                .bind(delivery_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let Some(head) = head else {
             // Dropping the transaction rolls the attempt's record back.
-            return match exists {
-                Some(_) => Err(StoreError::LeaseLost(delivery_id.to_owned())),
-                None => Ok(false),
-            };
+            return Err(StoreError::LeaseLost(delivery_id.to_owned()));
         };
         let disabled: bool = match health {
             Health::Unchanged => false,
@@ -1005,8 +1058,12 @@ impl Store for PgStore {
             self.notify_webhook(&mut tx, &tenant_id, &webhook_id)
                 .await?;
         }
+        let next = match head && state != "pending" {
+            true => next_head(&mut tx, &webhook_id, &ticket_id, chain, at).await?,
+            false => None,
+        };
         tx.commit().await?;
-        Ok(disabled)
+        Ok(Finished { disabled, next })
     }
 
     async fn pause_webhook(
@@ -1081,12 +1138,31 @@ impl Store for PgStore {
 
     async fn redeliver(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
+        // Its ticket's lock, as every writer to a ticket's queue takes it.
+        let ticket: Option<(String, String)> = sqlx::query_as(
+            "SELECT webhook_id, ticket_id FROM deliveries WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((webhook_id, ticket_id)) = ticket else {
+            return Ok(false);
+        };
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ticket_lock(&webhook_id, &ticket_id))
+            .execute(&mut *tx)
+            .await?;
         let updated = sqlx::query(
-            "UPDATE deliveries SET
-                leased_until = CASE WHEN state = 'pending' THEN leased_until END,
-                lease = CASE WHEN state = 'pending' THEN lease END,
+            "UPDATE deliveries d SET
+                leased_until = CASE WHEN d.state = 'pending' THEN d.leased_until END,
+                lease = CASE WHEN d.state = 'pending' THEN d.lease END,
+                head = CASE WHEN d.state = 'pending' THEN d.head ELSE NOT EXISTS (
+                    SELECT 1 FROM deliveries e
+                    WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
+                      AND e.ticket_id = d.ticket_id) END,
                 state = 'pending', next_attempt_at = $1, updated_at = $1
-             WHERE tenant_id = $2 AND id = $3",
+             WHERE d.tenant_id = $2 AND d.id = $3",
         )
         .bind(at)
         .bind(tenant_id)

@@ -24,9 +24,9 @@ use sqlx::sqlite::{
 use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
-    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Health, Ingested, KeyRecord, Millis,
-    NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError, StoredSecret, Tenant,
-    WebhookCounts, WebhookRecord, now,
+    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Finished, Health, Ingested, KeyRecord,
+    Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError, StoredSecret,
+    Tenant, WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -567,12 +567,22 @@ impl Store for SqliteStore {
         attempt: Option<&Attempt>,
         next: Next,
         health: Health,
-    ) -> Result<bool, StoreError> {
+        chain: Option<Millis>,
+    ) -> Result<Finished, StoreError> {
         let (delivery_id, lease) = (delivery_id.to_owned(), lease.to_owned());
         let (attempt, at) = (attempt.cloned(), now());
         self.writer
             .write(move |tx| {
-                writes::finish(tx, &delivery_id, &lease, attempt.as_ref(), next, health, at)
+                writes::finish(
+                    tx,
+                    &delivery_id,
+                    &lease,
+                    attempt.as_ref(),
+                    next,
+                    health,
+                    chain,
+                    at,
+                )
             })
             .await
     }

@@ -565,6 +565,7 @@ async fn succeed(store: &dyn Store, delivery: &super::Claimed) {
             None,
             super::Next::Succeeded,
             super::Health::Healthy,
+            None,
         )
         .await
         .expect("finish");
@@ -620,6 +621,7 @@ async fn claims_keep_ticket_order_and_leases(backend: Backend) {
             None,
             super::Next::Failed,
             super::Health::Unchanged,
+            None,
         )
         .await
         .expect_err("the lease is another's");
@@ -711,6 +713,104 @@ async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits(back
     );
 }
 
+/// Records `next` for a delivery its holder sent, asking for the ticket's
+/// next delivery with a lease until `chain`: the one handed on, if any.
+async fn finish_chained(
+    store: &dyn Store,
+    delivery: &super::Claimed,
+    next: super::Next,
+    chain: Millis,
+) -> Option<super::Claimed> {
+    store
+        .finish(
+            &delivery.id,
+            &delivery.lease,
+            None,
+            next,
+            super::Health::Unchanged,
+            Some(chain),
+        )
+        .await
+        .expect("finish")
+        .next
+}
+
+async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
+    let store = store.as_ref();
+    let at = now();
+    for (n, ticket) in [(1, "t"), (2, "t"), (3, "t"), (4, "u"), (5, "v")] {
+        ingest_one(store, &format!("evt_{n}"), &format!("msg_{n}"), ticket, at).await;
+    }
+    let claimed = claim_all(store, at, at + 1000).await;
+    let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["msg_1", "msg_4", "msg_5"], "each ticket's head");
+
+    // Done: the next of the ticket comes back leased, with its target.
+    let next = finish_chained(store, &claimed[0], super::Next::Succeeded, at + 1000)
+        .await
+        .expect("msg_2 handed on");
+    assert_eq!(next.id, "msg_2");
+    assert_eq!(next.url.as_deref(), Some("https://x.example/h"));
+    assert_eq!(next.secrets, ["whsec_x"]);
+    assert!(
+        claim_ids(store, at, at + 1000).await.is_empty(),
+        "msg_2 is leased, msg_3 waits"
+    );
+
+    // A retry keeps its place at the head: nothing is handed on.
+    let retry = super::Next::RetryAt(at + 5000);
+    assert!(
+        finish_chained(store, &next, retry, at + 1000)
+            .await
+            .is_none()
+    );
+    // Nor when the ticket has nothing more.
+    assert!(
+        finish_chained(store, &claimed[1], super::Next::Failed, at + 1000)
+            .await
+            .is_none()
+    );
+    assert!(
+        finish_chained(store, &claimed[2], super::Next::Succeeded, at + 1000)
+            .await
+            .is_none()
+    );
+
+    // A delivery sent again goes after what its ticket has pending: msg_1
+    // comes back behind msg_2 (retrying) and before msg_3.
+    assert!(store.redeliver("a", "msg_1", at).await.expect("redeliver"));
+    assert!(
+        claim_ids(store, at, at + 1000).await.is_empty(),
+        "msg_2 is not due"
+    );
+    let msg_2 = claim_all(store, at + 5000, at + 6000).await;
+    assert_eq!(msg_2.len(), 1);
+    assert_eq!(msg_2[0].id, "msg_2");
+    let msg_1 = finish_chained(store, &msg_2[0], super::Next::Succeeded, at + 6000).await;
+    assert_eq!(msg_1.as_ref().map(|c| c.id.as_str()), Some("msg_1"));
+
+    // An open breaker holds the next back: it becomes the head, unleased,
+    // and a claim takes it once the pause is over.
+    store
+        .pause_webhook("wh_1", Some(at + 7000))
+        .await
+        .expect("pause");
+    let held = finish_chained(
+        store,
+        &msg_1.expect("msg_1"),
+        super::Next::Succeeded,
+        at + 6000,
+    )
+    .await;
+    assert!(held.is_none(), "{held:?}");
+    assert!(
+        claim_ids(store, at + 6000, at + 8000).await.is_empty(),
+        "paused"
+    );
+    assert_eq!(claim_ids(store, at + 7000, at + 8000).await, ["msg_3"]);
+}
+
 async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backend) {
     let (db, store) = with_webhook(backend).await;
     let at = now();
@@ -733,9 +833,11 @@ async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backen
             Some(&failed),
             super::Next::RetryAt(at + 5000),
             health,
+            None,
         )
         .await
-        .expect("finish");
+        .expect("finish")
+        .disabled;
     assert!(!disabled, "one failure does not disable");
     let (record, attempts) = store
         .delivery("a", "msg_1")
@@ -769,9 +871,11 @@ async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backen
             Some(&failed),
             super::Next::RetryAt(at + 9000),
             health,
+            None,
         )
         .await
-        .expect("finish");
+        .expect("finish")
+        .disabled;
     assert!(disabled);
     let hook = store
         .webhook("a", "wh_1")
@@ -805,7 +909,7 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run(backend: Backe
         disable_after: 60_000,
     };
     store
-        .finish("msg_1", "", None, super::Next::RetryAt(now()), health)
+        .finish("msg_1", "", None, super::Next::RetryAt(now()), health, None)
         .await
         .expect("fail");
     store
@@ -815,15 +919,24 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run(backend: Backe
             None,
             super::Next::Succeeded,
             super::Health::Healthy,
+            None,
         )
         .await
         .expect("ok");
     let since = db.integer("SELECT failing_since FROM webhooks").await;
     assert_eq!(since, None);
     let disabled = store
-        .finish("msg_2", "", None, super::Next::Failed, super::Health::Gone)
+        .finish(
+            "msg_2",
+            "",
+            None,
+            super::Next::Failed,
+            super::Health::Gone,
+            None,
+        )
         .await
-        .expect("gone");
+        .expect("gone")
+        .disabled;
     assert!(disabled);
     let hook = store
         .webhook("a", "wh_1")
@@ -854,6 +967,7 @@ async fn redelivery_and_pruning(backend: Backend) {
             None,
             super::Next::Failed,
             super::Health::Unchanged,
+            None,
         )
         .await
         .expect("fail");
@@ -1228,6 +1342,7 @@ async fn send_all(store: &dyn Store, sent: &std::sync::Mutex<Vec<String>>) {
                     None,
                     super::Next::Succeeded,
                     super::Health::Healthy,
+                    None,
                 )
                 .await
                 .expect("finish");
@@ -1325,6 +1440,7 @@ conformance!(
     claims_take_no_more_per_webhook_than_its_room_and_the_oldest_first,
     claims_keep_ticket_order_and_leases,
     a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits,
+    a_finished_delivery_hands_its_ticket_on,
     failures_retry_then_disable_the_webhook_after_the_limit,
     gone_disables_at_once_and_success_clears_the_failure_run,
     redelivery_and_pruning,
@@ -1351,6 +1467,7 @@ async fn postgres_instances_prune_one_at_a_time() {
             None,
             super::Next::Succeeded,
             super::Health::Healthy,
+            None,
         )
         .await
         .expect("finish");

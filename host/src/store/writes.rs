@@ -12,8 +12,8 @@ use super::policy::{
     take_turns, whole_request,
 };
 use super::{
-    Attempt, Claimed, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent, Next,
-    Quota, Refusal, Room, SecretPlace, StoreError, StoredSecret, WebhookRecord,
+    Attempt, Claimed, Finished, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent,
+    Next, Quota, Refusal, Room, SecretPlace, StoreError, StoredSecret, WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
@@ -279,8 +279,8 @@ pub(super) fn ingest(
     let mut insert_delivery = tx.prepare_cached(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
             ticket_id, payload, explanation, state, next_attempt_at, leased_until, lease,
-            created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+            created_at, updated_at, head)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
     )?;
     // The token of the leases this write takes.
     let token = ulid::Ulid::new().to_string();
@@ -351,16 +351,9 @@ pub(super) fn ingest(
                 continue;
             }
             stored += 1;
-            let lease_until = match delivery.lease_until {
-                Some(until)
-                    if !paused
-                        && !ticket_waits
-                            .exists(params![delivery.webhook_id, delivery.ticket_id])? =>
-                {
-                    Some(until)
-                }
-                _ => None,
-            };
+            // The ticket's head when nothing of it waits for the webhook.
+            let head = !ticket_waits.exists(params![delivery.webhook_id, delivery.ticket_id])?;
+            let lease_until = delivery.lease_until.filter(|_| head && !paused);
             insert_delivery.execute(params![
                 delivery.id,
                 tenant_id,
@@ -375,6 +368,7 @@ pub(super) fn ingest(
                 lease_until.map(|_| &token),
                 at,
                 at,
+                head,
             ])?;
             if lease_until.is_some() {
                 leased.push(Claimed::at_ingest(tenant_id, delivery, &token));
@@ -417,17 +411,13 @@ pub(super) fn claim(
 ) -> rusqlite::Result<Vec<Claimed>> {
     let mut next_webhook = tx.prepare_cached(
         "SELECT webhook_id, tenant_id FROM deliveries
-         WHERE state = 'pending' AND webhook_id > ? ORDER BY webhook_id LIMIT 1",
+         WHERE state = 'pending' AND head = 1 AND webhook_id > ? ORDER BY webhook_id LIMIT 1",
     )?;
     let mut due = tx.prepare_cached(
-        "SELECT d.next_attempt_at, d.seq FROM deliveries d
-         WHERE d.state = 'pending' AND d.webhook_id = ?1 AND d.next_attempt_at <= ?2
-           AND (d.leased_until IS NULL OR d.leased_until <= ?2)
-           AND NOT EXISTS (
-               SELECT 1 FROM deliveries e
-               WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
-                 AND e.ticket_id = d.ticket_id AND e.seq < d.seq)
-         ORDER BY d.next_attempt_at, d.seq
+        "SELECT next_attempt_at, seq FROM deliveries
+         WHERE state = 'pending' AND head = 1 AND webhook_id = ?1 AND next_attempt_at <= ?2
+           AND (leased_until IS NULL OR leased_until <= ?2)
+         ORDER BY next_attempt_at, seq
          LIMIT ?3",
     )?;
     let mut paused =
@@ -461,24 +451,27 @@ pub(super) fn claim(
     let token = ulid::Ulid::new().to_string();
     let mut claimed = Vec::with_capacity(candidates.len());
     for seq in candidates {
-        claimed.push(lease.query_row(params![lease_until, token, seq], |row| {
-            Ok(Claimed {
-                id: row.get("id")?,
-                tenant_id: row.get("tenant_id")?,
-                webhook_id: row.get("webhook_id")?,
-                url: None,
-                enabled: false,
-                secrets: Vec::new(),
-                client_tls: None,
-                payload: row.get("payload")?,
-                attempts: row.get("attempts")?,
-                lease: row.get("lease")?,
-            })
-        })?);
+        claimed.push(lease.query_row(params![lease_until, token, seq], claimed_row)?);
     }
     fill_targets(tx, at, &mut claimed)?;
     // In turns: the order the tenants are served in.
     Ok(claimed)
+}
+
+/// A leased delivery as a claim returns it, its target still to fill in.
+fn claimed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
+    Ok(Claimed {
+        id: row.get("id")?,
+        tenant_id: row.get("tenant_id")?,
+        webhook_id: row.get("webhook_id")?,
+        url: None,
+        enabled: false,
+        secrets: Vec::new(),
+        client_tls: None,
+        payload: row.get("payload")?,
+        attempts: row.get("attempts")?,
+        lease: row.get("lease")?,
+    })
 }
 
 /// Gives each delivery its webhook's URL, state and signing secrets at
@@ -526,6 +519,10 @@ fn fill_targets<'c>(
 
 /// Records an attempt and what follows it (see [`super::Store::finish`]);
 /// whether the webhook got disabled.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the trait method's arguments, and the time"
+)]
 pub(super) fn finish(
     tx: &Transaction<'_>,
     delivery_id: &str,
@@ -533,8 +530,9 @@ pub(super) fn finish(
     attempt: Option<&Attempt>,
     next: Next,
     health: Health,
+    chain: Option<Millis>,
     at: Millis,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<Finished> {
     if let Some(attempt) = attempt {
         tx.prepare_cached(
             "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
@@ -553,11 +551,11 @@ pub(super) fn finish(
     }
     let (state, due) = state_after(next);
     let last_error = last_error(next, attempt.and_then(|a| a.error.as_deref()));
-    let webhook_id: Option<String> = tx
+    let updated: Option<(String, String, bool)> = tx
         .prepare_cached(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, leased_until = NULL,
                 lease = NULL, attempts = attempts + ?, last_error = ?, updated_at = ?
-             WHERE id = ? AND COALESCE(lease, '') = ? RETURNING webhook_id",
+             WHERE id = ? AND COALESCE(lease, '') = ? RETURNING webhook_id, ticket_id, head",
         )?
         .query_row(
             params![
@@ -569,29 +567,89 @@ pub(super) fn finish(
                 delivery_id,
                 lease,
             ],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    let Some(webhook_id) = webhook_id else {
+    let Some((webhook_id, ticket_id, head)) = updated else {
         let exists = tx
             .prepare_cached("SELECT 1 FROM deliveries WHERE id = ?")?
             .exists([delivery_id])?;
         return match exists {
             // Rolls the attempt's record back with it.
             true => Err(Refusal::LeaseLost(delivery_id.to_owned()).into_error()),
-            false => Ok(false),
+            false => Ok(Finished::default()),
         };
     };
+    let disabled = health_after(tx, &webhook_id, health, at)?;
+    let next = match head && state != "pending" {
+        true => next_head(tx, &webhook_id, &ticket_id, chain, at)?,
+        false => None,
+    };
+    Ok(Finished { disabled, next })
+}
+
+/// The ticket's next delivery to the webhook becomes its head, the one
+/// a claim may take; with `chain`, it is leased until then and returned
+/// when it is due, unleased, and its webhook's breaker is closed.
+fn next_head(
+    tx: &Transaction<'_>,
+    webhook_id: &str,
+    ticket_id: &str,
+    chain: Option<Millis>,
+    at: Millis,
+) -> rusqlite::Result<Option<Claimed>> {
+    let next: Option<(i64, Millis, Option<Millis>)> = tx
+        .prepare_cached(
+            "UPDATE deliveries SET head = 1 WHERE seq = (
+                SELECT seq FROM deliveries
+                WHERE state = 'pending' AND webhook_id = ? AND ticket_id = ?
+                ORDER BY seq LIMIT 1)
+             RETURNING seq, next_attempt_at, leased_until",
+        )?
+        .query_row([webhook_id, ticket_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let (Some(lease_until), Some((seq, due, leased_until))) = (chain, next) else {
+        return Ok(None);
+    };
+    let free = due <= at && leased_until.is_none_or(|until| until <= at);
+    if !free
+        || tx
+            .prepare_cached("SELECT 1 FROM webhooks WHERE id = ? AND paused_until > ?")?
+            .exists(params![webhook_id, at])?
+    {
+        return Ok(None);
+    }
+    let token = ulid::Ulid::new().to_string();
+    let mut claimed = tx
+        .prepare_cached(
+            "UPDATE deliveries SET leased_until = ?, lease = ? WHERE seq = ?
+             RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
+        )?
+        .query_row(params![lease_until, token, seq], claimed_row)?;
+    fill_targets(tx, at, [&mut claimed])?;
+    Ok(Some(claimed))
+}
+
+/// What an attempt's outcome makes of its webhook's health: whether it
+/// disabled the webhook.
+fn health_after(
+    tx: &Transaction<'_>,
+    webhook_id: &str,
+    health: Health,
+    at: Millis,
+) -> rusqlite::Result<bool> {
     match health {
         Health::Unchanged => Ok(false),
         Health::Healthy => {
             tx.prepare_cached(
                 "UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
             )?
-            .execute([&webhook_id])?;
+            .execute([webhook_id])?;
             Ok(false)
         }
-        Health::Gone => disable(tx, &webhook_id, GONE_REASON, at),
+        Health::Gone => disable(tx, webhook_id, GONE_REASON, at),
         Health::Failing { disable_after } => {
             let since: Option<Millis> = tx
                 .prepare_cached(
@@ -603,7 +661,7 @@ pub(super) fn finish(
                 .flatten();
             match since {
                 Some(since) if at - since > disable_after => {
-                    disable(tx, &webhook_id, &failing_reason(disable_after), at)
+                    disable(tx, webhook_id, &failing_reason(disable_after), at)
                 }
                 _ => Ok(false),
             }
@@ -670,6 +728,10 @@ pub(super) fn redeliver(
             "UPDATE deliveries SET
                 leased_until = CASE WHEN state = 'pending' THEN leased_until END,
                 lease = CASE WHEN state = 'pending' THEN lease END,
+                head = CASE WHEN state = 'pending' THEN head ELSE NOT EXISTS (
+                    SELECT 1 FROM deliveries e
+                    WHERE e.state = 'pending' AND e.webhook_id = deliveries.webhook_id
+                      AND e.ticket_id = deliveries.ticket_id) END,
                 state = 'pending', next_attempt_at = ?1, updated_at = ?1
              WHERE tenant_id = ?2 AND id = ?3",
         )?

@@ -238,7 +238,10 @@ impl OwnCluster {
 
     /// One whose commits reach the disk, as in production (`fsync` on):
     /// for measuring.
-    #[allow(dead_code, reason = "the load driver's (benches/serve.rs), not the tests'")]
+    #[allow(
+        dead_code,
+        reason = "the load driver's (benches/serve.rs), not the tests'"
+    )]
     pub(crate) fn start_durable() -> Self {
         Self::start_with(true)
     }

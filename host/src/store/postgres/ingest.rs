@@ -195,6 +195,7 @@ struct Row<'a> {
     delivery: &'a crate::store::NewDelivery,
     at: Millis,
     lease_until: Option<Millis>,
+    head: bool,
 }
 
 /// Every request of the group in one transaction: each request's answer.
@@ -282,12 +283,12 @@ async fn together(
     }
 
     // The (webhook, ticket) pairs that have a pending delivery already: a
-    // new one behind it waits its turn rather than being leased.
+    // new one behind it is not its ticket's head, and waits its turn
+    // rather than being leased.
     let wanted: Vec<(&str, &str)> = group
         .iter()
         .flat_map(|r| &r.events)
         .flat_map(|e| &e.deliveries)
-        .filter(|d| d.lease_until.is_some())
         .map(|d| (d.webhook_id.as_str(), d.ticket_id.as_str()))
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -326,10 +327,11 @@ async fn together(
                 }
                 stored += 1;
                 let paused = paused_until.unwrap_or(0) > request.at;
-                // Stored before this one, in the database or in this group.
-                let waits =
-                    !pending.insert((delivery.webhook_id.clone(), delivery.ticket_id.clone()));
-                let lease_until = delivery.lease_until.filter(|_| !paused && !waits);
+                // Nothing stored before it, in the database or in this
+                // group, waits: it is its ticket's head.
+                let head =
+                    pending.insert((delivery.webhook_id.clone(), delivery.ticket_id.clone()));
+                let lease_until = delivery.lease_until.filter(|_| head && !paused);
                 if lease_until.is_some() {
                     leased.push(Claimed::at_ingest(&request.tenant_id, delivery, &token));
                 }
@@ -339,6 +341,7 @@ async fn together(
                     delivery,
                     at: request.at,
                     lease_until,
+                    head,
                 });
             }
             answer.push(Ingested {
@@ -401,14 +404,15 @@ async fn insert_deliveries<'a>(
     sqlx::query(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, ticket_id,
             payload, explanation, state, next_attempt_at, leased_until, lease, created_at,
-            updated_at)
+            updated_at, head)
          SELECT id, tenant_id, webhook_id, event_id, event_type, ticket_id, payload,
             explanation, 'pending', due, leased_until,
-            CASE WHEN leased_until IS NULL THEN NULL ELSE $12 END, at, at
+            CASE WHEN leased_until IS NULL THEN NULL ELSE $12 END, at, at, head
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-                     $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[])
+                     $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[],
+                     $13::BOOLEAN[])
               WITH ORDINALITY AS r (id, tenant_id, webhook_id, event_id, event_type, ticket_id,
-                     payload, explanation, due, leased_until, at, n)
+                     payload, explanation, due, leased_until, at, head, n)
          ORDER BY n",
     )
     .bind(column(rows, |r| &r.delivery.id))
@@ -427,6 +431,7 @@ async fn insert_deliveries<'a>(
     .bind(rows.iter().map(|r| r.lease_until).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
     .bind(token)
+    .bind(rows.iter().map(|r| r.head).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -524,26 +529,23 @@ async fn alone(
                 continue;
             }
             stored += 1;
-            let lease_until = match delivery.lease_until {
-                Some(_) if paused => None,
-                Some(until) => {
-                    let waits: Option<i32> = sqlx::query_scalar(
-                        "SELECT 1 FROM deliveries
-                         WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2 LIMIT 1",
-                    )
-                    .bind(&delivery.webhook_id)
-                    .bind(&delivery.ticket_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    waits.is_none().then_some(until)
-                }
-                None => None,
-            };
+            // Its ticket's head when nothing of the ticket waits for the
+            // webhook.
+            let waits: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM deliveries
+                 WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2 LIMIT 1",
+            )
+            .bind(&delivery.webhook_id)
+            .bind(&delivery.ticket_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let head = waits.is_none();
+            let lease_until = delivery.lease_until.filter(|_| head && !paused);
             sqlx::query(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type,
                     ticket_id, payload, explanation, state, next_attempt_at, leased_until,
-                    lease, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $12, $11, $11)",
+                    lease, created_at, updated_at, head)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $12, $11, $11, $13)",
             )
             .bind(&delivery.id)
             .bind(tenant_id)
@@ -557,6 +559,7 @@ async fn alone(
             .bind(lease_until)
             .bind(at)
             .bind(lease_until.map(|_| &token))
+            .bind(head)
             .execute(&mut *tx)
             .await?;
             if lease_until.is_some() {
