@@ -21,9 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 use tokio::sync::{mpsc, watch};
 
-use super::policy::{
-    GONE_REASON, disabled_definition, failing_reason, last_error, state_after, take_turns,
-};
+use super::policy::{disabled_definition, take_turns};
 use super::{
     Attempt, Caller, Change, Claimed, ClientTls, DeliveryRecord, Finished, Health, Ingested,
     KeyRecord, Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError,
@@ -31,6 +29,8 @@ use super::{
 };
 use crate::keys::{KeyKind, NewKey};
 
+mod finish;
+mod group;
 mod ingest;
 
 /// Connections per server process.
@@ -65,6 +65,11 @@ pub struct PgStore {
     instance: String,
     /// The queue of ingest writes, committed in groups.
     ingest: ingest::Ingest,
+    /// The queue of attempts to record, committed in groups.
+    records: finish::Records,
+    /// For tests that write a group of their own making.
+    #[cfg(test)]
+    pool_for_groups: PgPool,
 }
 
 impl PgStore {
@@ -81,27 +86,14 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let instance = ulid::Ulid::new().to_string();
         Ok(Self {
-            ingest: ingest::Ingest::start(pool.clone(), instance.clone()),
+            ingest: ingest::start(pool.clone(), instance.clone()),
+            records: finish::start(pool.clone(), instance.clone()),
+            #[cfg(test)]
+            pool_for_groups: pool.clone(),
             pool,
             closed: watch::Sender::new(false),
             instance,
         })
-    }
-
-    /// Tells the other processes, when `tx` commits, that a webhook changed.
-    async fn notify_webhook(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        tenant_id: &str,
-        id: &str,
-    ) -> Result<(), StoreError> {
-        let payload = format!("{}\t{tenant_id}\t{id}", self.instance);
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(WEBHOOKS)
-            .bind(payload)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 
     /// Writes these ingest requests as one group (see [`ingest`]).
@@ -110,12 +102,63 @@ impl PgStore {
         &self,
         requests: Vec<(&str, Vec<NewEvent>, Millis)>,
     ) -> Vec<Result<Vec<Ingested>, StoreError>> {
-        self.ingest.write_as_group(requests).await
+        let requests = requests
+            .into_iter()
+            .map(|(tenant_id, events, at)| ingest::Request {
+                tenant_id: tenant_id.to_owned(),
+                events,
+                at,
+            })
+            .collect();
+        group::as_group(requests, |group| {
+            ingest::write_group(&self.pool_for_groups, &self.instance, group)
+        })
+        .await
+    }
+
+    /// Records these attempts as one group (see [`finish`]).
+    #[cfg(test)]
+    pub(super) async fn finish_as_group(
+        &self,
+        requests: Vec<(&Claimed, Next, Health, Option<Millis>)>,
+    ) -> Vec<Result<Finished, StoreError>> {
+        let requests = requests
+            .into_iter()
+            .map(|(delivery, next, health, chain)| finish::Request {
+                delivery_id: delivery.id.clone(),
+                lease: delivery.lease.clone(),
+                attempt: None,
+                next,
+                health,
+                chain,
+            })
+            .collect();
+        group::as_group(requests, |group| {
+            finish::write_group(&self.pool_for_groups, &self.instance, group)
+        })
+        .await
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Tells the other processes, when `tx` commits, that a webhook changed;
+/// `instance` names the one telling.
+async fn notify_webhook(
+    tx: &mut Transaction<'_, Postgres>,
+    instance: &str,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    let payload = format!("{instance}\t{tenant_id}\t{id}");
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WEBHOOKS)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Tells the other processes, when `tx` commits, that deliveries wait;
@@ -251,6 +294,27 @@ fn ticket_lock(webhook_id: &str, ticket_id: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
+/// Locks (webhook, ticket) queues until the transaction ends, in one
+/// order (ascending lock number) so that two writers cannot deadlock:
+/// every write that adds to a ticket's queue or takes its head away
+/// holds its lock, so that `seq` is commit order within a queue and each
+/// queue has one head.
+async fn lock_tickets<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), StoreError> {
+    let locks: BTreeSet<i64> = pairs.map(|(w, t)| ticket_lock(w, t)).collect();
+    if !locks.is_empty() {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT UNNEST($1::BIGINT[]) AS k ORDER BY k) AS l",
+        )
+        .bind(locks.into_iter().collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Locks the tenant's row until the transaction ends: every write that
 /// checks a tenant's quotas takes it first.
 async fn lock_tenant(
@@ -333,54 +397,6 @@ async fn fill_targets(
         }
     }
     Ok(())
-}
-
-/// The ticket's next delivery to the webhook becomes its head (the
-/// caller holds the ticket's lock); with `chain`, it is leased until then
-/// and returned when it is due, unleased, and its webhook's breaker is
-/// closed (see [`Store::finish`]).
-async fn next_head(
-    tx: &mut Transaction<'_, Postgres>,
-    webhook_id: &str,
-    ticket_id: &str,
-    chain: Option<Millis>,
-    at: Millis,
-) -> Result<Option<Claimed>, StoreError> {
-    let next: Option<(i64, Millis, Option<Millis>)> = sqlx::query_as(
-        "UPDATE deliveries SET head = TRUE WHERE seq = (
-            SELECT seq FROM deliveries
-            WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2
-            ORDER BY seq LIMIT 1)
-         RETURNING seq, next_attempt_at, leased_until",
-    )
-    .bind(webhook_id)
-    .bind(ticket_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let (Some(lease_until), Some((seq, due, leased_until))) = (chain, next) else {
-        return Ok(None);
-    };
-    let paused: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM webhooks WHERE id = $1 AND paused_until > $2")
-            .bind(webhook_id)
-            .bind(at)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if due > at || leased_until.is_some_and(|until| until > at) || paused.is_some() {
-        return Ok(None);
-    }
-    let row = sqlx::query(
-        "UPDATE deliveries SET leased_until = $1, lease = $2 WHERE seq = $3
-         RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
-    )
-    .bind(lease_until)
-    .bind(ulid::Ulid::new().to_string())
-    .bind(seq)
-    .fetch_one(&mut **tx)
-    .await?;
-    let mut next = claimed(&row)?;
-    fill_targets(tx, at, &mut [&mut next]).await?;
-    Ok(Some(next))
 }
 
 /// Disables a webhook: its definition says `enabled: false`, with the
@@ -574,8 +590,7 @@ impl Store for PgStore {
         .bind(webhook.created_at)
         .execute(&mut *tx)
         .await?;
-        self.notify_webhook(&mut tx, &webhook.tenant_id, &webhook.id)
-            .await?;
+        notify_webhook(&mut tx, &self.instance, &webhook.tenant_id, &webhook.id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -661,8 +676,7 @@ impl Store for PgStore {
         .await?;
         let updated = updated.rows_affected() == 1;
         if updated {
-            self.notify_webhook(&mut tx, &webhook.tenant_id, &webhook.id)
-                .await?;
+            notify_webhook(&mut tx, &self.instance, &webhook.tenant_id, &webhook.id).await?;
         }
         tx.commit().await?;
         Ok(updated)
@@ -694,7 +708,7 @@ impl Store for PgStore {
             .await?;
         let deleted = deleted.rows_affected() == 1;
         if deleted {
-            self.notify_webhook(&mut tx, tenant_id, id).await?;
+            notify_webhook(&mut tx, &self.instance, tenant_id, id).await?;
         }
         tx.commit().await?;
         Ok(deleted)
@@ -870,7 +884,12 @@ impl Store for PgStore {
         events: Vec<NewEvent>,
         at: Millis,
     ) -> Result<Vec<Ingested>, StoreError> {
-        self.ingest.write(tenant_id, events, at).await
+        let request = ingest::Request {
+            tenant_id: tenant_id.to_owned(),
+            events,
+            at,
+        };
+        self.ingest.call(request).await
     }
 
     async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError> {
@@ -967,103 +986,15 @@ impl Store for PgStore {
         health: Health,
         chain: Option<Millis>,
     ) -> Result<Finished, StoreError> {
-        let at = now();
-        let mut tx = self.begin().await?;
-        // The ticket's lock first (as every writer takes it: before the
-        // delivery's row), for a new head chosen while no ingest adds to
-        // the ticket's queue.
-        let ticket: Option<(String, String)> =
-            sqlx::query_as("SELECT webhook_id, ticket_id FROM deliveries WHERE id = $1")
-                .bind(delivery_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((webhook_id, ticket_id)) = ticket else {
-            return Ok(Finished::default());
+        let request = finish::Request {
+            delivery_id: delivery_id.to_owned(),
+            lease: lease.to_owned(),
+            attempt: attempt.cloned(),
+            next,
+            health,
+            chain,
         };
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(ticket_lock(&webhook_id, &ticket_id))
-            .execute(&mut *tx)
-            .await?;
-        if let Some(attempt) = attempt {
-            sqlx::query(
-                "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
-                    error_kind, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(delivery_id)
-            .bind(attempt.started_at)
-            .bind(attempt.duration_ms)
-            .bind(attempt.status.map(i32::from))
-            .bind(&attempt.response)
-            .bind(&attempt.error_kind)
-            .bind(&attempt.error)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let (state, due) = state_after(next);
-        let head: Option<bool> = sqlx::query_scalar(
-            "UPDATE deliveries SET state = $1, next_attempt_at = $2, leased_until = NULL,
-                lease = NULL, attempts = attempts + $3, last_error = $4, updated_at = $5
-             WHERE id = $6 AND COALESCE(lease, '') = $7 RETURNING head",
-        )
-        .bind(state)
-        .bind(due)
-        .bind(i32::from(attempt.is_some()))
-        .bind(last_error(next, attempt.and_then(|a| a.error.as_deref())))
-        .bind(at)
-        .bind(delivery_id)
-        .bind(lease)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(head) = head else {
-            // Dropping the transaction rolls the attempt's record back.
-            return Err(StoreError::LeaseLost(delivery_id.to_owned()));
-        };
-        let disabled: bool = match health {
-            Health::Unchanged => false,
-            Health::Healthy => {
-                sqlx::query(
-                    "UPDATE webhooks SET failing_since = NULL
-                     WHERE id = $1 AND failing_since IS NOT NULL",
-                )
-                .bind(&webhook_id)
-                .execute(&mut *tx)
-                .await?;
-                false
-            }
-            Health::Gone => disable(&mut tx, &webhook_id, GONE_REASON, at).await?,
-            Health::Failing { disable_after } => {
-                let since: Option<Option<Millis>> = sqlx::query_scalar(
-                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1)
-                     WHERE id = $2 RETURNING failing_since",
-                )
-                .bind(at)
-                .bind(&webhook_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match since.flatten() {
-                    Some(since) if at - since > disable_after => {
-                        disable(&mut tx, &webhook_id, &failing_reason(disable_after), at).await?
-                    }
-                    _ => false,
-                }
-            }
-        };
-        if disabled {
-            let tenant_id: String =
-                sqlx::query_scalar("SELECT tenant_id FROM webhooks WHERE id = $1")
-                    .bind(&webhook_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            self.notify_webhook(&mut tx, &tenant_id, &webhook_id)
-                .await?;
-        }
-        let next = match head && state != "pending" {
-            true => next_head(&mut tx, &webhook_id, &ticket_id, chain, at).await?,
-            false => None,
-        };
-        tx.commit().await?;
-        Ok(Finished { disabled, next })
+        self.records.call(request).await
     }
 
     async fn pause_webhook(

@@ -811,6 +811,53 @@ async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
     assert_eq!(claim_ids(store, at + 7000, at + 8000).await, ["msg_3"]);
 }
 
+/// A database whose deliveries were stored before ticket heads existed
+/// gets each ticket's oldest pending delivery as its head when it is
+/// upgraded: nothing pending is stranded behind a queue without a head.
+async fn an_upgrade_finds_each_tickets_head(backend: Backend) {
+    let (db, store) = with_webhook(backend).await;
+    let at = now();
+    for (n, ticket) in [(1, "t"), (2, "t"), (3, "u"), (4, "t")] {
+        ingest_one(
+            store.as_ref(),
+            &format!("evt_{n}"),
+            &format!("msg_{n}"),
+            ticket,
+            at,
+        )
+        .await;
+    }
+    let done = claim_all(store.as_ref(), at, at + 1000).await;
+    succeed(store.as_ref(), &done[0]).await;
+    store.close().await;
+    // The schema as it was before the heads migration.
+    let version = match backend {
+        Backend::Sqlite => 8,
+        Backend::Postgres => 2,
+    };
+    for sql in [
+        "DROP INDEX deliveries_heads",
+        "ALTER TABLE deliveries DROP COLUMN head",
+        "CREATE INDEX deliveries_pending ON deliveries (webhook_id, next_attempt_at)
+         WHERE state = 'pending'",
+        &format!("DELETE FROM _sqlx_migrations WHERE version = {version}"),
+    ] {
+        db.execute(sql).await;
+    }
+    let store = open_again(&db).await;
+    let claimed = claim_all(store.as_ref(), at + 1000, at + 2000).await;
+    let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["msg_2", "msg_3"], "t's next and u's only");
+    let next = finish_chained(
+        store.as_ref(),
+        &claimed[0],
+        super::Next::Succeeded,
+        at + 2000,
+    )
+    .await;
+    assert_eq!(next.map(|c| c.id), Some("msg_4".to_owned()));
+}
+
 async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backend) {
     let (db, store) = with_webhook(backend).await;
     let at = now();
@@ -1145,6 +1192,76 @@ async fn a_postgres_ingest_group_answers_each_request_as_alone() {
     assert!(store.delivery("a", "msg_7").await.expect("get").is_some());
 }
 
+/// Attempts recorded as one group: each answered as alone, the ticket's
+/// next handed on; one lease lost among them fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_record_group_answers_each_as_alone() {
+    use super::{Health, Next};
+    let (db, store) = with_webhook(Backend::Postgres).await;
+    drop(store);
+    let store = PgStore::open(&db.url).await.expect("open");
+    let at = now();
+    for (n, ticket) in [(1, "t"), (2, "t"), (3, "u"), (4, "v"), (5, "v")] {
+        ingest_one(&store, &format!("evt_{n}"), &format!("msg_{n}"), ticket, at).await;
+    }
+    let claimed = claim_all(&store, at, at + 1000).await;
+    let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["msg_1", "msg_3", "msg_4"]);
+    let mut stolen = claimed[2].clone();
+    stolen.lease = "not the lease".to_owned();
+    let chain = Some(at + 1000);
+    let answers = store
+        .finish_as_group(vec![
+            (&claimed[0], Next::Succeeded, Health::Healthy, chain),
+            (
+                &claimed[1],
+                Next::RetryAt(at + 5000),
+                Health::Unchanged,
+                chain,
+            ),
+            (&stolen, Next::Succeeded, Health::Healthy, chain),
+        ])
+        .await;
+    let next = answers[0].as_ref().expect("recorded").next.as_ref();
+    assert_eq!(next.map(|c| c.id.as_str()), Some("msg_2"));
+    assert_eq!(
+        next.and_then(|c| c.url.as_deref()),
+        Some("https://x.example/h")
+    );
+    assert!(
+        answers[1].as_ref().expect("recorded").next.is_none(),
+        "a retry keeps its place"
+    );
+    assert!(
+        matches!(answers[2], Err(StoreError::LeaseLost(_))),
+        "{:?}",
+        answers[2]
+    );
+
+    // All plain: one transaction, each queue's next handed to its caller.
+    let msg_2 = next.expect("msg_2").clone();
+    let answers = store
+        .finish_as_group(vec![
+            (&msg_2, Next::Succeeded, Health::Healthy, chain),
+            (&claimed[2], Next::Failed, Health::Unchanged, chain),
+        ])
+        .await;
+    assert!(
+        answers[0].as_ref().expect("recorded").next.is_none(),
+        "t has nothing more"
+    );
+    let msg_5 = answers[1].as_ref().expect("recorded").next.as_ref();
+    assert_eq!(msg_5.map(|c| c.id.as_str()), Some("msg_5"));
+    assert_eq!(
+        db.integer(
+            "SELECT COUNT(DISTINCT xmin::TEXT) FROM deliveries WHERE id IN ('msg_2', 'msg_4')"
+        )
+        .await,
+        Some(1),
+        "one transaction"
+    );
+}
+
 #[tokio::test]
 async fn an_in_memory_database_is_refused_with_a_reason() {
     for url in ["sqlite::memory:", "sqlite://inbox.db?mode=memory"] {
@@ -1441,6 +1558,7 @@ conformance!(
     claims_keep_ticket_order_and_leases,
     a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits,
     a_finished_delivery_hands_its_ticket_on,
+    an_upgrade_finds_each_tickets_head,
     failures_retry_then_disable_the_webhook_after_the_limit,
     gone_disables_at_once_and_success_clears_the_failure_run,
     redelivery_and_pruning,

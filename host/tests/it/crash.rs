@@ -308,11 +308,27 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
     }
 
     // Everything arrives, in order per ticket, each under one id.
+    let posts = arrive_in_order(&receiver, (TICKETS * REPLIES) as usize).await;
+    eprintln!(
+        "three servers: {} replies delivered, {posts} posts in all",
+        TICKETS * REPLIES
+    );
+    for server in servers {
+        server.kill();
+    }
+}
+
+/// Waits until `expected` replies have arrived (panics after a minute),
+/// then checks that each ticket's arrived in the order they were posted
+/// (`messageId`, first arrivals) and that each was posted under one
+/// `webhook-id`: how many posts the receiver got in all.
+async fn arrive_in_order(receiver: &Receiver, expected: usize) -> usize {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
+        let received = receiver.received();
         let mut first: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut ids: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-        for request in receiver.received() {
+        for request in &received {
             let body: Value = serde_json::from_str(&request.body).expect("json");
             let ticket = body["ticketId"].as_str().expect("ticket").to_owned();
             let message = body["messageId"].as_str().expect("message").to_owned();
@@ -327,7 +343,7 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
             ids.entry((ticket, message)).or_default().insert(id);
         }
         let arrived: usize = first.values().map(Vec::len).sum();
-        if arrived == (TICKETS * REPLIES) as usize {
+        if arrived == expected {
             for (ticket, messages) in &first {
                 let mut ordered = messages.clone();
                 ordered.sort();
@@ -336,20 +352,72 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
             for ((ticket, message), ids) in &ids {
                 assert_eq!(ids.len(), 1, "{ticket}/{message} arrived under {ids:?}");
             }
-            eprintln!(
-                "three servers: {arrived} replies delivered, {} posts in all",
-                receiver.received().len()
-            );
-            break;
+            return received.len();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{arrived} of {} accepted replies arrived",
-            TICKETS * REPLIES
+            "{arrived} of {expected} accepted replies arrived"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for server in servers {
-        server.kill();
+}
+
+/// One busy ticket: replies posted one after another faster than the
+/// receiver takes them, so that its queue grows and each finished delivery
+/// hands the next one on, leased; the server is killed with SIGKILL
+/// mid-stream and started again. Every reply answered 202 arrives, in the
+/// order posted, each under one `webhook-id`: a delivery handed on but not
+/// sent when the process died waits for its lease, then goes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_tickets_order_survives_kill_9() {
+    const REPLIES: u32 = 120;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = tenant_create(dir.path());
+    let receiver = Receiver::start(Vec::new(), Reply::Slow(Duration::from_millis(15))).await;
+    let settings = [
+        ("INBOX_ALLOW_PRIVATE_TARGETS", "true"),
+        // A lease of 11 s: what the killed process held comes back within
+        // the test.
+        ("INBOX_DELIVERY_TIMEOUT", "1s"),
+    ];
+    let http = reqwest::Client::new();
+    let mut server = Serving::start_with(dir.path(), &settings);
+    let created = http
+        .post(format!("http://{}/v1/webhooks", server.addr))
+        .bearer_auth(&keys.admin)
+        .json(&json!({"name": "replies", "url": receiver.url("/"),
+                      "events": ["TicketFromUserReply"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+
+    let kill_at = 30 + random_below(40) as u32;
+    for seq in 0..REPLIES {
+        if seq == kill_at {
+            let backlog = receiver.received().len();
+            assert!(
+                (backlog as u32) < seq,
+                "the queue should have grown: {backlog} of {seq} delivered"
+            );
+            tokio::task::spawn_blocking(move || server.kill())
+                .await
+                .expect("killed");
+            server = Serving::start_with(dir.path(), &settings);
+        }
+        let event = json!({"event": "TicketFromUserReply", "ticketId": ticket(0),
+                           "messageId": message(seq)});
+        let answer = http
+            .post(format!("http://{}/v1/events", server.addr))
+            .bearer_auth(&keys.ingest)
+            .header("Idempotency-Key", format!("r{seq}"))
+            .json(&event)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), 202, "reply {seq}");
     }
+    let posts = arrive_in_order(&receiver, REPLIES as usize).await;
+    eprintln!("busy ticket: {REPLIES} replies delivered, {posts} posts in all");
+    server.kill();
 }

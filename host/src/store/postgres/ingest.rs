@@ -1,13 +1,7 @@
-//! Ingest writes on Postgres, committed in groups.
+//! Ingest writes on Postgres, committed in groups (see `group.rs`).
 //!
-//! A commit waits for the disk, and a single-event request needs half a
-//! dozen statements; one transaction per request would spend the server's
-//! time in round trips and commits. So requests wait in a queue, and each of
-//! a few writer tasks takes every request waiting (up to [`MAX_GROUP`]) and
-//! writes the whole group in one transaction of set-based statements (one
-//! `INSERT … SELECT FROM UNNEST` per table), whatever the group's size:
-//! a group of one costs what a request alone would, and under load the
-//! round trips and the commit are shared.
+//! A group is written in one transaction of set-based statements (one
+//! `INSERT … SELECT FROM UNNEST` per table), whatever its size.
 //!
 //! Each request's answer is the one it would have had alone. A group whose
 //! events meet an idempotency key already stored (or repeated within the
@@ -17,137 +11,47 @@
 //! request hears "accepted" before its transaction commits.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
-use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{fill_targets, notify_deliveries, ticket_lock};
+use super::group::{Groups, Waiting};
+use super::{fill_targets, lock_tickets, notify_deliveries};
 use crate::store::policy::{same_event, whole_request};
 use crate::store::{Claimed, IdempotencyMismatch, Ingested, Millis, NewEvent, StoreError};
 
-/// The most requests written together.
-const MAX_GROUP: usize = 128;
-/// Requests waiting at most; callers past it wait to enqueue.
-const QUEUE: usize = 4096;
 /// Writer tasks: while one group commits, the next is being written.
 const WRITERS: usize = 4;
 
-/// A request waiting for its group.
-struct Request {
-    tenant_id: String,
-    events: Vec<NewEvent>,
-    at: Millis,
-    answer: oneshot::Sender<Result<Vec<Ingested>, StoreError>>,
+/// One ingest request.
+#[derive(Debug)]
+pub(super) struct Request {
+    pub(super) tenant_id: String,
+    pub(super) events: Vec<NewEvent>,
+    pub(super) at: Millis,
 }
 
-/// The queue in front of the writer tasks.
-#[derive(Debug, Clone)]
-pub(super) struct Ingest {
-    queue: mpsc::Sender<Request>,
-    /// For tests that write a group of their own making.
-    #[cfg(test)]
-    pool: PgPool,
-    #[cfg(test)]
-    instance: String,
-}
+/// The queue of ingest requests.
+pub(super) type Ingest = Groups<Request, Vec<Ingested>>;
 
-impl Ingest {
-    /// Starts the writers on `pool`; `instance` names this process in the
-    /// notifications it sends.
-    pub(super) fn start(pool: PgPool, instance: String) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..WRITERS {
-            tokio::spawn(writer(pool.clone(), instance.clone(), Arc::clone(&waiting)));
-        }
-        Self {
-            queue,
-            #[cfg(test)]
-            pool,
-            #[cfg(test)]
-            instance,
-        }
-    }
-
-    /// Writes `requests` as one group, as a writer does with the requests
-    /// it finds waiting: each one's answer.
-    #[cfg(test)]
-    pub(super) async fn write_as_group(
-        &self,
-        requests: Vec<(&str, Vec<NewEvent>, Millis)>,
-    ) -> Vec<Result<Vec<Ingested>, StoreError>> {
-        let (group, answers): (Vec<Request>, Vec<_>) = requests
-            .into_iter()
-            .map(|(tenant_id, events, at)| {
-                let (answer, answered) = oneshot::channel();
-                let request = Request {
-                    tenant_id: tenant_id.to_owned(),
-                    events,
-                    at,
-                    answer,
-                };
-                (request, answered)
-            })
-            .unzip();
-        write_group(&self.pool, &self.instance, group).await;
-        let mut written = Vec::new();
-        for answered in answers {
-            written.push(answered.await.expect("answered"));
-        }
-        written
-    }
-
-    /// Writes one request's events and deliveries (see [`Store::ingest`]).
-    ///
-    /// [`Store::ingest`]: crate::store::Store::ingest
-    pub(super) async fn write(
-        &self,
-        tenant_id: &str,
-        events: Vec<NewEvent>,
-        at: Millis,
-    ) -> Result<Vec<Ingested>, StoreError> {
-        let (answer, answered) = oneshot::channel();
-        let request = Request {
-            tenant_id: tenant_id.to_owned(),
-            events,
-            at,
-            answer,
-        };
-        let stopped = || StoreError::Unavailable("the store's writers have stopped".into());
-        self.queue.send(request).await.map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
-    }
-}
-
-/// One writer task: takes every request waiting, writes them as a group.
-/// Ends with the queue (the store and its clones dropped).
-async fn writer(pool: PgPool, instance: String, waiting: Arc<Mutex<mpsc::Receiver<Request>>>) {
-    loop {
-        let group = {
-            let mut waiting = waiting.lock().await;
-            let Some(first) = waiting.recv().await else {
-                return;
-            };
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match waiting.try_recv() {
-                    Ok(request) => group.push(request),
-                    Err(_) => break,
-                }
-            }
-            group
-        };
-        write_group(&pool, &instance, group).await;
-    }
+/// Starts the writers on `pool`; `instance` names this process in the
+/// notifications it sends.
+pub(super) fn start(pool: PgPool, instance: String) -> Ingest {
+    Groups::start(WRITERS, move |group| {
+        let (pool, instance) = (pool.clone(), instance.clone());
+        async move { write_group(&pool, &instance, group).await }
+    })
 }
 
 /// Writes a group together; when that cannot be, each request alone.
-async fn write_group(pool: &PgPool, instance: &str, group: Vec<Request>) {
+pub(super) async fn write_group(
+    pool: &PgPool,
+    instance: &str,
+    group: Vec<Waiting<Request, Vec<Ingested>>>,
+) {
     match together(pool, instance, &group).await {
         Ok(answers) => {
-            for (request, answer) in group.into_iter().zip(answers) {
-                let _ = request.answer.send(Ok(answer));
+            for (waiting, answer) in group.into_iter().zip(answers) {
+                waiting.answer(Ok(answer));
             }
         }
         Err(outcome) => {
@@ -155,18 +59,16 @@ async fn write_group(pool: &PgPool, instance: &str, group: Vec<Request>) {
                 tracing::debug!(%error, requests = group.len(), "an ingest group failed; writing each alone");
             }
             let mut each = tokio::task::JoinSet::new();
-            for request in group {
+            for waiting in group {
                 let (pool, instance) = (pool.clone(), instance.to_owned());
                 each.spawn(async move {
-                    let written = alone(
-                        &pool,
-                        &instance,
-                        &request.tenant_id,
-                        &request.events,
-                        request.at,
-                    )
-                    .await;
-                    let _ = request.answer.send(written);
+                    let Request {
+                        tenant_id,
+                        events,
+                        at,
+                    } = &waiting.request;
+                    let written = alone(&pool, &instance, tenant_id, events, *at).await;
+                    waiting.answer(written);
                 });
             }
             each.join_all().await;
@@ -202,8 +104,9 @@ struct Row<'a> {
 async fn together(
     pool: &PgPool,
     instance: &str,
-    group: &[Request],
+    group: &[Waiting<Request, Vec<Ingested>>],
 ) -> Result<Vec<Vec<Ingested>>, Together> {
+    let group: Vec<&Request> = group.iter().map(|w| &w.request).collect();
     let mut tx = pool.begin().await?;
     lock_tickets(
         &mut tx,
@@ -217,7 +120,7 @@ async fn together(
 
     let events: Vec<(&Request, &NewEvent)> = group
         .iter()
-        .flat_map(|r| r.events.iter().map(move |e| (r, e)))
+        .flat_map(|r| r.events.iter().map(move |e| (*r, e)))
         .collect();
     let inserted = sqlx::query(
         "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
@@ -314,7 +217,7 @@ async fn together(
     let token = ulid::Ulid::new().to_string();
     let mut rows: Vec<Row<'_>> = Vec::new();
     let mut answers: Vec<Vec<Ingested>> = Vec::with_capacity(group.len());
-    for request in group {
+    for request in &group {
         let mut answer = Vec::with_capacity(request.events.len());
         for event in &request.events {
             let mut stored = 0;
@@ -367,24 +270,6 @@ async fn together(
     }
     tx.commit().await?;
     Ok(answers)
-}
-
-/// Locks every (webhook, ticket) a write adds deliveries to, in one order,
-/// until it commits: within a webhook and ticket, `seq` is commit order.
-async fn lock_tickets<'a>(
-    tx: &mut Transaction<'_, Postgres>,
-    pairs: impl Iterator<Item = (&'a str, &'a str)>,
-) -> Result<(), StoreError> {
-    let locks: BTreeSet<i64> = pairs.map(|(w, t)| ticket_lock(w, t)).collect();
-    if !locks.is_empty() {
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(k) FROM (SELECT UNNEST($1::BIGINT[]) AS k ORDER BY k) AS l",
-        )
-        .bind(locks.into_iter().collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 /// One text column of the rows.

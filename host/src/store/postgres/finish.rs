@@ -1,0 +1,465 @@
+//! Attempts recorded on Postgres, committed in groups (see `group.rs`):
+//! under load, every delivery's record would otherwise be a transaction of
+//! its own, half a dozen round trips and a commit each.
+//!
+//! A group whose outcomes are all plain (delivered, to retry, failed for
+//! good or cancelled, with the webhook's health unchanged or healthy) is
+//! written in one transaction of set-based statements. Whatever else
+//! (an outcome that may disable a webhook, a lease lost, a failed write)
+//! is written alone ([`alone`]), statement by statement, as the whole
+//! group is when writing it together fails. Each caller gets the answer it
+//! would have had alone.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sqlx::{PgPool, Postgres, Row as _, Transaction};
+
+use super::group::{Groups, Waiting};
+use super::{claimed, disable, fill_targets, lock_tickets, notify_webhook, ticket_lock};
+use crate::store::policy::{GONE_REASON, failing_reason, last_error, state_after};
+use crate::store::{Attempt, Claimed, Finished, Health, Millis, Next, StoreError, now};
+
+/// Writer tasks: while one group commits, the next is being written.
+const WRITERS: usize = 2;
+
+/// One attempt to record (see [`crate::store::Store::finish`]).
+#[derive(Debug)]
+pub(super) struct Request {
+    pub(super) delivery_id: String,
+    pub(super) lease: String,
+    pub(super) attempt: Option<Attempt>,
+    pub(super) next: Next,
+    pub(super) health: Health,
+    pub(super) chain: Option<Millis>,
+}
+
+/// The queue of attempts to record.
+pub(super) type Records = Groups<Request, Finished>;
+
+/// Starts the writers on `pool`; `instance` names this process in the
+/// notifications it sends.
+pub(super) fn start(pool: PgPool, instance: String) -> Records {
+    Groups::start(WRITERS, move |group| {
+        let (pool, instance) = (pool.clone(), instance.clone());
+        async move { write_group(&pool, &instance, group).await }
+    })
+}
+
+/// Writes the plain requests of a group together and the others alone;
+/// when writing together fails, each alone.
+pub(super) async fn write_group(
+    pool: &PgPool,
+    instance: &str,
+    group: Vec<Waiting<Request, Finished>>,
+) {
+    let at = now();
+    let (plain, other): (Vec<_>, Vec<_>) = group
+        .into_iter()
+        .partition(|w| matches!(w.request.health, Health::Unchanged | Health::Healthy));
+    let mut alone_ones = other;
+    if !plain.is_empty() {
+        match together(pool, &plain, at).await {
+            Ok(answers) => {
+                for (waiting, answer) in plain.into_iter().zip(answers) {
+                    waiting.answer(Ok(answer));
+                }
+            }
+            Err(error) => {
+                if plain.len() > 1 {
+                    tracing::debug!(%error, records = plain.len(), "a group of records failed; writing each alone");
+                }
+                alone_ones.extend(plain);
+            }
+        }
+    }
+    let mut each = tokio::task::JoinSet::new();
+    for waiting in alone_ones {
+        let (pool, instance) = (pool.clone(), instance.to_owned());
+        each.spawn(async move {
+            let written = alone(&pool, &instance, &waiting.request, at).await;
+            waiting.answer(written);
+        });
+    }
+    each.join_all().await;
+}
+
+/// Every plain request of the group in one transaction: each one's answer.
+/// Fails as a whole (nothing written) when any delivery is not where its
+/// request expects it: gone, or leased to another.
+async fn together(
+    pool: &PgPool,
+    group: &[Waiting<Request, Finished>],
+    at: Millis,
+) -> Result<Vec<Finished>, StoreError> {
+    let requests: Vec<&Request> = group.iter().map(|w| &w.request).collect();
+    let ids: Vec<&str> = requests.iter().map(|r| r.delivery_id.as_str()).collect();
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query("SELECT id, webhook_id, ticket_id FROM deliveries WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut queues: HashMap<String, (String, String)> = HashMap::new();
+    for row in &rows {
+        queues.insert(
+            row.try_get("id")?,
+            (row.try_get("webhook_id")?, row.try_get("ticket_id")?),
+        );
+    }
+    if queues.len() != requests.len() {
+        return Err(StoreError::LeaseLost(
+            "a delivery of the group is gone".to_owned(),
+        ));
+    }
+    let queue = |r: &Request| &queues[r.delivery_id.as_str()];
+    lock_tickets(
+        &mut tx,
+        requests
+            .iter()
+            .map(|r| queue(r))
+            .map(|(w, t)| (w.as_str(), t.as_str())),
+    )
+    .await?;
+
+    let tried: Vec<(&str, &Attempt)> = requests
+        .iter()
+        .filter_map(|r| Some((r.delivery_id.as_str(), r.attempt.as_ref()?)))
+        .collect();
+    if !tried.is_empty() {
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
+                error_kind, error)
+             SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::INTEGER[],
+                                  $5::TEXT[], $6::TEXT[], $7::TEXT[])",
+        )
+        .bind(tried.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(tried.iter().map(|(_, a)| a.started_at).collect::<Vec<_>>())
+        .bind(tried.iter().map(|(_, a)| a.duration_ms).collect::<Vec<_>>())
+        .bind(
+            tried
+                .iter()
+                .map(|(_, a)| a.status.map(i32::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tried
+                .iter()
+                .map(|(_, a)| a.response.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tried
+                .iter()
+                .map(|(_, a)| a.error_kind.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tried
+                .iter()
+                .map(|(_, a)| a.error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    let states: Vec<(&'static str, Option<Millis>)> =
+        requests.iter().map(|r| state_after(r.next)).collect();
+    let updated = sqlx::query(
+        "UPDATE deliveries d SET state = u.state, next_attempt_at = u.due, leased_until = NULL,
+            lease = NULL, attempts = d.attempts + u.tried, last_error = u.last_error,
+            updated_at = $7
+         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::INTEGER[],
+                     $6::TEXT[]) AS u (id, lease, state, due, tried, last_error)
+         WHERE d.id = u.id AND COALESCE(d.lease, '') = u.lease
+         RETURNING d.id, d.head",
+    )
+    .bind(&ids)
+    .bind(
+        requests
+            .iter()
+            .map(|r| r.lease.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(states.iter().map(|(state, _)| *state).collect::<Vec<_>>())
+    .bind(states.iter().map(|(_, due)| *due).collect::<Vec<_>>())
+    .bind(
+        requests
+            .iter()
+            .map(|r| i32::from(r.attempt.is_some()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        requests
+            .iter()
+            .map(|r| last_error(r.next, r.attempt.as_ref().and_then(|a| a.error.as_deref())))
+            .collect::<Vec<_>>(),
+    )
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await?;
+    if updated.len() != requests.len() {
+        return Err(StoreError::LeaseLost(
+            "a delivery of the group is leased to another".to_owned(),
+        ));
+    }
+    let mut heads: HashMap<String, bool> = HashMap::new();
+    for row in &updated {
+        heads.insert(row.try_get("id")?, row.try_get("head")?);
+    }
+
+    let healthy: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.health == Health::Healthy)
+        .map(|r| queue(r).0.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !healthy.is_empty() {
+        sqlx::query(
+            "UPDATE webhooks SET failing_since = NULL
+             WHERE id = ANY($1) AND failing_since IS NOT NULL",
+        )
+        .bind(&healthy)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    // The queues whose head left: each one's next becomes its head, and is
+    // handed on to the request that asked for it (see `next_head`).
+    let left: Vec<&Request> = requests
+        .iter()
+        .copied()
+        .filter(|r| heads[r.delivery_id.as_str()] && state_after(r.next).0 != "pending")
+        .collect();
+    let mut handed: HashMap<(String, String), Claimed> = HashMap::new();
+    if !left.is_empty() {
+        let rows = sqlx::query(
+            "UPDATE deliveries SET head = TRUE WHERE seq IN (
+                SELECT DISTINCT ON (d.webhook_id, d.ticket_id) d.seq
+                FROM deliveries d
+                JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS q (webhook_id, ticket_id)
+                  ON d.webhook_id = q.webhook_id AND d.ticket_id = q.ticket_id
+                WHERE d.state = 'pending'
+                ORDER BY d.webhook_id, d.ticket_id, d.seq)
+             RETURNING seq, webhook_id, ticket_id, next_attempt_at, leased_until,
+                EXISTS (SELECT 1 FROM webhooks w
+                        WHERE w.id = deliveries.webhook_id AND w.paused_until > $3) AS paused",
+        )
+        .bind(left.iter().map(|r| queue(r).0.as_str()).collect::<Vec<_>>())
+        .bind(left.iter().map(|r| queue(r).1.as_str()).collect::<Vec<_>>())
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?;
+        let chains: HashMap<&(String, String), Millis> = left
+            .iter()
+            .filter_map(|r| Some((queue(r), r.chain?)))
+            .collect();
+        let mut seqs = Vec::new();
+        let mut untils = Vec::new();
+        for row in &rows {
+            let key: (String, String) = (row.try_get("webhook_id")?, row.try_get("ticket_id")?);
+            let due: Millis = row.try_get("next_attempt_at")?;
+            let leased_until: Option<Millis> = row.try_get("leased_until")?;
+            let paused: bool = row.try_get("paused")?;
+            let free = due <= at && leased_until.is_none_or(|until| until <= at) && !paused;
+            if let (true, Some(until)) = (free, chains.get(&key)) {
+                seqs.push(row.try_get::<i64, _>("seq")?);
+                untils.push(*until);
+            }
+        }
+        if !seqs.is_empty() {
+            let rows = sqlx::query(
+                "UPDATE deliveries d SET leased_until = u.until, lease = $3
+                 FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u (seq, until)
+                 WHERE d.seq = u.seq
+                 RETURNING d.id, d.tenant_id, d.webhook_id, d.ticket_id, d.payload, d.attempts,
+                    d.lease",
+            )
+            .bind(&seqs)
+            .bind(&untils)
+            .bind(ulid::Ulid::new().to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut next: Vec<((String, String), Claimed)> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let key = (row.try_get("webhook_id")?, row.try_get("ticket_id")?);
+                next.push((key, claimed(row)?));
+            }
+            let mut targets: Vec<&mut Claimed> = next.iter_mut().map(|(_, c)| c).collect();
+            fill_targets(&mut tx, at, &mut targets).await?;
+            handed.extend(next);
+        }
+    }
+    tx.commit().await?;
+    Ok(requests
+        .iter()
+        .map(|r| Finished {
+            disabled: false,
+            next: handed.remove(queue(r)),
+        })
+        .collect())
+}
+
+/// One request in a transaction of its own, statement by statement: what
+/// may disable a webhook, and what tells a lost lease apart.
+async fn alone(
+    pool: &PgPool,
+    instance: &str,
+    request: &Request,
+    at: Millis,
+) -> Result<Finished, StoreError> {
+    let Request {
+        delivery_id,
+        lease,
+        attempt,
+        next,
+        health,
+        chain,
+    } = request;
+    let (next, health, chain) = (*next, *health, *chain);
+    let mut tx = pool.begin().await?;
+    // The ticket's lock first (as every writer takes it: before the
+    // delivery's row), for a new head chosen while no ingest adds to
+    // the ticket's queue.
+    let ticket: Option<(String, String)> =
+        sqlx::query_as("SELECT webhook_id, ticket_id FROM deliveries WHERE id = $1")
+            .bind(delivery_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((webhook_id, ticket_id)) = ticket else {
+        return Ok(Finished::default());
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ticket_lock(&webhook_id, &ticket_id))
+        .execute(&mut *tx)
+        .await?;
+    if let Some(attempt) = attempt {
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
+                error_kind, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(delivery_id)
+        .bind(attempt.started_at)
+        .bind(attempt.duration_ms)
+        .bind(attempt.status.map(i32::from))
+        .bind(&attempt.response)
+        .bind(&attempt.error_kind)
+        .bind(&attempt.error)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let (state, due) = state_after(next);
+    let head: Option<bool> = sqlx::query_scalar(
+        "UPDATE deliveries SET state = $1, next_attempt_at = $2, leased_until = NULL,
+            lease = NULL, attempts = attempts + $3, last_error = $4, updated_at = $5
+         WHERE id = $6 AND COALESCE(lease, '') = $7 RETURNING head",
+    )
+    .bind(state)
+    .bind(due)
+    .bind(i32::from(attempt.is_some()))
+    .bind(last_error(
+        next,
+        attempt.as_ref().and_then(|a| a.error.as_deref()),
+    ))
+    .bind(at)
+    .bind(delivery_id)
+    .bind(lease)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(head) = head else {
+        // Dropping the transaction rolls the attempt's record back.
+        return Err(StoreError::LeaseLost(delivery_id.to_owned()));
+    };
+    let disabled: bool = match health {
+        Health::Unchanged => false,
+        Health::Healthy => {
+            sqlx::query(
+                "UPDATE webhooks SET failing_since = NULL
+                 WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(&webhook_id)
+            .execute(&mut *tx)
+            .await?;
+            false
+        }
+        Health::Gone => disable(&mut tx, &webhook_id, GONE_REASON, at).await?,
+        Health::Failing { disable_after } => {
+            let since: Option<Option<Millis>> = sqlx::query_scalar(
+                "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1)
+                 WHERE id = $2 RETURNING failing_since",
+            )
+            .bind(at)
+            .bind(&webhook_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match since.flatten() {
+                Some(since) if at - since > disable_after => {
+                    disable(&mut tx, &webhook_id, &failing_reason(disable_after), at).await?
+                }
+                _ => false,
+            }
+        }
+    };
+    if disabled {
+        let tenant_id: String = sqlx::query_scalar("SELECT tenant_id FROM webhooks WHERE id = $1")
+            .bind(&webhook_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        notify_webhook(&mut tx, instance, &tenant_id, &webhook_id).await?;
+    }
+    let next = match head && state != "pending" {
+        true => next_head(&mut tx, &webhook_id, &ticket_id, chain, at).await?,
+        false => None,
+    };
+    tx.commit().await?;
+    Ok(Finished { disabled, next })
+}
+
+/// The ticket's next delivery to the webhook becomes its head (the
+/// caller holds the ticket's lock); with `chain`, it is leased until then
+/// and returned when it is due, unleased, and its webhook's breaker is
+/// closed (see [`Store::finish`]).
+async fn next_head(
+    tx: &mut Transaction<'_, Postgres>,
+    webhook_id: &str,
+    ticket_id: &str,
+    chain: Option<Millis>,
+    at: Millis,
+) -> Result<Option<Claimed>, StoreError> {
+    let next: Option<(i64, Millis, Option<Millis>)> = sqlx::query_as(
+        "UPDATE deliveries SET head = TRUE WHERE seq = (
+            SELECT seq FROM deliveries
+            WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = $2
+            ORDER BY seq LIMIT 1)
+         RETURNING seq, next_attempt_at, leased_until",
+    )
+    .bind(webhook_id)
+    .bind(ticket_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (Some(lease_until), Some((seq, due, leased_until))) = (chain, next) else {
+        return Ok(None);
+    };
+    let paused: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM webhooks WHERE id = $1 AND paused_until > $2")
+            .bind(webhook_id)
+            .bind(at)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if due > at || leased_until.is_some_and(|until| until > at) || paused.is_some() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "UPDATE deliveries SET leased_until = $1, lease = $2 WHERE seq = $3
+         RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
+    )
+    .bind(lease_until)
+    .bind(ulid::Ulid::new().to_string())
+    .bind(seq)
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut next = claimed(&row)?;
+    fill_targets(tx, at, &mut [&mut next]).await?;
+    Ok(Some(next))
+}
