@@ -114,6 +114,8 @@ struct Row {
     backlog: u64,
     /// How long the backlog took to drain, or what was left at `--drain`.
     drained: Result<Duration, u64>,
+    /// Deliveries per second after the load, while the backlog drained.
+    draining_per_second: Option<f64>,
 }
 
 struct Options {
@@ -183,7 +185,7 @@ fn main() {
     }
     println!();
     println!(
-        "| scenario | requests/s | p50 | p99 | failed | deliveries/s during the load | backlog when it stopped | drained |"
+        "| scenario | requests/s | p50 | p99 | failed | deliveries/s during the load | backlog when it stopped | drained (deliveries/s meanwhile) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (scenario, row) in &rows {
@@ -196,8 +198,11 @@ fn format_row(scenario: &Scenario, row: &Row) -> String {
         Ok(after) => format!("after {:.1} s", after.as_secs_f64()),
         Err(left) => format!("**{left} left**"),
     };
+    let draining = row
+        .draining_per_second
+        .map_or_else(|| "".to_owned(), |rate| format!(", {rate:.0}/s"));
     format!(
-        "| {} | {:.0} | {} | {} | {} of {} | {:.0} | {} | {} |",
+        "| {} | {:.0} | {} | {} | {} of {} | {:.0} | {} | {}{} |",
         scenario.name,
         row.load.requests_per_second,
         row.load.p50,
@@ -207,6 +212,7 @@ fn format_row(scenario: &Scenario, row: &Row) -> String {
         row.deliveries_per_second,
         row.backlog,
         drained,
+        draining,
     )
 }
 
@@ -259,16 +265,20 @@ async fn measure(
     let elapsed = started.elapsed();
     let at_end = Scrape::all(&http, &servers).await;
     let drain_started = Instant::now();
-    let drained = loop {
+    let (drained, after) = loop {
         let now = Scrape::all(&http, &servers).await;
         if now.depth == 0 {
-            break Ok(drain_started.elapsed());
+            break (Ok(drain_started.elapsed()), now);
         }
         if drain_started.elapsed() > Duration::from_secs(options.drain) {
-            break Err(now.depth);
+            break (Err(now.depth), now);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // Over a second of draining at least, for a rate worth reading.
+    let draining = drain_started.elapsed();
+    let draining_per_second = (draining >= Duration::from_secs(1))
+        .then(|| (after.succeeded - at_end.succeeded) as f64 / draining.as_secs_f64());
     for server in servers {
         server.stop();
     }
@@ -277,6 +287,7 @@ async fn measure(
         deliveries_per_second: at_end.succeeded as f64 / elapsed.as_secs_f64(),
         backlog: at_end.depth,
         drained,
+        draining_per_second,
     }
 }
 

@@ -234,13 +234,15 @@ async fn together(
     let mut handed: HashMap<(String, String), Claimed> = HashMap::new();
     if !left.is_empty() {
         let rows = sqlx::query(
+            // One index seek per queue (LATERAL … LIMIT 1): a join let the
+            // planner read every pending delivery of the webhook instead.
             "UPDATE deliveries SET head = TRUE WHERE seq IN (
-                SELECT DISTINCT ON (d.webhook_id, d.ticket_id) d.seq
-                FROM deliveries d
-                JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS q (webhook_id, ticket_id)
-                  ON d.webhook_id = q.webhook_id AND d.ticket_id = q.ticket_id
-                WHERE d.state = 'pending'
-                ORDER BY d.webhook_id, d.ticket_id, d.seq)
+                SELECT n.seq FROM UNNEST($1::TEXT[], $2::TEXT[]) AS q (webhook_id, ticket_id)
+                CROSS JOIN LATERAL (
+                    SELECT d.seq FROM deliveries d
+                    WHERE d.state = 'pending' AND d.webhook_id = q.webhook_id
+                      AND d.ticket_id = q.ticket_id
+                    ORDER BY d.seq LIMIT 1) AS n)
              RETURNING seq, webhook_id, ticket_id, next_attempt_at, leased_until,
                 EXISTS (SELECT 1 FROM webhooks w
                         WHERE w.id = deliveries.webhook_id AND w.paused_until > $3) AS paused",

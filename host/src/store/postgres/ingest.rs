@@ -199,10 +199,15 @@ async fn together(
     let mut pending: HashSet<(String, String)> = HashSet::new();
     if !wanted.is_empty() {
         let rows = sqlx::query(
-            "SELECT DISTINCT d.webhook_id, d.ticket_id
+            // One index seek per pair (LATERAL … LIMIT 1): a join let the
+            // planner read every pending delivery of the webhook instead.
+            "SELECT w.webhook_id, w.ticket_id
              FROM UNNEST($1::TEXT[], $2::TEXT[]) AS w (webhook_id, ticket_id)
-             JOIN deliveries d ON d.webhook_id = w.webhook_id AND d.ticket_id = w.ticket_id
-             WHERE d.state = 'pending'",
+             CROSS JOIN LATERAL (
+                 SELECT 1 FROM deliveries d
+                 WHERE d.state = 'pending' AND d.webhook_id = w.webhook_id
+                   AND d.ticket_id = w.ticket_id
+                 LIMIT 1) AS p",
         )
         .bind(wanted.iter().map(|(w, _)| *w).collect::<Vec<_>>())
         .bind(wanted.iter().map(|(_, t)| *t).collect::<Vec<_>>())
