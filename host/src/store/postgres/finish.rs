@@ -164,13 +164,15 @@ async fn together(
 
     let states: Vec<(&'static str, Option<Millis>)> =
         requests.iter().map(|r| state_after(r.next)).collect();
+    // `d.id = ANY($1)` beside the join: an index condition the planner
+    // takes, where the join alone may have it scan the table.
     let updated = sqlx::query(
         "UPDATE deliveries d SET state = u.state, next_attempt_at = u.due, leased_until = NULL,
             lease = NULL, attempts = d.attempts + u.tried, last_error = u.last_error,
             updated_at = $7
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::INTEGER[],
                      $6::TEXT[]) AS u (id, lease, state, due, tried, last_error)
-         WHERE d.id = u.id AND COALESCE(d.lease, '') = u.lease
+         WHERE d.id = ANY($1) AND d.id = u.id AND COALESCE(d.lease, '') = u.lease
          RETURNING d.id, d.head",
     )
     .bind(&ids)
@@ -273,7 +275,7 @@ async fn together(
             let rows = sqlx::query(
                 "UPDATE deliveries d SET leased_until = u.until, lease = $3
                  FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u (seq, until)
-                 WHERE d.seq = u.seq
+                 WHERE d.seq = ANY($1) AND d.seq = u.seq
                  RETURNING d.id, d.tenant_id, d.webhook_id, d.ticket_id, d.payload, d.attempts,
                     d.lease",
             )
