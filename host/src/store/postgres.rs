@@ -84,6 +84,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        repair_heads(&pool).await?;
         let instance = ulid::Ulid::new().to_string();
         Ok(Self {
             ingest: ingest::start(pool.clone(), instance.clone()),
@@ -142,6 +143,28 @@ impl PgStore {
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Gives every ticket queue that has pending deliveries but no head its
+/// oldest as head. A no-op in a database only this version wrote; after
+/// an instance of the version before ticket heads wrote beside a newer
+/// one (its deliveries are stored without a head, and its attempts hand
+/// no queue on), every queue it left headless is taken up again.
+async fn repair_heads(pool: &PgPool) -> Result<(), StoreError> {
+    let repaired = sqlx::query(
+        "UPDATE deliveries d SET head = TRUE
+         WHERE d.state = 'pending' AND NOT d.head AND NOT EXISTS (
+             SELECT 1 FROM deliveries e
+             WHERE e.state = 'pending' AND e.webhook_id = d.webhook_id
+               AND e.ticket_id = d.ticket_id AND (e.head OR e.seq < d.seq))",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if repaired > 0 {
+        tracing::warn!(repaired, "ticket queues without a head were given one");
+    }
+    Ok(())
 }
 
 /// Tells the other processes, when `tx` commits, that a webhook changed;

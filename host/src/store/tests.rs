@@ -1262,6 +1262,34 @@ async fn a_postgres_record_group_answers_each_as_alone() {
     );
 }
 
+/// Deliveries an instance of the version before ticket heads stored
+/// beside a newer one (no head) are taken up when an instance starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_instance_starting_gives_headless_queues_a_head() {
+    let (db, store) = with_webhook(Backend::Postgres).await;
+    let at = now();
+    for (n, ticket) in [(1, "t"), (2, "t"), (3, "u")] {
+        ingest_one(
+            store.as_ref(),
+            &format!("evt_{n}"),
+            &format!("msg_{n}"),
+            ticket,
+            at,
+        )
+        .await;
+    }
+    db.execute("UPDATE deliveries SET head = FALSE").await;
+    assert!(
+        claim_all(store.as_ref(), at, at + 1000).await.is_empty(),
+        "headless"
+    );
+    let again = open_again(&db).await;
+    assert_eq!(
+        claim_ids(again.as_ref(), at, at + 1000).await,
+        ["msg_1", "msg_3"]
+    );
+}
+
 #[tokio::test]
 async fn an_in_memory_database_is_refused_with_a_reason() {
     for url in ["sqlite::memory:", "sqlite://inbox.db?mode=memory"] {
