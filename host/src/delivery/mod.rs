@@ -417,14 +417,14 @@ impl Dispatcher {
         tokio::spawn(Arc::clone(self).work(delivery, slots, webhook_slot));
     }
 
-    /// [`Self::start`] for a delivery a finished attempt handed on: a
-    /// future of a named type, since `start` leads to the worker that
-    /// records attempts, which calls this.
+    /// [`Self::start_or_release`] for a delivery a finished attempt handed
+    /// on: a future of a named type, since `start` leads to the worker
+    /// that records attempts, which calls this.
     fn start_chained(
         self: Arc<Self>,
         delivery: Claimed,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move { self.start(delivery).await })
+        Box::pin(async move { self.start_or_release(delivery).await })
     }
 
     /// Writes a breaker's opening or closing to the store, for every
