@@ -142,6 +142,16 @@ impl Serving {
     }
 }
 
+impl Drop for Serving {
+    /// A test that fails halfway leaves no server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[test]
 fn tenant_create_prints_the_keys_once_as_json() {
     let dir = tempfile::tempdir().expect("temp dir");
