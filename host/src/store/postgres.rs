@@ -317,6 +317,11 @@ fn ticket_lock(webhook_id: &str, ticket_id: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
+/// One column of `items`, as an array to bind for `UNNEST`.
+fn column<T, U>(items: &[T], field: impl Fn(&T) -> U) -> Vec<U> {
+    items.iter().map(field).collect()
+}
+
 /// Locks (webhook, ticket) queues until the transaction ends, in one
 /// order (ascending lock number) so that two writers cannot deadlock:
 /// every write that adds to a ticket's queue or takes its head away

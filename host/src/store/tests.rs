@@ -403,6 +403,14 @@ async fn ingest_one(store: &dyn Store, event_id: &str, message: &str, ticket: &s
         .expect("ingest");
 }
 
+/// Stores `evt_<n>` with one delivery, `msg_<n>`, to `wh_1` for its
+/// ticket, for each `(n, ticket)`, in that order.
+async fn ingest_on(store: &dyn Store, deliveries: &[(u32, &str)], at: Millis) {
+    for (n, ticket) in deliveries {
+        ingest_one(store, &format!("evt_{n}"), &format!("msg_{n}"), ticket, at).await;
+    }
+}
+
 async fn with_webhook(backend: Backend) -> (Db, Box<dyn Store>) {
     let (dir, store) = open(backend).await;
     store.create_tenant("a", "A").await.expect("tenant");
@@ -739,9 +747,12 @@ async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
     let (_db, store) = with_webhook(backend).await;
     let store = store.as_ref();
     let at = now();
-    for (n, ticket) in [(1, "t"), (2, "t"), (3, "t"), (4, "u"), (5, "v")] {
-        ingest_one(store, &format!("evt_{n}"), &format!("msg_{n}"), ticket, at).await;
-    }
+    ingest_on(
+        store,
+        &[(1, "t"), (2, "t"), (3, "t"), (4, "u"), (5, "v")],
+        at,
+    )
+    .await;
     let claimed = claim_all(store, at, at + 1000).await;
     let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["msg_1", "msg_4", "msg_5"], "each ticket's head");
@@ -817,16 +828,12 @@ async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
 async fn an_upgrade_finds_each_tickets_head(backend: Backend) {
     let (db, store) = with_webhook(backend).await;
     let at = now();
-    for (n, ticket) in [(1, "t"), (2, "t"), (3, "u"), (4, "t")] {
-        ingest_one(
-            store.as_ref(),
-            &format!("evt_{n}"),
-            &format!("msg_{n}"),
-            ticket,
-            at,
-        )
-        .await;
-    }
+    ingest_on(
+        store.as_ref(),
+        &[(1, "t"), (2, "t"), (3, "u"), (4, "t")],
+        at,
+    )
+    .await;
     let done = claim_all(store.as_ref(), at, at + 1000).await;
     succeed(store.as_ref(), &done[0]).await;
     store.close().await;
@@ -1201,9 +1208,12 @@ async fn a_postgres_record_group_answers_each_as_alone() {
     drop(store);
     let store = PgStore::open(&db.url).await.expect("open");
     let at = now();
-    for (n, ticket) in [(1, "t"), (2, "t"), (3, "u"), (4, "v"), (5, "v")] {
-        ingest_one(&store, &format!("evt_{n}"), &format!("msg_{n}"), ticket, at).await;
-    }
+    ingest_on(
+        &store,
+        &[(1, "t"), (2, "t"), (3, "u"), (4, "v"), (5, "v")],
+        at,
+    )
+    .await;
     let claimed = claim_all(&store, at, at + 1000).await;
     let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["msg_1", "msg_3", "msg_4"]);
@@ -1268,16 +1278,7 @@ async fn a_postgres_record_group_answers_each_as_alone() {
 async fn a_postgres_instance_starting_gives_headless_queues_a_head() {
     let (db, store) = with_webhook(Backend::Postgres).await;
     let at = now();
-    for (n, ticket) in [(1, "t"), (2, "t"), (3, "u")] {
-        ingest_one(
-            store.as_ref(),
-            &format!("evt_{n}"),
-            &format!("msg_{n}"),
-            ticket,
-            at,
-        )
-        .await;
-    }
+    ingest_on(store.as_ref(), &[(1, "t"), (2, "t"), (3, "u")], at).await;
     db.execute("UPDATE deliveries SET head = FALSE").await;
     assert!(
         claim_all(store.as_ref(), at, at + 1000).await.is_empty(),

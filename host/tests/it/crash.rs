@@ -235,15 +235,7 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
         servers.iter().map(|s| s.addr.clone()).collect::<Vec<_>>(),
     ));
     let http = reqwest::Client::new();
-    let created = http
-        .post(format!("http://{}/v1/webhooks", servers[0].addr))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "replies", "url": receiver.url("/"),
-                      "events": ["TicketFromUserReply"]}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(created.status(), 201);
+    hook_replies(&http, &servers[0].addr, &admin, &receiver).await;
 
     // One client per ticket, each reply after the last was accepted.
     let clients: Vec<_> = (0..TICKETS)
@@ -318,6 +310,20 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
     }
 }
 
+/// A webhook of every `TicketFromUserReply` to `receiver`, created
+/// through the server at `addr`.
+async fn hook_replies(http: &reqwest::Client, addr: &str, admin: &str, receiver: &Receiver) {
+    let created = http
+        .post(format!("http://{addr}/v1/webhooks"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "replies", "url": receiver.url("/"),
+                      "events": ["TicketFromUserReply"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+}
+
 /// Waits until `expected` replies have arrived (panics after a minute),
 /// then checks that each ticket's arrived in the order they were posted
 /// (`messageId`, first arrivals) and that each was posted under one
@@ -382,15 +388,7 @@ async fn a_busy_tickets_order_survives_kill_9() {
     ];
     let http = reqwest::Client::new();
     let mut server = Serving::start_with(dir.path(), &settings);
-    let created = http
-        .post(format!("http://{}/v1/webhooks", server.addr))
-        .bearer_auth(&keys.admin)
-        .json(&json!({"name": "replies", "url": receiver.url("/"),
-                      "events": ["TicketFromUserReply"]}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(created.status(), 201);
+    hook_replies(&http, &server.addr, &keys.admin, &receiver).await;
 
     let kill_at = 30 + random_below(40) as u32;
     for seq in 0..REPLIES {

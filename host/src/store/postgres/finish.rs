@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 
 use super::group::{Groups, Waiting};
-use super::{claimed, disable, fill_targets, lock_tickets, notify_webhook, ticket_lock};
+use super::{claimed, column, disable, fill_targets, lock_tickets, notify_webhook, ticket_lock};
 use crate::store::policy::{GONE_REASON, failing_reason, last_error, state_after};
 use crate::store::{Attempt, Claimed, Finished, Health, Millis, Next, StoreError, now};
 
@@ -131,33 +131,13 @@ async fn together(
              SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::INTEGER[],
                                   $5::TEXT[], $6::TEXT[], $7::TEXT[])",
         )
-        .bind(tried.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-        .bind(tried.iter().map(|(_, a)| a.started_at).collect::<Vec<_>>())
-        .bind(tried.iter().map(|(_, a)| a.duration_ms).collect::<Vec<_>>())
-        .bind(
-            tried
-                .iter()
-                .map(|(_, a)| a.status.map(i32::from))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            tried
-                .iter()
-                .map(|(_, a)| a.response.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            tried
-                .iter()
-                .map(|(_, a)| a.error_kind.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            tried
-                .iter()
-                .map(|(_, a)| a.error.as_deref())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(&tried, |(id, _)| *id))
+        .bind(column(&tried, |(_, a)| a.started_at))
+        .bind(column(&tried, |(_, a)| a.duration_ms))
+        .bind(column(&tried, |(_, a)| a.status.map(i32::from)))
+        .bind(column(&tried, |(_, a)| a.response.as_deref()))
+        .bind(column(&tried, |(_, a)| a.error_kind.as_deref()))
+        .bind(column(&tried, |(_, a)| a.error.as_deref()))
         .execute(&mut *tx)
         .await?;
     }
@@ -176,26 +156,13 @@ async fn together(
          RETURNING d.id, d.head",
     )
     .bind(&ids)
-    .bind(
-        requests
-            .iter()
-            .map(|r| r.lease.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(states.iter().map(|(state, _)| *state).collect::<Vec<_>>())
-    .bind(states.iter().map(|(_, due)| *due).collect::<Vec<_>>())
-    .bind(
-        requests
-            .iter()
-            .map(|r| i32::from(r.attempt.is_some()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        requests
-            .iter()
-            .map(|r| last_error(r.next, r.attempt.as_ref().and_then(|a| a.error.as_deref())))
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(&requests, |r| r.lease.as_str()))
+    .bind(column(&states, |(state, _)| *state))
+    .bind(column(&states, |(_, due)| *due))
+    .bind(column(&requests, |r| i32::from(r.attempt.is_some())))
+    .bind(column(&requests, |r| {
+        last_error(r.next, r.attempt.as_ref().and_then(|a| a.error.as_deref()))
+    }))
     .bind(at)
     .fetch_all(&mut *tx)
     .await?;
@@ -249,8 +216,8 @@ async fn together(
                 EXISTS (SELECT 1 FROM webhooks w
                         WHERE w.id = deliveries.webhook_id AND w.paused_until > $3) AS paused",
         )
-        .bind(left.iter().map(|r| queue(r).0.as_str()).collect::<Vec<_>>())
-        .bind(left.iter().map(|r| queue(r).1.as_str()).collect::<Vec<_>>())
+        .bind(column(&left, |r| queue(r).0.as_str()))
+        .bind(column(&left, |r| queue(r).1.as_str()))
         .bind(at)
         .fetch_all(&mut *tx)
         .await?;

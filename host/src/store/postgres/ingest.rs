@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 
 use super::group::{Groups, Waiting};
-use super::{fill_targets, lock_tickets, notify_deliveries};
+use super::{column, fill_targets, lock_tickets, notify_deliveries};
 use crate::store::policy::{same_event, whole_request};
 use crate::store::{Claimed, IdempotencyMismatch, Ingested, Millis, NewEvent, StoreError};
 
@@ -128,31 +128,11 @@ async fn together(
          ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
          DO NOTHING",
     )
-    .bind(
-        events
-            .iter()
-            .map(|(_, e)| e.id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|(r, _)| r.tenant_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|(_, e)| e.idempotency_key.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|(_, e)| e.body.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|(r, _)| r.at).collect::<Vec<_>>())
+    .bind(column(&events, |(_, e)| e.id.as_str()))
+    .bind(column(&events, |(r, _)| r.tenant_id.as_str()))
+    .bind(column(&events, |(_, e)| e.idempotency_key.as_deref()))
+    .bind(column(&events, |(_, e)| e.body.as_str()))
+    .bind(column(&events, |(r, _)| r.at))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() != events.len() as u64 {
@@ -209,8 +189,8 @@ async fn together(
                    AND d.ticket_id = w.ticket_id
                  LIMIT 1) AS p",
         )
-        .bind(wanted.iter().map(|(w, _)| *w).collect::<Vec<_>>())
-        .bind(wanted.iter().map(|(_, t)| *t).collect::<Vec<_>>())
+        .bind(column(&wanted, |(w, _)| *w))
+        .bind(column(&wanted, |(_, t)| *t))
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {
@@ -277,11 +257,6 @@ async fn together(
     Ok(answers)
 }
 
-/// One text column of the rows.
-fn column<'a>(rows: &[Row<'a>], field: impl Fn(&Row<'a>) -> &'a str) -> Vec<&'a str> {
-    rows.iter().map(field).collect()
-}
-
 /// Inserts the rows in their order (`seq` follows it).
 async fn insert_deliveries<'a>(
     tx: &mut Transaction<'_, Postgres>,
@@ -313,15 +288,11 @@ async fn insert_deliveries<'a>(
     .bind(column(rows, |r| &r.delivery.ticket_id))
     .bind(column(rows, |r| &r.delivery.payload))
     .bind(column(rows, |r| &r.delivery.explanation))
-    .bind(
-        rows.iter()
-            .map(|r| r.delivery.due.unwrap_or(r.at))
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.lease_until).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+    .bind(column(rows, |r| r.delivery.due.unwrap_or(r.at)))
+    .bind(column(rows, |r| r.lease_until))
+    .bind(column(rows, |r| r.at))
     .bind(token)
-    .bind(rows.iter().map(|r| r.head).collect::<Vec<_>>())
+    .bind(column(rows, |r| r.head))
     .execute(&mut **tx)
     .await?;
     Ok(())
