@@ -339,33 +339,18 @@ async fn pending(url: &str) -> String {
     let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .expect("connect");
-    let rows: Vec<(
-        i64,
-        String,
-        bool,
-        i32,
-        Option<i64>,
-        Option<i64>,
-        Option<String>,
-        i64,
-    )> = sqlx::query_as(
-        "SELECT seq, ticket_id, head, attempts, next_attempt_at, leased_until, last_error,
-                    (extract(epoch FROM now()) * 1000)::BIGINT
-             FROM deliveries WHERE state = 'pending' ORDER BY seq",
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT format('seq %s ticket %s head %s attempts %s due in %s ms leased for %s ms error %s',
+                       seq, ticket_id, head, attempts, next_attempt_at - now,
+                       leased_until - now, last_error)
+         FROM deliveries, (SELECT (extract(epoch FROM now()) * 1000)::BIGINT AS now) AS clock
+         WHERE state = 'pending' ORDER BY seq",
     )
     .fetch_all(&mut connection)
     .await
     .expect("pending deliveries");
-    rows.iter()
-        .map(|(seq, ticket, head, attempts, due, leased, error, now)| {
-            let since = |at: &Option<i64>| at.map(|at| at - now);
-            format!(
-                "seq {seq} ticket {ticket} head {head} attempts {attempts} due in {:?} ms \
-                 leased for {:?} ms error {error:?}",
-                since(due),
-                since(leased)
-            )
-        })
+    rows.into_iter()
+        .map(|(line,)| line)
         .collect::<Vec<_>>()
         .join("\n")
 }
