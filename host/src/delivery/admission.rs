@@ -219,7 +219,9 @@ impl Reservation {
     /// the room taken for them; the rest of the room is given back.
     pub async fn hand_over(self, leased: Vec<Claimed>) {
         for delivery in leased {
-            self.dispatcher.start_or_release(delivery).await;
+            self.dispatcher
+                .start_or_release(super::Run::one(delivery))
+                .await;
         }
     }
 }

@@ -61,9 +61,10 @@ const POLL: Duration = Duration::from_millis(250);
 /// completions and commits, so that one claim takes many rows instead of
 /// one claim per finished attempt.
 const COALESCE: Duration = Duration::from_millis(2);
-/// The longest a delivery claimed ahead waits for a worker; after that it
-/// is given back, so that its lease (the attempt's timeout and 10 s) still
-/// covers the attempt when one sends it.
+/// The longest a delivery claimed ahead waits for a worker, or one handed
+/// on waits in its run; after that it is given back, so that its lease
+/// (the attempt's timeout and 10 s) still covers the attempt when one
+/// sends it.
 const AHEAD_FOR: Duration = Duration::from_secs(5);
 /// How often old records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
@@ -127,7 +128,7 @@ pub struct Dispatcher {
     webhook_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Deliveries claimed ahead, per webhook, waiting for one of its slots
     /// (see [`Dispatcher::work`]).
-    ahead: Mutex<HashMap<String, VecDeque<(Claimed, Instant)>>>,
+    ahead: Mutex<HashMap<String, VecDeque<Run>>>,
     /// Attempt slots per tenant (`tenant_concurrency`), so that one
     /// tenant's slow receivers never hold every slot.
     tenant_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -154,6 +155,41 @@ fn count(n: usize) -> u32 {
 struct Slots {
     _all: OwnedSemaphorePermit,
     _tenant: OwnedSemaphorePermit,
+}
+
+/// Deliveries of one webhook that one worker sends one after another, in
+/// order, each only once the one before it succeeded: a delivery claimed
+/// or stored leased by ingest, or a ticket's deliveries a finished attempt
+/// handed on ([`Store::finish`]).
+#[derive(Debug)]
+struct Run {
+    webhook: String,
+    deliveries: VecDeque<Claimed>,
+    /// When they were leased: a delivery not started within [`AHEAD_FOR`]
+    /// is given back, so that its lease still covers a whole attempt.
+    leased: Instant,
+}
+
+impl Run {
+    fn new(deliveries: Vec<Claimed>) -> Self {
+        Self {
+            webhook: deliveries
+                .first()
+                .map(|d| d.webhook_id.clone())
+                .unwrap_or_default(),
+            deliveries: deliveries.into(),
+            leased: Instant::now(),
+        }
+    }
+
+    fn one(delivery: Claimed) -> Self {
+        Self::new(vec![delivery])
+    }
+}
+
+/// How many deliveries wait in a webhook's queue of runs.
+fn queued(queue: &VecDeque<Run>) -> usize {
+    queue.iter().map(|run| run.deliveries.len()).sum()
 }
 
 /// The slots of `key` in `slots`, made with `size` permits on first use.
@@ -245,7 +281,7 @@ impl Dispatcher {
             // Give back what was claimed ahead and not sent.
             let left: Vec<Claimed> = lock(&dispatcher.ahead)
                 .drain()
-                .flat_map(|(_, queue)| queue.into_iter().map(|(delivery, _)| delivery))
+                .flat_map(|(_, queue)| queue.into_iter().flat_map(|run| run.deliveries))
                 .collect();
             for delivery in left {
                 dispatcher.release(&delivery).await;
@@ -291,7 +327,7 @@ impl Dispatcher {
         let waiting = lock(&self.ahead);
         let queued = waiting
             .iter()
-            .map(|(webhook, queue)| (webhook.clone(), count(queue.len())))
+            .map(|(webhook, queue)| (webhook.clone(), count(queued(queue))))
             .collect();
         lock(&self.admission).room(Busy {
             tenants,
@@ -317,7 +353,7 @@ impl Dispatcher {
         // The queue stays locked while room is taken, as a claim and a
         // worker read it: taking room is one step.
         let waiting = lock(&self.ahead);
-        let queued = count(waiting.get(webhook).map_or(0, VecDeque::len));
+        let queued = count(waiting.get(webhook).map_or(0, queued));
         lock(&self.admission).promise(&Ask {
             webhook,
             tenant,
@@ -335,12 +371,13 @@ impl Dispatcher {
         Reservation::new(Arc::clone(self), tenant)
     }
 
-    /// Starts a delivery ingest stored leased to this process, or gives
-    /// its lease back once the dispatcher is stopping.
-    async fn start_or_release(self: &Arc<Self>, delivery: Claimed) {
+    /// Starts a run leased to this process (stored so by ingest, or
+    /// handed on), or gives its leases back once the dispatcher is
+    /// stopping.
+    async fn start_or_release(self: &Arc<Self>, run: Run) {
         match self.stopping.load(Ordering::SeqCst) {
-            true => self.release(&delivery).await,
-            false => self.start(delivery).await,
+            true => self.release_all(run.deliveries).await,
+            false => self.start(run).await,
         }
     }
 
@@ -368,7 +405,7 @@ impl Dispatcher {
             }
             let full = free > 0 && claimed.len() == free;
             for delivery in claimed {
-                self.start(delivery).await;
+                self.start(Run::one(delivery)).await;
             }
             if !full {
                 tokio::select! {
@@ -384,47 +421,50 @@ impl Dispatcher {
         }
     }
 
-    /// Starts a worker for a claimed delivery, or queues it for a worker of
-    /// its webhook when every slot of the webhook is taken, or gives the
-    /// lease back when no attempt can start at all.
-    async fn start(self: &Arc<Self>, delivery: Claimed) {
-        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-            return self.release(&delivery).await;
+    /// Starts a worker for a run, or queues it for a worker of its webhook
+    /// when every slot of the webhook is taken, or gives the leases back
+    /// when no attempt can start at all.
+    async fn start(self: &Arc<Self>, run: Run) {
+        let Some(first) = run.deliveries.front() else {
+            return;
         };
-        let Ok(tenant_slot) = self.tenant_slot(&delivery.tenant_id).try_acquire_owned() else {
-            return self.release(&delivery).await;
+        let (tenant, webhook) = (first.tenant_id.clone(), first.webhook_id.clone());
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            return self.release_all(run.deliveries).await;
+        };
+        let Ok(tenant_slot) = self.tenant_slot(&tenant).try_acquire_owned() else {
+            return self.release_all(run.deliveries).await;
         };
         let webhook_slot = {
             // Under the lock a leaving worker checks the queue with: a
-            // delivery queued here is seen by a worker still running.
+            // run queued here is seen by a worker still running.
             let mut ahead = lock(&self.ahead);
-            match self.webhook_slot(&delivery.webhook_id).try_acquire_owned() {
+            match self.webhook_slot(&webhook).try_acquire_owned() {
                 Ok(webhook_slot) => webhook_slot,
                 Err(_) => {
-                    let queue = ahead.entry(delivery.webhook_id.clone()).or_default();
-                    queue.push_back((delivery, Instant::now()));
+                    ahead.entry(webhook).or_default().push_back(run);
                     return;
                 }
             }
         };
-        if !self.breakers.allow(&delivery.webhook_id, Instant::now()) {
-            return self.release(&delivery).await;
+        if !self.breakers.allow(&webhook, Instant::now()) {
+            return self.release_all(run.deliveries).await;
         }
         let slots = Slots {
             _all: slot,
             _tenant: tenant_slot,
         };
-        tokio::spawn(Arc::clone(self).work(delivery, slots, webhook_slot));
+        tokio::spawn(Arc::clone(self).work(run, slots, webhook_slot));
     }
 
-    /// [`Self::start_or_release`] for a delivery a finished attempt handed
-    /// on: a future of a named type, since `start` leads to the worker
-    /// that records attempts, which calls this.
+    /// [`Self::start_or_release`] for the deliveries a finished attempt
+    /// handed on: a future of a named type, since `start` leads to the
+    /// worker that records attempts, which calls this.
     fn start_chained(
         self: Arc<Self>,
-        delivery: Claimed,
+        handed_on: Vec<Claimed>,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move { self.start_or_release(delivery).await })
+        Box::pin(async move { self.start_or_release(Run::new(handed_on)).await })
     }
 
     /// Writes a breaker's opening or closing to the store, for every
@@ -447,43 +487,81 @@ impl Dispatcher {
         }
     }
 
+    async fn release_all(&self, deliveries: impl IntoIterator<Item = Claimed>) {
+        for delivery in deliveries {
+            self.release(&delivery).await;
+        }
+    }
+
     /// A worker: holds one slot of a webhook and sends its deliveries one
-    /// after another, the first claimed for it and then those claimed
-    /// ahead, until none is left. Each attempt is recorded in the
-    /// background, so the slot goes on to the next delivery while the
-    /// record commits (the row stays leased until then, so nothing takes it
-    /// twice, and the ticket's next event waits for it).
-    async fn work(
-        self: Arc<Self>,
-        first: Claimed,
-        _slots: Slots,
-        webhook_slot: OwnedSemaphorePermit,
-    ) {
+    /// after another, the run it was started with and then the runs
+    /// claimed ahead, until none is left. Within a run, a delivery is sent
+    /// only after the one before it succeeded; each attempt is recorded in
+    /// the background, so the slot goes on to the next delivery while the
+    /// record commits (the row stays leased until then, so nothing takes
+    /// it twice).
+    async fn work(self: Arc<Self>, first: Run, _slots: Slots, webhook_slot: OwnedSemaphorePermit) {
         let mut webhook_slot = Some(webhook_slot);
-        let mut delivery = first;
+        let mut run = first;
         loop {
-            let outcome = self.send(&delivery).await;
-            let webhook = delivery.webhook_id.clone();
-            self.recording
-                .spawn(Arc::clone(&self).record(delivery, outcome));
-            match self.next_ahead(&webhook, &mut webhook_slot) {
-                Some(next) => delivery = next,
+            let mut recorded = Vec::new();
+            while let Some(delivery) = run.deliveries.pop_front() {
+                let outcome = self.send(&delivery).await;
+                let go_on = outcome.as_ref().is_some_and(AttemptResult::succeeded)
+                    && !run.deliveries.is_empty()
+                    && run.leased.elapsed() <= AHEAD_FOR
+                    && !self.stopping.load(Ordering::SeqCst)
+                    && self.breakers.allow(&delivery.webhook_id, Instant::now());
+                if go_on {
+                    // Those behind it are this worker's already: nothing
+                    // to hand on.
+                    let record = Arc::clone(&self).record(delivery, outcome, false);
+                    recorded.push(self.recording.spawn(record));
+                } else {
+                    let unsent = std::mem::take(&mut run.deliveries);
+                    let end = Arc::clone(&self).end_run(delivery, outcome, recorded, unsent);
+                    self.recording.spawn(end);
+                    break;
+                }
+            }
+            match self.next_ahead(&run.webhook, &mut webhook_slot) {
+                Some(next) => run = next,
                 None => break,
             }
         }
         self.wake.notify_one();
     }
 
-    /// The next delivery claimed ahead for `webhook`, if the worker may go
-    /// on; otherwise `None`, and the worker's slot is given back under the
-    /// same lock [`Self::start`] queues with. A delivery that waited longer
-    /// than [`AHEAD_FOR`] is given back rather than sent, so that its lease
-    /// still covers a whole attempt.
+    /// Records the last attempt of a run once the run's earlier records
+    /// (`recorded`) committed and the deliveries left unsent are given
+    /// back: the ticket's queue is then in order, and this record hands on
+    /// what follows (see [`Store::finish`]).
+    async fn end_run(
+        self: Arc<Self>,
+        last: Claimed,
+        outcome: Option<AttemptResult>,
+        recorded: Vec<JoinHandle<()>>,
+        unsent: VecDeque<Claimed>,
+    ) {
+        self.release_all(unsent).await;
+        for record in recorded {
+            // A record that panicked is logged by the runtime; its lease
+            // brings the delivery back.
+            let _ = record.await;
+        }
+        self.record(last, outcome, true).await;
+    }
+
+    /// The next run claimed ahead for `webhook`, if the worker may go on;
+    /// otherwise `None`, and the worker's slot is given back under the
+    /// same lock [`Self::start`] queues with. A run that waited longer
+    /// than [`AHEAD_FOR`] is given back rather than sent, so that its
+    /// leases still cover a whole attempt.
     fn next_ahead(
         self: &Arc<Self>,
         webhook: &str,
         webhook_slot: &mut Option<OwnedSemaphorePermit>,
-    ) -> Option<Claimed> {
+    ) -> Option<Run> {
         let mut give_back = Vec::new();
         let next = {
             let mut ahead = lock(&self.ahead);
@@ -492,12 +570,12 @@ impl Dispatcher {
                 && self.breakers.allow(webhook, Instant::now());
             let queue = ahead.entry(webhook.to_owned()).or_default();
             let mut next = None;
-            while let Some((delivery, queued_at)) = queue.pop_front() {
-                if go_on && queued_at.elapsed() <= AHEAD_FOR {
-                    next = Some(delivery);
+            while let Some(run) = queue.pop_front() {
+                if go_on && run.leased.elapsed() <= AHEAD_FOR {
+                    next = Some(run);
                     break;
                 }
-                give_back.push(delivery);
+                give_back.extend(run.deliveries);
             }
             if queue.is_empty() {
                 ahead.remove(webhook);
@@ -507,10 +585,10 @@ impl Dispatcher {
             }
             next
         };
-        for delivery in give_back {
+        if !give_back.is_empty() {
             let dispatcher = Arc::clone(self);
             self.recording
-                .spawn(async move { dispatcher.release(&delivery).await });
+                .spawn(async move { dispatcher.release_all(give_back).await });
         }
         next
     }
@@ -583,11 +661,16 @@ impl Dispatcher {
         }
     }
 
-    /// Records an attempt (or a cancellation) and what follows it.
-    async fn record(self: Arc<Self>, delivery: Claimed, outcome: Option<AttemptResult>) {
-        // The ticket's next delivery, should this one leave the queue,
-        // comes back leased: started at once, not at the next claim.
-        let chain = Some(now() + self.lease_millis());
+    /// Records an attempt (or a cancellation) and what follows it; with
+    /// `hand_on`, the ticket's next deliveries, should this one leave the
+    /// queue, come back leased: started at once, not at the next claim.
+    async fn record(
+        self: Arc<Self>,
+        delivery: Claimed,
+        outcome: Option<AttemptResult>,
+        hand_on: bool,
+    ) {
+        let chain = hand_on.then(|| now() + self.lease_millis());
         let result = match outcome {
             None => self
                 .store
@@ -606,7 +689,7 @@ impl Dispatcher {
         match result {
             Ok((label, next)) => {
                 self.metrics.delivery(label);
-                if let Some(next) = next {
+                if !next.is_empty() {
                     Arc::clone(&self).start_chained(next).await;
                 }
             }
@@ -629,7 +712,7 @@ impl Dispatcher {
         delivery: &Claimed,
         outcome: &AttemptResult,
         chain: Option<Millis>,
-    ) -> Result<(&'static str, Option<Claimed>), crate::store::StoreError> {
+    ) -> Result<(&'static str, Vec<Claimed>), crate::store::StoreError> {
         let succeeded = outcome.succeeded();
         let (next, health, label) = self.next(delivery.attempts + 1, outcome);
         let finished = self

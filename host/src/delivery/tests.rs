@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::{AHEAD_FOR, Dispatcher, lock};
+use super::{AHEAD_FOR, Dispatcher, Run, lock};
 use crate::api::AppState;
 use crate::config::Config;
 use crate::store::{Claimed, NewDelivery, NewEvent, Room, now};
@@ -65,11 +65,15 @@ async fn claimable_once_given_back(state: &AppState) -> Vec<Claimed> {
         .expect("claim")
 }
 
+/// Queues each delivery, leased at its instant, as a run of its own.
 fn queue(dispatcher: &Dispatcher, deliveries: Vec<(Claimed, Instant)>) {
     lock(&dispatcher.ahead)
         .entry("wh_x".to_owned())
         .or_default()
-        .extend(deliveries);
+        .extend(deliveries.into_iter().map(|(delivery, leased)| Run {
+            leased,
+            ..Run::one(delivery)
+        }));
 }
 
 #[tokio::test]
@@ -92,7 +96,8 @@ async fn a_delivery_claimed_ahead_too_long_ago_is_given_back_not_sent() {
     let next = dispatcher
         .next_ahead("wh_x", &mut slot)
         .expect("the fresh one");
-    assert_eq!(next.id, "msg_2");
+    let next: Vec<&str> = next.deliveries.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(next, ["msg_2"]);
     assert!(slot.is_some(), "the worker goes on with its slot");
 
     // The stale one's lease was given back: it can be claimed again now,

@@ -489,13 +489,20 @@ pub struct Claimed {
     pub lease: String,
 }
 
+/// How many of a ticket's deliveries to one webhook [`Store::finish`]
+/// hands on at most: its new head and those waiting behind it, leased
+/// together, for one worker to send one after another. A busy ticket's
+/// stream then waits for one commit per run, not one per delivery.
+pub const HAND_ON: usize = 16;
+
 /// What recording an attempt did ([`Store::finish`]).
 #[derive(Debug, Default)]
 pub struct Finished {
     /// The attempt disabled the webhook.
     pub disabled: bool,
-    /// The ticket's next delivery to the webhook, leased to the caller.
-    pub next: Option<Claimed>,
+    /// The ticket's next deliveries to the webhook, in order, leased to
+    /// the caller: at most [`HAND_ON`], empty when none was handed on.
+    pub next: Vec<Claimed>,
 }
 
 impl Claimed {
@@ -740,8 +747,11 @@ pub trait Store: Send + Sync + Debug {
     /// delivery to the webhook becomes the one a claim may take; with
     /// `chain` (a lease's end), that delivery, if due, unleased and not
     /// held back by an open breaker, is leased to the caller in the same
-    /// transaction and returned in [`Finished::next`]: a busy ticket's
-    /// stream goes on at the receiver's pace, with no claim in between.
+    /// transaction and returned in [`Finished::next`], with the deliveries
+    /// waiting behind it (up to [`HAND_ON`] in all, as far as each is due
+    /// and unleased): a busy ticket's stream goes on at the receiver's
+    /// pace, with no claim in between. Those behind the head are sent only
+    /// after it succeeded; a run cut short gives the rest back.
     async fn finish(
         &self,
         delivery_id: &str,

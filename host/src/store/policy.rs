@@ -1,11 +1,12 @@
 //! What both stores decide the same way, whatever their SQL: the order in
 //! which tenants take turns in a claim, what makes a repeated idempotency
-//! key a mismatch, and what an attempt's outcome writes.
+//! key a mismatch, which deliveries a finished attempt hands on, and what
+//! an attempt's outcome writes.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Millis, NewEvent, Next, Room};
+use super::{HAND_ON, Millis, NewEvent, Next, Room};
 
 /// Whether the event's key is a request's `Idempotency-Key` (`request:…`),
 /// which covers the whole request: a retry repeats every event or none.
@@ -61,6 +62,27 @@ pub(super) fn take_turns(
     chosen
 }
 
+/// Whether a pending delivery may be handed on at `at`: due, and its
+/// lease (if any) ended.
+pub(super) fn free(due: Millis, leased_until: Option<Millis>, at: Millis) -> bool {
+    due <= at && leased_until.is_none_or(|until| until <= at)
+}
+
+/// What a run handed on takes of the deliveries behind its head (each
+/// one's `seq`, due time and lease end, in order): those up to the first
+/// that is not [`free`], at most [`HAND_ON`] with the head.
+pub(super) fn run_behind(
+    behind: impl IntoIterator<Item = (i64, Millis, Option<Millis>)>,
+    at: Millis,
+) -> Vec<i64> {
+    behind
+        .into_iter()
+        .take(HAND_ON - 1)
+        .take_while(|(_, due, leased_until)| free(*due, *leased_until, at))
+        .map(|(seq, _, _)| seq)
+        .collect()
+}
+
 /// A delivery's state and due time after an attempt's outcome.
 pub(super) fn state_after(next: Next) -> (&'static str, Option<Millis>) {
     match next {
@@ -99,4 +121,31 @@ pub(super) fn disabled_definition(definition: &str) -> Result<String, serde_json
         map.insert("enabled".to_owned(), serde_json::Value::Bool(false));
     }
     Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HAND_ON, run_behind};
+
+    #[test]
+    fn a_run_takes_what_is_free_behind_its_head_up_to_the_first_that_is_not() {
+        let at = 1_000;
+        // Due, lease ended, due: taken; not due yet: the run ends there.
+        let behind = [
+            (2, at, None),
+            (3, at - 5, Some(at)),
+            (4, at, None),
+            (5, at + 1, None),
+            (6, at, None),
+        ];
+        assert_eq!(run_behind(behind, at), [2, 3, 4]);
+        // Leased still: the run ends there.
+        assert_eq!(
+            run_behind([(2, at, Some(at + 1)), (3, at, None)], at),
+            Vec::<i64>::new()
+        );
+        // At most HAND_ON with the head.
+        let many = (2..100).map(|seq| (seq, at, None));
+        assert_eq!(run_behind(many, at).len(), HAND_ON - 1);
+    }
 }

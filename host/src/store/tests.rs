@@ -722,13 +722,24 @@ async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits(back
 }
 
 /// Records `next` for a delivery its holder sent, asking for the ticket's
-/// next delivery with a lease until `chain`: the one handed on, if any.
+/// next deliveries with a lease until `chain`: those handed on.
 async fn finish_chained(
     store: &dyn Store,
     delivery: &super::Claimed,
     next: super::Next,
     chain: Millis,
-) -> Option<super::Claimed> {
+) -> Vec<super::Claimed> {
+    finish_with(store, delivery, next, Some(chain)).await
+}
+
+/// Records `next` for a delivery its holder sent, with `chain` as
+/// [`Store::finish`] takes it: the deliveries handed on.
+async fn finish_with(
+    store: &dyn Store,
+    delivery: &super::Claimed,
+    next: super::Next,
+    chain: Option<Millis>,
+) -> Vec<super::Claimed> {
     store
         .finish(
             &delivery.id,
@@ -736,11 +747,16 @@ async fn finish_chained(
             None,
             next,
             super::Health::Unchanged,
-            Some(chain),
+            chain,
         )
         .await
         .expect("finish")
         .next
+}
+
+/// The ids of `deliveries`, in order.
+fn ids_of(deliveries: &[super::Claimed]) -> Vec<&str> {
+    deliveries.iter().map(|c| c.id.as_str()).collect()
 }
 
 async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
@@ -757,35 +773,41 @@ async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
     let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["msg_1", "msg_4", "msg_5"], "each ticket's head");
 
-    // Done: the next of the ticket comes back leased, with its target.
-    let next = finish_chained(store, &claimed[0], super::Next::Succeeded, at + 1000)
-        .await
-        .expect("msg_2 handed on");
-    assert_eq!(next.id, "msg_2");
-    assert_eq!(next.url.as_deref(), Some("https://x.example/h"));
-    assert_eq!(next.secrets, ["whsec_x"]);
+    // Done: the rest of the ticket comes back leased, in order, each
+    // with its target.
+    let run = finish_chained(store, &claimed[0], super::Next::Succeeded, at + 1000).await;
+    assert_eq!(ids_of(&run), ["msg_2", "msg_3"]);
+    for next in &run {
+        assert_eq!(next.url.as_deref(), Some("https://x.example/h"));
+        assert_eq!(next.secrets, ["whsec_x"]);
+    }
     assert!(
         claim_ids(store, at, at + 1000).await.is_empty(),
-        "msg_2 is leased, msg_3 waits"
+        "msg_2 and msg_3 are leased"
     );
 
-    // A retry keeps its place at the head: nothing is handed on.
+    // A retry keeps its place at the head: nothing is handed on, and the
+    // run's rest is given back (as a worker does), to wait behind it.
     let retry = super::Next::RetryAt(at + 5000);
     assert!(
-        finish_chained(store, &next, retry, at + 1000)
+        finish_chained(store, &run[0], retry, at + 1000)
             .await
-            .is_none()
+            .is_empty()
     );
+    store
+        .release(&run[1].id, &run[1].lease)
+        .await
+        .expect("release");
     // Nor when the ticket has nothing more.
     assert!(
         finish_chained(store, &claimed[1], super::Next::Failed, at + 1000)
             .await
-            .is_none()
+            .is_empty()
     );
     assert!(
         finish_chained(store, &claimed[2], super::Next::Succeeded, at + 1000)
             .await
-            .is_none()
+            .is_empty()
     );
 
     // A delivery sent again goes after what its ticket has pending: msg_1
@@ -796,10 +818,9 @@ async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
         "msg_2 is not due"
     );
     let msg_2 = claim_all(store, at + 5000, at + 6000).await;
-    assert_eq!(msg_2.len(), 1);
-    assert_eq!(msg_2[0].id, "msg_2");
-    let msg_1 = finish_chained(store, &msg_2[0], super::Next::Succeeded, at + 6000).await;
-    assert_eq!(msg_1.as_ref().map(|c| c.id.as_str()), Some("msg_1"));
+    assert_eq!(ids_of(&msg_2), ["msg_2"]);
+    let run = finish_chained(store, &msg_2[0], super::Next::Succeeded, at + 6000).await;
+    assert_eq!(ids_of(&run), ["msg_1", "msg_3"]);
 
     // An open breaker holds the next back: it becomes the head, unleased,
     // and a claim takes it once the pause is over.
@@ -807,19 +828,69 @@ async fn a_finished_delivery_hands_its_ticket_on(backend: Backend) {
         .pause_webhook("wh_1", Some(at + 7000))
         .await
         .expect("pause");
-    let held = finish_chained(
-        store,
-        &msg_1.expect("msg_1"),
-        super::Next::Succeeded,
-        at + 6000,
-    )
-    .await;
-    assert!(held.is_none(), "{held:?}");
+    store
+        .release(&run[1].id, &run[1].lease)
+        .await
+        .expect("release");
+    let held = finish_chained(store, &run[0], super::Next::Succeeded, at + 6000).await;
+    assert!(held.is_empty(), "{held:?}");
     assert!(
         claim_ids(store, at + 6000, at + 8000).await.is_empty(),
         "paused"
     );
     assert_eq!(claim_ids(store, at + 7000, at + 8000).await, ["msg_3"]);
+}
+
+/// A busy ticket is handed on in runs of at most [`super::HAND_ON`]: a
+/// worker records those it sent without asking for more (their ticket's
+/// next are its already), in whatever order the records commit, and the
+/// last record of the run hands on the next run.
+async fn a_busy_ticket_is_handed_on_in_runs(backend: Backend) {
+    let (_db, store) = with_webhook(backend).await;
+    let store = store.as_ref();
+    let at = now();
+    let busy: Vec<(u32, &str)> = (1..=20).map(|n| (n, "t")).chain([(21, "u")]).collect();
+    ingest_on(store, &busy, at).await;
+    let claimed = claim_all(store, at, at + 1000).await;
+    assert_eq!(ids_of(&claimed), ["msg_1", "msg_21"]);
+
+    let run = finish_chained(store, &claimed[0], super::Next::Succeeded, at + 1000).await;
+    let expected: Vec<String> = (2..=17).map(|n| format!("msg_{n}")).collect();
+    assert_eq!(ids_of(&run), expected, "the head and 15 behind it");
+    assert_eq!(run.len(), super::HAND_ON);
+
+    // Records of the run, the second before the first: whichever leaves
+    // the head's place, the oldest pending becomes the head.
+    for delivery in [&run[1], &run[0]] {
+        let none = finish_with(store, delivery, super::Next::Succeeded, None).await;
+        assert!(none.is_empty(), "nothing asked for, nothing handed on");
+    }
+    for delivery in &run[2..run.len() - 1] {
+        finish_with(store, delivery, super::Next::Succeeded, None).await;
+    }
+    assert!(
+        claim_ids(store, at, at + 1000).await.is_empty(),
+        "msg_17, the head now, is still leased"
+    );
+    let rest = finish_chained(
+        store,
+        &run[run.len() - 1],
+        super::Next::Succeeded,
+        at + 1000,
+    )
+    .await;
+    assert_eq!(ids_of(&rest), ["msg_18", "msg_19", "msg_20"]);
+
+    // A run ends where a delivery behind the head is not free (leased
+    // here: a run given back only in part).
+    let held = rest[2].clone();
+    store
+        .release(&rest[1].id, &rest[1].lease)
+        .await
+        .expect("release");
+    let run = finish_chained(store, &rest[0], super::Next::Succeeded, at + 1000).await;
+    assert_eq!(ids_of(&run), ["msg_19"], "msg_20 is still leased");
+    assert_eq!(held.id, "msg_20");
 }
 
 /// A database whose deliveries were stored before ticket heads existed
@@ -862,7 +933,7 @@ async fn an_upgrade_finds_each_tickets_head(backend: Backend) {
         at + 2000,
     )
     .await;
-    assert_eq!(next.map(|c| c.id), Some("msg_4".to_owned()));
+    assert_eq!(ids_of(&next), ["msg_4"]);
 }
 
 async fn failures_retry_then_disable_the_webhook_after_the_limit(backend: Backend) {
@@ -1210,7 +1281,7 @@ async fn a_postgres_record_group_answers_each_as_alone() {
     let at = now();
     ingest_on(
         &store,
-        &[(1, "t"), (2, "t"), (3, "u"), (4, "v"), (5, "v")],
+        &[(1, "t"), (2, "t"), (3, "u"), (4, "v"), (5, "v"), (6, "v")],
         at,
     )
     .await;
@@ -1232,14 +1303,14 @@ async fn a_postgres_record_group_answers_each_as_alone() {
             (&stolen, Next::Succeeded, Health::Healthy, chain),
         ])
         .await;
-    let next = answers[0].as_ref().expect("recorded").next.as_ref();
+    let next = answers[0].as_ref().expect("recorded").next.first();
     assert_eq!(next.map(|c| c.id.as_str()), Some("msg_2"));
     assert_eq!(
         next.and_then(|c| c.url.as_deref()),
         Some("https://x.example/h")
     );
     assert!(
-        answers[1].as_ref().expect("recorded").next.is_none(),
+        answers[1].as_ref().expect("recorded").next.is_empty(),
         "a retry keeps its place"
     );
     assert!(
@@ -1257,11 +1328,12 @@ async fn a_postgres_record_group_answers_each_as_alone() {
         ])
         .await;
     assert!(
-        answers[0].as_ref().expect("recorded").next.is_none(),
+        answers[0].as_ref().expect("recorded").next.is_empty(),
         "t has nothing more"
     );
-    let msg_5 = answers[1].as_ref().expect("recorded").next.as_ref();
-    assert_eq!(msg_5.map(|c| c.id.as_str()), Some("msg_5"));
+    let run = &answers[1].as_ref().expect("recorded").next;
+    assert_eq!(ids_of(run), ["msg_5", "msg_6"], "v's run, in order");
+    assert!(run.iter().all(|c| c.url.is_some()), "with their targets");
     assert_eq!(
         db.integer(
             "SELECT COUNT(DISTINCT xmin::TEXT) FROM deliveries WHERE id IN ('msg_2', 'msg_4')"
@@ -1587,6 +1659,7 @@ conformance!(
     claims_keep_ticket_order_and_leases,
     a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits,
     a_finished_delivery_hands_its_ticket_on,
+    a_busy_ticket_is_handed_on_in_runs,
     an_upgrade_finds_each_tickets_head,
     failures_retry_then_disable_the_webhook_after_the_limit,
     gone_disables_at_once_and_success_clears_the_failure_run,

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::policy::{
-    GONE_REASON, disabled_definition, failing_reason, last_error, same_event, state_after,
-    take_turns, whole_request,
+    GONE_REASON, disabled_definition, failing_reason, free, last_error, run_behind, same_event,
+    state_after, take_turns, whole_request,
 };
 use super::{
-    Attempt, Claimed, Finished, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis, NewEvent,
-    Next, Quota, Refusal, Room, SecretPlace, StoreError, StoredSecret, WebhookRecord,
+    Attempt, Claimed, Finished, HAND_ON, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis,
+    NewEvent, Next, Quota, Refusal, Room, SecretPlace, StoreError, StoredSecret, WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
@@ -583,21 +583,22 @@ pub(super) fn finish(
     let disabled = health_after(tx, &webhook_id, health, at)?;
     let next = match head && state != "pending" {
         true => next_head(tx, &webhook_id, &ticket_id, chain, at)?,
-        false => None,
+        false => Vec::new(),
     };
     Ok(Finished { disabled, next })
 }
 
 /// The ticket's next delivery to the webhook becomes its head, the one
 /// a claim may take; with `chain`, it is leased until then and returned
-/// when it is due, unleased, and its webhook's breaker is closed.
+/// with those behind it (see [`super::Store::finish`]) when it is due,
+/// unleased, and its webhook's breaker is closed.
 fn next_head(
     tx: &Transaction<'_>,
     webhook_id: &str,
     ticket_id: &str,
     chain: Option<Millis>,
     at: Millis,
-) -> rusqlite::Result<Option<Claimed>> {
+) -> rusqlite::Result<Vec<Claimed>> {
     let next: Option<(i64, Millis, Option<Millis>)> = tx
         .prepare_cached(
             "UPDATE deliveries SET head = 1 WHERE seq = (
@@ -611,25 +612,36 @@ fn next_head(
         })
         .optional()?;
     let (Some(lease_until), Some((seq, due, leased_until))) = (chain, next) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let free = due <= at && leased_until.is_none_or(|until| until <= at);
-    if !free
+    if !free(due, leased_until, at)
         || tx
             .prepare_cached("SELECT 1 FROM webhooks WHERE id = ? AND paused_until > ?")?
             .exists(params![webhook_id, at])?
     {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let token = ulid::Ulid::new().to_string();
-    let mut claimed = tx
+    let behind = tx
         .prepare_cached(
-            "UPDATE deliveries SET leased_until = ?, lease = ? WHERE seq = ?
-             RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
+            "SELECT seq, next_attempt_at, leased_until FROM deliveries
+             WHERE state = 'pending' AND webhook_id = ? AND ticket_id = ? AND seq > ?
+             ORDER BY seq LIMIT ?",
         )?
-        .query_row(params![lease_until, token, seq], claimed_row)?;
-    fill_targets(tx, at, [&mut claimed])?;
-    Ok(Some(claimed))
+        .query_map(params![webhook_id, ticket_id, seq, HAND_ON - 1], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let token = ulid::Ulid::new().to_string();
+    let mut lease = tx.prepare_cached(
+        "UPDATE deliveries SET leased_until = ?, lease = ? WHERE seq = ?
+         RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
+    )?;
+    let mut run = std::iter::once(seq)
+        .chain(run_behind(behind, at))
+        .map(|seq| lease.query_row(params![lease_until, token, seq], claimed_row))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    fill_targets(tx, at, &mut run)?;
+    Ok(run)
 }
 
 /// What an attempt's outcome makes of its webhook's health: whether it

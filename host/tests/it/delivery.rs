@@ -511,6 +511,42 @@ async fn later_events_of_a_ticket_wait_for_earlier_ones() {
     );
 }
 
+/// A busy ticket's deliveries are handed on in runs, sent one after
+/// another; a failure in the middle of a run ends it: nothing behind the
+/// failed delivery goes out before its retry has succeeded.
+#[tokio::test]
+async fn a_failure_ends_a_busy_tickets_run() {
+    // The first delivery goes alone (leased at ingest); its record hands
+    // on the next ones as a run, whose fifth fails once.
+    let mut replies = vec![Reply::ok(); 5];
+    replies.push(Reply::Status(500, Vec::new()));
+    let receiver = Receiver::start(replies, Reply::ok()).await;
+    let server = server_with(|_| {}).await;
+    let (keys, _, _) = hooked(&server, &receiver.url("/")).await;
+    let message = |n: usize| format!("00000000-0000-4000-8000-{n:012}");
+    let replies: Vec<Value> = (0..30)
+        .map(|n| {
+            let mut reply = matching_event();
+            reply["event"] = json!("TicketFromUserReply");
+            reply["messageId"] = json!(message(n));
+            reply
+        })
+        .collect();
+    ingest(&server, &keys, json!(replies)).await;
+    let got = receiver.wait_for(31, PATIENCE).await;
+    let arrived: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("json")["messageId"]
+                .as_str()
+                .expect("message")
+                .to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (0..=5).chain(5..30).map(message).collect();
+    assert_eq!(arrived, expected, "the failed one again, then the rest");
+}
+
 #[tokio::test]
 async fn a_delivery_can_be_sent_again() {
     let receiver = Receiver::start(vec![Reply::Status(500, Vec::new())], Reply::ok()).await;

@@ -16,8 +16,10 @@ use sqlx::{PgPool, Postgres, Row as _, Transaction};
 
 use super::group::{Groups, Waiting};
 use super::{claimed, column, disable, fill_targets, lock_tickets, notify_webhook, ticket_lock};
-use crate::store::policy::{GONE_REASON, failing_reason, last_error, state_after};
-use crate::store::{Attempt, Claimed, Finished, Health, Millis, Next, StoreError, now};
+use crate::store::policy::{
+    GONE_REASON, failing_reason, free, last_error, run_behind, state_after,
+};
+use crate::store::{Attempt, Claimed, Finished, HAND_ON, Health, Millis, Next, StoreError, now};
 
 /// Writer tasks: while one group commits, the next is being written.
 const WRITERS: usize = 2;
@@ -200,7 +202,7 @@ async fn together(
         .copied()
         .filter(|r| heads[r.delivery_id.as_str()] && state_after(r.next).0 != "pending")
         .collect();
-    let mut handed: HashMap<(String, String), Claimed> = HashMap::new();
+    let mut handed: HashMap<(String, String), Vec<Claimed>> = HashMap::new();
     if !left.is_empty() {
         let rows = sqlx::query(
             // One index seek per queue (LATERAL … LIMIT 1): a join let the
@@ -225,40 +227,24 @@ async fn together(
             .iter()
             .filter_map(|r| Some((queue(r), r.chain?)))
             .collect();
-        let mut seqs = Vec::new();
-        let mut untils = Vec::new();
+        let mut free_heads = Vec::new();
+        let mut keys: HashMap<i64, (String, String)> = HashMap::new();
         for row in &rows {
             let key: (String, String) = (row.try_get("webhook_id")?, row.try_get("ticket_id")?);
-            let due: Millis = row.try_get("next_attempt_at")?;
-            let leased_until: Option<Millis> = row.try_get("leased_until")?;
+            let seq: i64 = row.try_get("seq")?;
             let paused: bool = row.try_get("paused")?;
-            let free = due <= at && leased_until.is_none_or(|until| until <= at) && !paused;
-            if let (true, Some(until)) = (free, chains.get(&key)) {
-                seqs.push(row.try_get::<i64, _>("seq")?);
-                untils.push(*until);
+            let free_head = free(
+                row.try_get("next_attempt_at")?,
+                row.try_get("leased_until")?,
+                at,
+            ) && !paused;
+            if let (true, Some(until)) = (free_head, chains.get(&key)) {
+                free_heads.push((seq, *until));
+                keys.insert(seq, key);
             }
         }
-        if !seqs.is_empty() {
-            let rows = sqlx::query(
-                "UPDATE deliveries d SET leased_until = u.until, lease = $3
-                 FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u (seq, until)
-                 WHERE d.seq = ANY($1) AND d.seq = u.seq
-                 RETURNING d.id, d.tenant_id, d.webhook_id, d.ticket_id, d.payload, d.attempts,
-                    d.lease",
-            )
-            .bind(&seqs)
-            .bind(&untils)
-            .bind(ulid::Ulid::new().to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut next: Vec<((String, String), Claimed)> = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let key = (row.try_get("webhook_id")?, row.try_get("ticket_id")?);
-                next.push((key, claimed(row)?));
-            }
-            let mut targets: Vec<&mut Claimed> = next.iter_mut().map(|(_, c)| c).collect();
-            fill_targets(&mut tx, at, &mut targets).await?;
-            handed.extend(next);
+        for (head, run) in hand_on(&mut tx, &free_heads, at).await? {
+            handed.insert(keys.remove(&head).expect("a head handed on"), run);
         }
     }
     tx.commit().await?;
@@ -266,7 +252,7 @@ async fn together(
         .iter()
         .map(|r| Finished {
             disabled: false,
-            next: handed.remove(queue(r)),
+            next: handed.remove(queue(r)).unwrap_or_default(),
         })
         .collect())
 }
@@ -381,7 +367,7 @@ async fn alone(
     }
     let next = match head && state != "pending" {
         true => next_head(&mut tx, &webhook_id, &ticket_id, chain, at).await?,
-        false => None,
+        false => Vec::new(),
     };
     tx.commit().await?;
     Ok(Finished { disabled, next })
@@ -389,15 +375,15 @@ async fn alone(
 
 /// The ticket's next delivery to the webhook becomes its head (the
 /// caller holds the ticket's lock); with `chain`, it is leased until then
-/// and returned when it is due, unleased, and its webhook's breaker is
-/// closed (see [`Store::finish`]).
+/// and returned with those behind it when it is due, unleased, and its
+/// webhook's breaker is closed (see [`Store::finish`]).
 async fn next_head(
     tx: &mut Transaction<'_, Postgres>,
     webhook_id: &str,
     ticket_id: &str,
     chain: Option<Millis>,
     at: Millis,
-) -> Result<Option<Claimed>, StoreError> {
+) -> Result<Vec<Claimed>, StoreError> {
     let next: Option<(i64, Millis, Option<Millis>)> = sqlx::query_as(
         "UPDATE deliveries SET head = TRUE WHERE seq = (
             SELECT seq FROM deliveries
@@ -410,7 +396,7 @@ async fn next_head(
     .fetch_optional(&mut **tx)
     .await?;
     let (Some(lease_until), Some((seq, due, leased_until))) = (chain, next) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let paused: Option<i32> =
         sqlx::query_scalar("SELECT 1 FROM webhooks WHERE id = $1 AND paused_until > $2")
@@ -418,19 +404,76 @@ async fn next_head(
             .bind(at)
             .fetch_optional(&mut **tx)
             .await?;
-    if due > at || leased_until.is_some_and(|until| until > at) || paused.is_some() {
-        return Ok(None);
+    if !free(due, leased_until, at) || paused.is_some() {
+        return Ok(Vec::new());
     }
-    let row = sqlx::query(
-        "UPDATE deliveries SET leased_until = $1, lease = $2 WHERE seq = $3
-         RETURNING id, tenant_id, webhook_id, payload, attempts, lease",
+    let mut runs = hand_on(tx, &[(seq, lease_until)], at).await?;
+    Ok(runs.remove(&seq).unwrap_or_default())
+}
+
+/// Leases each of `heads` (a new head's `seq`, free, and its lease's
+/// end) with the deliveries behind it ([`run_behind`]) to the caller:
+/// each run in order, by its head.
+async fn hand_on(
+    tx: &mut Transaction<'_, Postgres>,
+    heads: &[(i64, Millis)],
+    at: Millis,
+) -> Result<HashMap<i64, Vec<Claimed>>, StoreError> {
+    if heads.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let head_seqs = column(heads, |(seq, _)| *seq);
+    let rows = sqlx::query(
+        "SELECT h.seq AS head, b.seq, b.next_attempt_at, b.leased_until
+         FROM deliveries h CROSS JOIN LATERAL (
+             SELECT d.seq, d.next_attempt_at, d.leased_until FROM deliveries d
+             WHERE d.state = 'pending' AND d.webhook_id = h.webhook_id
+               AND d.ticket_id = h.ticket_id AND d.seq > h.seq
+             ORDER BY d.seq LIMIT $2) AS b
+         WHERE h.seq = ANY($1)
+         ORDER BY h.seq, b.seq",
     )
-    .bind(lease_until)
-    .bind(ulid::Ulid::new().to_string())
-    .bind(seq)
-    .fetch_one(&mut **tx)
+    .bind(&head_seqs)
+    .bind(i64::try_from(HAND_ON - 1).unwrap_or(i64::MAX))
+    .fetch_all(&mut **tx)
     .await?;
-    let mut next = claimed(&row)?;
-    fill_targets(tx, at, &mut [&mut next]).await?;
-    Ok(Some(next))
+    let mut behind: HashMap<i64, Vec<(i64, Millis, Option<Millis>)>> = HashMap::new();
+    for row in &rows {
+        behind.entry(row.try_get("head")?).or_default().push((
+            row.try_get("seq")?,
+            row.try_get("next_attempt_at")?,
+            row.try_get("leased_until")?,
+        ));
+    }
+    // Every delivery of every run: its `seq`, its head's, its lease's end.
+    let mut members: Vec<(i64, i64, Millis)> = Vec::new();
+    for (head, until) in heads {
+        members.push((*head, *head, *until));
+        let taken = run_behind(behind.remove(head).unwrap_or_default(), at);
+        members.extend(taken.into_iter().map(|seq| (seq, *head, *until)));
+    }
+    let rows = sqlx::query(
+        "UPDATE deliveries d SET leased_until = u.until, lease = $3
+         FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u (seq, until)
+         WHERE d.seq = ANY($1) AND d.seq = u.seq
+         RETURNING d.seq, d.id, d.tenant_id, d.webhook_id, d.payload, d.attempts, d.lease",
+    )
+    .bind(column(&members, |(seq, _, _)| *seq))
+    .bind(column(&members, |(_, _, until)| *until))
+    .bind(ulid::Ulid::new().to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut leased: HashMap<i64, Claimed> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        leased.insert(row.try_get("seq")?, claimed(row)?);
+    }
+    let mut runs: HashMap<i64, Vec<Claimed>> = HashMap::new();
+    for (seq, head, _) in &members {
+        if let Some(claimed) = leased.remove(seq) {
+            runs.entry(*head).or_default().push(claimed);
+        }
+    }
+    let mut targets: Vec<&mut Claimed> = runs.values_mut().flatten().collect();
+    fill_targets(tx, at, &mut targets).await?;
+    Ok(runs)
 }
