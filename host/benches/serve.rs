@@ -18,6 +18,15 @@
 //! tickets, and afterwards the driver reads the servers' `/metrics` until
 //! the queue is empty or `--drain` seconds have passed.
 //!
+//! Two rows run a second stream of `TicketFromUserReply` events beside the
+//! first, to a second webhook: over many tickets, or all on one hot
+//! ticket. Their difference is what a hot ticket's backlog does to every
+//! other ticket, with the same load on the server.
+//!
+//! Delivery lag, a delivery's arrival at nginx less its creation at ingest
+//! (the time in its `webhook-id`, a ULID), is read from nginx's access log:
+//! the first arrival of each delivery of the first stream.
+//!
 //! Why `wrk`: it is in Debian, it is what the figures this replaces were
 //! measured with (issue 21), it keeps up with far more than one server
 //! on two cores, and its Lua hook sends each thread to another instance,
@@ -49,15 +58,18 @@ struct Scenario {
     instances: usize,
     connections: usize,
     tickets: u64,
+    /// A second stream beside the first: its connections and tickets.
+    beside: Option<(usize, u64)>,
 }
 
-const SCENARIOS: [Scenario; 6] = [
+const SCENARIOS: [Scenario; 10] = [
     Scenario {
         name: "SQLite, 32 connections",
         backend: Backend::Sqlite,
         instances: 1,
         connections: 32,
         tickets: 100_000,
+        beside: None,
     },
     Scenario {
         name: "SQLite, 8 connections",
@@ -65,6 +77,7 @@ const SCENARIOS: [Scenario; 6] = [
         instances: 1,
         connections: 8,
         tickets: 100_000,
+        beside: None,
     },
     Scenario {
         name: "SQLite, 32 connections, every event on one ticket",
@@ -72,6 +85,7 @@ const SCENARIOS: [Scenario; 6] = [
         instances: 1,
         connections: 32,
         tickets: 1,
+        beside: None,
     },
     Scenario {
         name: "Postgres, one instance, 32 connections",
@@ -79,6 +93,7 @@ const SCENARIOS: [Scenario; 6] = [
         instances: 1,
         connections: 32,
         tickets: 100_000,
+        beside: None,
     },
     Scenario {
         name: "Postgres, two instances, 32 connections (16 each)",
@@ -86,6 +101,7 @@ const SCENARIOS: [Scenario; 6] = [
         instances: 2,
         connections: 32,
         tickets: 100_000,
+        beside: None,
     },
     Scenario {
         name: "Postgres, one instance, 32 connections, every event on one ticket",
@@ -93,6 +109,39 @@ const SCENARIOS: [Scenario; 6] = [
         instances: 1,
         connections: 32,
         tickets: 1,
+        beside: None,
+    },
+    Scenario {
+        name: "SQLite, 16 connections beside 16 more on many tickets",
+        backend: Backend::Sqlite,
+        instances: 1,
+        connections: 16,
+        tickets: 100_000,
+        beside: Some((16, 100_000)),
+    },
+    Scenario {
+        name: "SQLite, 16 connections beside 16 on one hot ticket",
+        backend: Backend::Sqlite,
+        instances: 1,
+        connections: 16,
+        tickets: 100_000,
+        beside: Some((16, 1)),
+    },
+    Scenario {
+        name: "Postgres, one instance, 16 connections beside 16 more on many tickets",
+        backend: Backend::Postgres,
+        instances: 1,
+        connections: 16,
+        tickets: 100_000,
+        beside: Some((16, 100_000)),
+    },
+    Scenario {
+        name: "Postgres, one instance, 16 connections beside 16 on one hot ticket",
+        backend: Backend::Postgres,
+        instances: 1,
+        connections: 16,
+        tickets: 100_000,
+        beside: Some((16, 1)),
     },
 ];
 
@@ -108,6 +157,10 @@ struct Load {
 
 struct Row {
     load: Load,
+    /// The first stream's delivery lag, p50 and p99 (ms).
+    lag: (f64, f64),
+    /// The second stream's load and delivery lag, if any.
+    beside: Option<(Load, (f64, f64))>,
     /// Deliveries the receiver accepted while the load ran, per second.
     deliveries_per_second: f64,
     /// Pending deliveries when the load stopped.
@@ -177,20 +230,40 @@ fn main() {
             scenario,
             &options,
             &tools,
-            &receiver.url,
+            &receiver,
             database.as_deref(),
         ));
         println!("{}", format_row(scenario, &row));
+        if let Some((load, lag)) = &row.beside {
+            println!("  beside it: {}", format_beside(load, *lag));
+        }
         rows.push((scenario, row));
     }
     println!();
     println!(
-        "| scenario | requests/s | p50 | p99 | failed | deliveries/s during the load | backlog when it stopped | drained (deliveries/s meanwhile) |"
+        "| scenario | requests/s | p50 | p99 | failed | delivery lag p50 / p99 | deliveries/s during the load | backlog when it stopped | drained (deliveries/s meanwhile) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (scenario, row) in &rows {
         println!("{}", format_row(scenario, row));
     }
+    println!();
+    for (scenario, row) in &rows {
+        if let Some((load, lag)) = &row.beside {
+            println!(
+                "- {}: beside it, {}",
+                scenario.name,
+                format_beside(load, *lag)
+            );
+        }
+    }
+}
+
+fn format_beside(load: &Load, (p50, p99): (f64, f64)) -> String {
+    format!(
+        "{:.0} requests/s, p50 {}, p99 {}, {} failed, delivery lag p50 {p50:.1} ms / p99 {p99:.1} ms",
+        load.requests_per_second, load.p50, load.p99, load.failed
+    )
 }
 
 fn format_row(scenario: &Scenario, row: &Row) -> String {
@@ -202,13 +275,15 @@ fn format_row(scenario: &Scenario, row: &Row) -> String {
         .draining_per_second
         .map_or_else(|| "".to_owned(), |rate| format!(", {rate:.0}/s"));
     format!(
-        "| {} | {:.0} | {} | {} | {} of {} | {:.0} | {} | {}{} |",
+        "| {} | {:.0} | {} | {} | {} of {} | {:.1} / {:.1} ms | {:.0} | {} | {}{} |",
         scenario.name,
         row.load.requests_per_second,
         row.load.p50,
         row.load.p99,
         row.load.failed,
         row.load.requests,
+        row.lag.0,
+        row.lag.1,
         row.deliveries_per_second,
         row.backlog,
         drained,
@@ -222,7 +297,7 @@ async fn measure(
     scenario: &Scenario,
     options: &Options,
     tools: &Tools,
-    receiver: &str,
+    receiver: &Nginx,
     database: Option<&str>,
 ) -> Row {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -238,30 +313,49 @@ async fn measure(
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");
-    let created = http
-        .post(format!("{}/v1/webhooks", servers[0].base))
-        .bearer_auth(&keys.admin)
-        .json(&json!({"name": "everything", "url": receiver, "events": ["TicketCreated"]}))
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(created.status(), 201, "{:?}", created.text().await);
-    // Every instance matches with the new webhook within a second.
+    for (event, path) in [("TicketCreated", FIRST), ("TicketFromUserReply", BESIDE)] {
+        let created = http
+            .post(format!("{}/v1/webhooks", servers[0].base))
+            .bearer_auth(&keys.admin)
+            .json(
+                &json!({"name": event, "url": format!("{}{path}", receiver.url),
+                          "events": [event]}),
+            )
+            .send()
+            .await
+            .expect("webhook");
+        assert_eq!(created.status(), 201, "{:?}", created.text().await);
+    }
+    // Every instance matches with the new webhooks within a second.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
-    let script = dir.path().join("post.lua");
-    std::fs::write(
-        &script,
-        wrk_script(&keys.ingest, scenario.tickets, &servers),
-    )
-    .expect("script");
+    let script = |name: &str, event: &str, tickets: u64| {
+        let script = dir.path().join(name);
+        std::fs::write(&script, wrk_script(&keys.ingest, event, tickets, &servers))
+            .expect("script");
+        script
+    };
+    let first = script("first.lua", "TicketCreated", scenario.tickets);
+    let beside = scenario.beside.map(|(connections, tickets)| {
+        (
+            connections,
+            script("beside.lua", "TicketFromUserReply", tickets),
+        )
+    });
+    let logged = receiver.logged();
     let started = Instant::now();
-    let load = tools.wrk(
-        &script,
-        scenario.connections,
-        options.seconds,
-        &servers[0].base,
-    );
+    let (load, beside_load) = std::thread::scope(|threads| {
+        let beside = beside.as_ref().map(|(connections, script)| {
+            threads.spawn(|| tools.wrk(script, *connections, options.seconds, &servers[0].base))
+        });
+        let load = tools.wrk(
+            &first,
+            scenario.connections,
+            options.seconds,
+            &servers[0].base,
+        );
+        (load, beside.map(|wrk| wrk.join().expect("wrk beside")))
+    });
     let elapsed = started.elapsed();
     let at_end = Scrape::all(&http, &servers).await;
     let drain_started = Instant::now();
@@ -282,8 +376,11 @@ async fn measure(
     for server in servers {
         server.stop();
     }
+    let lags = receiver.lags_since(logged);
     Row {
         load,
+        lag: percentiles(lags.get(FIRST)),
+        beside: beside_load.map(|load| (load, percentiles(lags.get(BESIDE)))),
         deliveries_per_second: at_end.succeeded as f64 / elapsed.as_secs_f64(),
         backlog: at_end.depth,
         drained,
@@ -291,9 +388,26 @@ async fn measure(
     }
 }
 
-/// The Lua script `wrk` runs: single events, each for a random ticket of
-/// `tickets`, thread `n` posting to instance `n mod instances`.
-fn wrk_script(ingest_key: &str, tickets: u64, servers: &[Server]) -> String {
+/// The receiver's paths of the two webhooks: of the first stream's events,
+/// and of the second's.
+const FIRST: &str = "/first";
+const BESIDE: &str = "/beside";
+
+/// The 50th and 99th percentiles of `lags` (ms), 0 when there are none.
+fn percentiles(lags: Option<&Vec<f64>>) -> (f64, f64) {
+    let mut lags = lags.cloned().unwrap_or_default();
+    if lags.is_empty() {
+        return (0.0, 0.0);
+    }
+    lags.sort_by(f64::total_cmp);
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+/// The Lua script `wrk` runs: single `event`s (a reply carries a new
+/// message id each time), each for a random ticket of `tickets`, thread
+/// `n` posting to instance `n mod instances`.
+fn wrk_script(ingest_key: &str, event: &str, tickets: u64, servers: &[Server]) -> String {
     let ports = servers
         .iter()
         .map(|s| s.port.to_string())
@@ -307,6 +421,7 @@ function setup(thread)
   thread.addr = wrk.lookup("127.0.0.1", ports[(threads % #ports) + 1])[1]
   threads = threads + 1
 end
+local sent = 0
 function init(args)
   math.randomseed(os.time() * 100 + id)
 end
@@ -316,9 +431,10 @@ local headers = {{
 }}
 request = function()
   local ticket = math.random(0, {last})
+  sent = sent + 1
   local body = string.format(
-    '{{"event":"TicketCreated","ticketId":"00000000-0000-4000-8000-%012d","ticket":{{"channel":"email","subject":"load"}}}}',
-    ticket)
+    '{{"event":"{event}","ticketId":"00000000-0000-4000-8000-%012d","messageId":"00000000-0000-4000-%04x-%012d","ticket":{{"channel":"email","subject":"load"}}}}',
+    ticket, 32768 + id, sent)
   return wrk.format("POST", "/v1/events", headers, body)
 end
 "#,
@@ -538,10 +654,12 @@ impl Load {
     }
 }
 
-/// nginx on 127.0.0.1, answering every POST with 200, one worker.
+/// nginx on 127.0.0.1, answering every POST with 200, one worker; it logs
+/// each request's arrival, path and `webhook-id`.
 struct Nginx {
     child: Child,
     url: String,
+    log: PathBuf,
 }
 
 impl Nginx {
@@ -560,7 +678,8 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-  access_log off;
+  log_format lag '$msec $uri $http_webhook_id';
+  access_log {dir}/access.log lag buffer=256k flush=1s;
   client_body_temp_path {dir}/body;
   keepalive_requests 100000;
   server {{
@@ -590,8 +709,45 @@ http {{
         }
         Self {
             child,
-            url: format!("http://127.0.0.1:{port}/hook"),
+            url: format!("http://127.0.0.1:{port}"),
+            log: dir.join("access.log"),
         }
+    }
+
+    /// How much of the access log is written: where a row's lines start.
+    fn logged(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// Each path's delivery lags (ms) in the log since `offset`: a
+    /// delivery's first arrival less the time in its id. Waits for the log
+    /// buffer's flush first.
+    fn lags_since(&self, offset: u64) -> std::collections::HashMap<String, Vec<f64>> {
+        std::thread::sleep(Duration::from_millis(1_500));
+        let log = std::fs::read(&self.log).expect("access log");
+        let lines =
+            String::from_utf8_lossy(&log[usize::try_from(offset).expect("offset")..]).into_owned();
+        let mut seen = std::collections::HashSet::new();
+        let mut lags: std::collections::HashMap<String, Vec<f64>> = Default::default();
+        for line in lines.lines() {
+            let mut fields = line.split(' ');
+            let (Some(at), Some(path), Some(id)) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let (Ok(at), Some(created)) = (
+                at.parse::<f64>(),
+                id.strip_prefix("msg_")
+                    .and_then(|ulid| ulid::Ulid::from_string(ulid).ok()),
+            ) else {
+                continue;
+            };
+            if seen.insert(id.to_owned()) {
+                let lag = at * 1000.0 - created.timestamp_ms() as f64;
+                lags.entry(path.to_owned()).or_default().push(lag);
+            }
+        }
+        lags
     }
 }
 
