@@ -21,7 +21,10 @@
 //! Two rows run a second stream of `TicketFromUserReply` events beside the
 //! first, to a second webhook: over many tickets, or all on one hot
 //! ticket. Their difference is what a hot ticket's backlog does to every
-//! other ticket, with the same load on the server.
+//! other ticket. Both streams of these rows are paced (each connection
+//! waits [`PACE`] between an answer and its next request, with `wrk`'s
+//! `delay`), so that both rows offer the server the same load, below what
+//! it can take, whatever each request costs.
 //!
 //! Delivery lag, a delivery's arrival at nginx less its creation at ingest
 //! (the time in its `webhook-id`, a ULID), is read from nginx's access log:
@@ -59,8 +62,13 @@ struct Scenario {
     connections: usize,
     tickets: u64,
     /// A second stream beside the first: its connections and tickets.
+    /// Both streams are then paced.
     beside: Option<(usize, u64)>,
 }
+
+/// How long each connection of a paced stream waits between an answer
+/// and its next request: 16 connections offer at most 1,333 requests/s.
+const PACE: Duration = Duration::from_millis(12);
 
 const SCENARIOS: [Scenario; 10] = [
     Scenario {
@@ -329,10 +337,14 @@ async fn measure(
     // Every instance matches with the new webhooks within a second.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
+    let pace = scenario.beside.map(|_| PACE);
     let script = |name: &str, event: &str, tickets: u64| {
         let script = dir.path().join(name);
-        std::fs::write(&script, wrk_script(&keys.ingest, event, tickets, &servers))
-            .expect("script");
+        std::fs::write(
+            &script,
+            wrk_script(&keys.ingest, event, tickets, &servers, pace),
+        )
+        .expect("script");
         script
     };
     let first = script("first.lua", "TicketCreated", scenario.tickets);
@@ -406,8 +418,15 @@ fn percentiles(lags: Option<&Vec<f64>>) -> (f64, f64) {
 
 /// The Lua script `wrk` runs: single `event`s (a reply carries a new
 /// message id each time), each for a random ticket of `tickets`, thread
-/// `n` posting to instance `n mod instances`.
-fn wrk_script(ingest_key: &str, event: &str, tickets: u64, servers: &[Server]) -> String {
+/// `n` posting to instance `n mod instances`; with `pace`, each
+/// connection waits that long before its next request.
+fn wrk_script(
+    ingest_key: &str,
+    event: &str,
+    tickets: u64,
+    servers: &[Server],
+    pace: Option<Duration>,
+) -> String {
     let ports = servers
         .iter()
         .map(|s| s.port.to_string())
@@ -437,8 +456,12 @@ request = function()
     ticket, 32768 + id, sent)
   return wrk.format("POST", "/v1/events", headers, body)
 end
-"#,
+{delay}"#,
         last = tickets - 1,
+        delay = pace.map_or_else(String::new, |pace| format!(
+            "function delay()\n  return {}\nend\n",
+            pace.as_millis()
+        )),
     )
 }
 
