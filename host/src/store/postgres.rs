@@ -917,7 +917,7 @@ impl Store for PgStore {
             events,
             at,
         };
-        self.ingest.call(request).await
+        self.ingest.call(request.lane(), request).await
     }
 
     async fn deliveries_of(&self, event_ids: &[String]) -> Result<i64, StoreError> {
@@ -1022,7 +1022,7 @@ impl Store for PgStore {
             health,
             chain,
         };
-        self.records.call(request).await
+        self.records.call(0, request).await
     }
 
     async fn pause_webhook(

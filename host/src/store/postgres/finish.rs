@@ -41,7 +41,7 @@ pub(super) type Records = Groups<Request, Finished>;
 /// Starts the writers on `pool`; `instance` names this process in the
 /// notifications it sends.
 pub(super) fn start(pool: PgPool, instance: String) -> Records {
-    Groups::start(WRITERS, move |group| {
+    Groups::start(1, WRITERS, move |group| {
         let (pool, instance) = (pool.clone(), instance.clone());
         async move { write_group(&pool, &instance, group).await }
     })

@@ -7,6 +7,11 @@
 //! another process: one transaction per request spends the server's time
 //! there. A group of one costs what a request alone would; under load, the
 //! round trips and the commit are shared.
+//!
+//! The queue may be split into lanes, each with writers of its own, a
+//! request going to the lane its key picks: requests that contend for one
+//! lock (a busy ticket's) then queue in one lane, and the other lanes'
+//! groups never wait for that lock.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,42 +39,49 @@ impl<Q, A> Waiting<Q, A> {
     }
 }
 
-/// The queue in front of the writer tasks. The tasks end once every
-/// clone of it is dropped.
+/// The queues (lanes) in front of the writer tasks. The tasks end once
+/// every clone of it is dropped.
 #[derive(Debug)]
 pub(super) struct Groups<Q, A> {
-    queue: mpsc::Sender<Waiting<Q, A>>,
+    lanes: Vec<mpsc::Sender<Waiting<Q, A>>>,
 }
 
 impl<Q, A> Clone for Groups<Q, A> {
     fn clone(&self) -> Self {
         Self {
-            queue: self.queue.clone(),
+            lanes: self.lanes.clone(),
         }
     }
 }
 
 impl<Q: Send + 'static, A: Send + 'static> Groups<Q, A> {
-    /// Starts `writers` tasks, each writing the groups it takes with
-    /// `write`, which answers every request of the group.
-    pub(super) fn start<W, F>(writers: usize, write: W) -> Self
+    /// Starts `lanes` queues of `writers` tasks each, each task writing
+    /// the groups it takes with `write`, which answers every request of
+    /// the group.
+    pub(super) fn start<W, F>(lanes: usize, writers: usize, write: W) -> Self
     where
         W: Fn(Vec<Waiting<Q, A>>) -> F + Clone + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..writers {
-            tokio::spawn(writer(Arc::clone(&waiting), write.clone()));
-        }
-        Self { queue }
+        let lanes = (0..lanes.max(1))
+            .map(|_| {
+                let (queue, waiting) = mpsc::channel(QUEUE);
+                let waiting = Arc::new(Mutex::new(waiting));
+                for _ in 0..writers {
+                    tokio::spawn(writer(Arc::clone(&waiting), write.clone()));
+                }
+                queue
+            })
+            .collect();
+        Self { lanes }
     }
 
-    /// Queues `request` and waits for its answer.
-    pub(super) async fn call(&self, request: Q) -> Result<A, StoreError> {
+    /// Queues `request` in the lane `key` picks and waits for its answer.
+    pub(super) async fn call(&self, key: u64, request: Q) -> Result<A, StoreError> {
         let (answer, answered) = oneshot::channel();
         let stopped = || StoreError::Unavailable("the store's writers have stopped".into());
-        self.queue
+        let lane = usize::try_from(key % self.lanes.len() as u64).unwrap_or_default();
+        self.lanes[lane]
             .send(Waiting { request, answer })
             .await
             .map_err(|_| stopped())?;
@@ -125,4 +137,50 @@ where
         written.push(answered.await.expect("answered"));
     }
     written
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Groups, Waiting};
+
+    /// A lane whose writer waits (for a lock, say) holds up the requests
+    /// of its lane only: another lane's request is answered meanwhile.
+    #[tokio::test]
+    async fn a_lane_held_up_holds_up_no_other() {
+        let (release, released) = tokio::sync::watch::channel(false);
+        let (holding, mut held_up) = tokio::sync::mpsc::channel(1);
+        // Each request is its lane's key; lane 0's writer says it holds
+        // one, then waits for the release.
+        let write = move |group: Vec<Waiting<u64, u64>>| {
+            let (mut released, holding) = (released.clone(), holding.clone());
+            async move {
+                for waiting in group {
+                    if waiting.request == 0 {
+                        let _ = holding.send(()).await;
+                        let _ = released.wait_for(|go| *go).await;
+                    }
+                    let key = waiting.request;
+                    waiting.answer(Ok(key));
+                }
+            }
+        };
+        let groups: Groups<u64, u64> = Groups::start(2, 1, write);
+        let held = tokio::spawn({
+            let groups = groups.clone();
+            async move { groups.call(0, 0).await }
+        });
+        held_up
+            .recv()
+            .await
+            .expect("lane 0's writer holds its request");
+        let other = tokio::time::timeout(Duration::from_secs(5), groups.call(1, 1))
+            .await
+            .expect("answered while lane 0 waits");
+        assert_eq!(other.expect("answer"), 1);
+        assert!(!held.is_finished(), "lane 0 still waits");
+        release.send(true).expect("release");
+        assert_eq!(held.await.expect("task").expect("answer"), 0);
+    }
 }

@@ -19,8 +19,11 @@ use super::{column, fill_targets, lock_tickets, notify_deliveries};
 use crate::store::policy::{same_event, whole_request};
 use crate::store::{Claimed, IdempotencyMismatch, Ingested, Millis, NewEvent, StoreError};
 
-/// Writer tasks: while one group commits, the next is being written.
-const WRITERS: usize = 4;
+/// Lanes, one writer each: while one group commits, others are being
+/// written. A request goes to the lane of its first delivery's ticket
+/// ([`Request::lane`]), so that a busy ticket's requests, which all wait
+/// for its lock, hold up one lane and not every writer.
+const LANES: usize = 4;
 
 /// One ingest request.
 #[derive(Debug)]
@@ -30,13 +33,30 @@ pub(super) struct Request {
     pub(super) at: Millis,
 }
 
+impl Request {
+    /// The lane key: a digest of the first delivery's ticket (0 when the
+    /// request causes no delivery, and takes no ticket's lock).
+    pub(super) fn lane(&self) -> u64 {
+        self.events
+            .iter()
+            .flat_map(|event| &event.deliveries)
+            .next()
+            .map_or(0, |delivery| {
+                std::hash::BuildHasher::hash_one(
+                    &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+                    &delivery.ticket_id,
+                )
+            })
+    }
+}
+
 /// The queue of ingest requests.
 pub(super) type Ingest = Groups<Request, Vec<Ingested>>;
 
 /// Starts the writers on `pool`; `instance` names this process in the
 /// notifications it sends.
 pub(super) fn start(pool: PgPool, instance: String) -> Ingest {
-    Groups::start(WRITERS, move |group| {
+    Groups::start(LANES, 1, move |group| {
         let (pool, instance) = (pool.clone(), instance.clone());
         async move { write_group(&pool, &instance, group).await }
     })
@@ -442,4 +462,44 @@ async fn alone(
     }
     tx.commit().await?;
     Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+    use crate::store::{NewDelivery, NewEvent};
+
+    fn request(tickets: &[&str]) -> Request {
+        let deliveries = tickets
+            .iter()
+            .map(|ticket| NewDelivery {
+                id: format!("msg_{ticket}"),
+                webhook_id: "wh_1".to_owned(),
+                event_type: "TicketCreated".to_owned(),
+                ticket_id: (*ticket).to_owned(),
+                payload: String::new(),
+                explanation: String::new(),
+                due: None,
+                lease_until: None,
+            })
+            .collect();
+        Request {
+            tenant_id: "a".to_owned(),
+            events: vec![NewEvent {
+                id: "evt_1".to_owned(),
+                idempotency_key: None,
+                body: "{}".to_owned(),
+                deliveries,
+            }],
+            at: 0,
+        }
+    }
+
+    /// A busy ticket's requests all go to one lane.
+    #[test]
+    fn a_request_goes_to_its_first_tickets_lane() {
+        assert_eq!(request(&["t", "u"]).lane(), request(&["t"]).lane());
+        assert_ne!(request(&["t"]).lane(), request(&["u"]).lane());
+        assert_eq!(request(&[]).lane(), 0, "no delivery, no lock");
+    }
 }
