@@ -399,14 +399,7 @@ impl Dispatcher {
                     .claim(at, at + self.lease_millis(), limit, &room)
                     .await
                 {
-                    Ok(rows) => {
-                        let mut taken: HashMap<String, u32> = HashMap::new();
-                        for row in &rows {
-                            *taken.entry(row.webhook_id.clone()).or_default() += 1;
-                        }
-                        lock(&self.admission).claimed(&room, &taken, rows.len() == free);
-                        claimed = rows;
-                    }
+                    Ok(rows) => claimed = rows,
                     Err(error) => tracing::error!(%error, "claiming deliveries failed"),
                 }
             }
