@@ -428,7 +428,7 @@ impl Dispatcher {
         let Some(first) = run.deliveries.front() else {
             return;
         };
-        let (tenant, webhook) = (first.tenant_id.clone(), first.webhook_id.clone());
+        let (tenant, webhook) = (first.tenant_id.clone(), run.webhook.clone());
         let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             return self.release_all(run.deliveries).await;
         };
@@ -487,6 +487,7 @@ impl Dispatcher {
         }
     }
 
+    /// Gives back the leases of deliveries that will not be sent now.
     async fn release_all(&self, deliveries: impl IntoIterator<Item = Claimed>) {
         for delivery in deliveries {
             self.release(&delivery).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Keys, Receiver, Reply, TestServer, webhook};
+use crate::common::{Keys, Received, Receiver, Reply, TestServer, webhook};
 use crate::ingest::{matching_event, other_event};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -108,7 +108,7 @@ pub(crate) async fn failed_delivery(server: &TestServer, keys: &Keys, webhook: &
 }
 
 /// Checks a request with an independent Standard Webhooks implementation.
-pub(crate) fn verify(secret: &str, received: &crate::common::Received) {
+pub(crate) fn verify(secret: &str, received: &Received) {
     let verifier = standardwebhooks::Webhook::new(secret).expect("secret");
     verifier
         .verify(received.body.as_bytes(), &received.headers)
@@ -483,6 +483,19 @@ async fn a_dead_receiver_never_delays_a_healthy_one() {
     assert!(states.contains(&&json!("closed")), "{states:?}");
 }
 
+/// The string field `field` of each request's JSON body, in order.
+fn body_fields(requests: &[Received], field: &str) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("json")[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field} in {}", r.body))
+                .to_owned()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn later_events_of_a_ticket_wait_for_earlier_ones() {
     let receiver = Receiver::start(vec![Reply::Status(500, Vec::new())], Reply::ok()).await;
@@ -495,17 +508,8 @@ async fn later_events_of_a_ticket_wait_for_earlier_ones() {
     second["messageId"] = json!("ef0eee2d-5912-4016-bcec-3a173f83e6a1");
     ingest(&server, &keys, json!([first, second])).await;
     let got = receiver.wait_for(3, PATIENCE).await;
-    let events: Vec<String> = got
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(&r.body).expect("json")["event"]
-                .as_str()
-                .expect("event")
-                .to_owned()
-        })
-        .collect();
     assert_eq!(
-        events,
+        body_fields(&got, "event"),
         ["TicketCreated", "TicketCreated", "TicketFromUserReply"],
         "in ticket order"
     );
@@ -534,15 +538,7 @@ async fn a_failure_ends_a_busy_tickets_run() {
         .collect();
     ingest(&server, &keys, json!(replies)).await;
     let got = receiver.wait_for(31, PATIENCE).await;
-    let arrived: Vec<String> = got
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(&r.body).expect("json")["messageId"]
-                .as_str()
-                .expect("message")
-                .to_owned()
-        })
-        .collect();
+    let arrived = body_fields(&got, "messageId");
     let expected: Vec<String> = (0..=5).chain(5..30).map(message).collect();
     assert_eq!(arrived, expected, "the failed one again, then the rest");
 }

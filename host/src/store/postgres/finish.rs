@@ -244,7 +244,9 @@ async fn together(
             }
         }
         for (head, run) in hand_on(&mut tx, &free_heads, at).await? {
-            handed.insert(keys.remove(&head).expect("a head handed on"), run);
+            if let Some(key) = keys.remove(&head) {
+                handed.insert(key, run);
+            }
         }
     }
     tx.commit().await?;

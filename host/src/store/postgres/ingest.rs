@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 
 use super::group::{Groups, Waiting};
-use super::{column, fill_targets, lock_tickets, notify_deliveries};
+use super::{column, fill_targets, lock_tickets, notify_deliveries, ticket_lock};
 use crate::store::policy::{same_event, whole_request};
 use crate::store::{Claimed, IdempotencyMismatch, Ingested, Millis, NewEvent, StoreError};
 
@@ -34,18 +34,16 @@ pub(super) struct Request {
 }
 
 impl Request {
-    /// The lane key: a digest of the first delivery's ticket (0 when the
-    /// request causes no delivery, and takes no ticket's lock).
+    /// The lane key: the lock number of the first delivery's ticket queue
+    /// ([`ticket_lock`]), so that requests waiting for one lock share a
+    /// lane (0 when the request causes no delivery, and takes no lock).
     pub(super) fn lane(&self) -> u64 {
         self.events
             .iter()
             .flat_map(|event| &event.deliveries)
             .next()
             .map_or(0, |delivery| {
-                std::hash::BuildHasher::hash_one(
-                    &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
-                    &delivery.ticket_id,
-                )
+                ticket_lock(&delivery.webhook_id, &delivery.ticket_id).unsigned_abs()
             })
     }
 }
