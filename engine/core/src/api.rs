@@ -15,6 +15,8 @@ use crate::explain::{ConditionOutcome, Explanation};
 use crate::model::{Condition, EventType, IngestEvent, Webhook};
 use crate::ruleset::{Intake, Rejected, RuleSet};
 
+pub use crate::backtest::{Backtest, BacktestMatch, BacktestRequest, DEFAULT_SAMPLES, backtest};
+
 /// Input of [`check`]: an expression and the webhook's condition ids.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,11 +274,14 @@ pub enum Op {
     Events,
     /// The catalogue (its input is ignored).
     Catalog,
+    /// Runs one webhook over a list of events ([`BacktestRequest`] →
+    /// [`Backtest`], or the [`Report`] of an invalid webhook).
+    Backtest,
 }
 
 impl Op {
     /// Every operation, in the order the docs list them.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::Check,
         Op::Eval,
         Op::Validate,
@@ -287,6 +292,7 @@ impl Op {
         Op::Event,
         Op::Events,
         Op::Catalog,
+        Op::Backtest,
     ];
 
     /// The name the fixture corpus and the shells use.
@@ -302,6 +308,7 @@ impl Op {
             Op::Event => "event",
             Op::Events => "events",
             Op::Catalog => "catalog",
+            Op::Backtest => "backtest",
         }
     }
 }
@@ -377,6 +384,10 @@ pub fn run_op(op: Op, input: &Value) -> Result<String, RunError> {
             encode(&events.iter().map(crate::admit_event).collect::<Vec<_>>())
         }
         Op::Catalog => crate::catalog::CATALOG_JSON.to_owned(),
+        Op::Backtest => match backtest(&parse(op, input)?) {
+            Ok(answer) => encode(&answer),
+            Err(report) => encode(&report),
+        },
     };
     Ok(output)
 }

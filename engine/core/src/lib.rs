@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod backtest;
 mod catalog;
 mod condition;
 mod diagnostic;

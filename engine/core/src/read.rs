@@ -20,7 +20,9 @@ use std::fmt;
 use serde::de::Unexpected;
 use serde_json::{Map, Number, Value};
 
-use crate::api::{CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest, Truth};
+use crate::api::{
+    BacktestRequest, CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest, Truth,
+};
 use crate::model::{Change, Changes, Condition, IngestEvent, Message, Requester, Ticket, Webhook};
 
 /// Reads `T` from `value`.
@@ -431,6 +433,16 @@ impl FromJson for IngestRequest {
     }
 }
 
+impl FromJson for BacktestRequest {
+    fn from_json(value: &Value) -> Result<Self, Error> {
+        from_object!(value, "struct BacktestRequest", deny: true, BacktestRequest {
+            webhook: "webhook" => return Err(missing("webhook")),
+            events: "events" => return Err(missing("events")),
+            samples: "samples" => crate::api::DEFAULT_SAMPLES,
+        })
+    }
+}
+
 impl<T: FromJson> FromJson for ExplainRequest<T> {
     fn from_json(value: &Value) -> Result<Self, Error> {
         from_object!(value, "struct ExplainRequest", deny: true, ExplainRequest {
@@ -597,7 +609,9 @@ mod tests {
 
     #[test]
     fn requests_read_as_with_serde_json() {
-        use crate::api::{CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest};
+        use crate::api::{
+            BacktestRequest, CheckRequest, EvalRequest, ExplainRequest, IngestRequest, MatchRequest,
+        };
         let event = json!({"event": "TicketCreated", "ticketId": "1"});
         let webhook =
             json!({"id": "wh_1", "url": "https://a.example/h", "events": ["TicketCreated"]});
@@ -616,6 +630,7 @@ mod tests {
             same::<IngestRequest>(&value, "ingest");
             same::<ExplainRequest<Webhook>>(&value, "explain");
             same::<ExplainRequest<Condition>>(&value, "condition");
+            same::<BacktestRequest>(&value, "backtest");
         };
         for value in [
             json!({"expression": "1 or 2", "ids": [1, 2]}),
@@ -630,6 +645,10 @@ mod tests {
             json!({"condition": condition, "event": event}),
             json!({"condition": condition, "webhook": webhook, "event": event}),
             json!({"webhook": webhook}),
+            json!({"webhook": webhook, "events": [event, 7]}),
+            json!({"webhook": webhook, "events": [], "samples": 3}),
+            json!({"webhook": webhook, "events": [], "samples": -1}),
+            json!({"webhook": webhook, "events": {}}),
             json!({"event": event, "extra": 1}),
             json!({}),
             json!(null),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ts_rs::{Config, TS};
 
-use crate::api::{EvalResponse, MatchResponse};
+use crate::api::{Backtest, BacktestMatch, EvalResponse, MatchResponse};
 use crate::catalog::{Catalog, FieldInfo, Kind, Limits, Operator, OperatorInfo, ValueType};
 use crate::diagnostic::{Code, Diagnostic, Report};
 use crate::event::Admission;
@@ -59,6 +59,8 @@ fn declarations() -> String {
         declare::<Admission>(&config),
         declare::<Intake>(&config),
         declare::<Fired>(&config),
+        declare::<Backtest>(&config),
+        declare::<BacktestMatch>(&config),
     ];
     format!(
         "// Generated from the engine's types by engine/core/src/typescript.rs; do not edit.\n\

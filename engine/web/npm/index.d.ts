@@ -1,7 +1,7 @@
 // The package's declarations: the wasm's bindings and shapes
 // (inbox_rules.d.ts, generated) and the typed functions over `run`.
 import type {
-  Catalog, Condition, ConditionOutcome, EvalResult, Explanation, IngestEvent, Report, Webhook,
+  Backtest, Catalog, Condition, ConditionOutcome, EvalResult, Explanation, IngestEvent, Report, Webhook,
 } from "./inbox_rules.js";
 
 export * from "./inbox_rules.js";
@@ -21,3 +21,9 @@ export function explain(webhook: Webhook, event: IngestEvent): Explanation | Rep
 export function testCondition(condition: Condition, event: IngestEvent): ConditionOutcome | Report;
 /** The fields, operators, value types, events and limits, to build condition editors from. */
 export function fieldCatalog(): Catalog;
+/**
+ * What the webhook would have done with these events (tried as if enabled):
+ * how many it fires for, by type, and the first `samples` (default 10)
+ * matches explained; the report when the webhook is invalid.
+ */
+export function backtest(webhook: Webhook, events: unknown[], samples?: number): Backtest | Report;

@@ -11,5 +11,6 @@ export const {
   explain,
   testCondition,
   fieldCatalog,
+  backtest,
 } = typed(run);
 export { init as default, initSync, run, RuleSet };

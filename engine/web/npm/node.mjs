@@ -12,6 +12,7 @@ export const {
   explain,
   testCondition,
   fieldCatalog,
+  backtest,
   run,
   RuleSet,
 } = entry;

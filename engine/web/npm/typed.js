@@ -26,5 +26,7 @@ export function typed(run) {
     testCondition: (condition, event) =>
       run("condition", { condition: given("condition", condition), event: given("event", event) }),
     fieldCatalog: () => run("catalog", null),
+    backtest: (webhook, events, samples) =>
+      run("backtest", { webhook: given("webhook", webhook), events: given("events", events), samples: samples ?? undefined }),
   };
 }

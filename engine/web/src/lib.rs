@@ -81,7 +81,7 @@ fn parsed(json: &str) -> JsValue {
 
 /// Runs any operation of the engine's JSON API by name (`check`, `eval`,
 /// `validate`, `match`, `ingest`, `explain`, `condition`, `event`,
-/// `events`, `catalog`), the operations the shared fixture corpus names.
+/// `events`, `catalog`, `backtest`), the operations the shared fixture corpus names.
 /// The package's typed functions (`npm/typed.js`) each name one of these
 /// and pass their arguments as its input: one path per operation.
 ///

@@ -586,3 +586,47 @@ webhookId: string,
  * Each check and condition as the event met it.
  */
 explanation: Explanation, };
+
+/**
+ * What a webhook would have done with a list of events.
+ */
+export type Backtest = { 
+/**
+ * How many events were looked at.
+ */
+scanned: number, 
+/**
+ * How many of them the webhook fires for.
+ */
+matched: number, 
+/**
+ * The matches by event type; types without a match are left out.
+ */
+byEvent: Partial<Record<EventType, number>>, 
+/**
+ * Events the engine does not admit (never a match): events stored
+ * under rules that have since changed.
+ */
+refused: number, 
+/**
+ * The first matches in the list's order, each explained, at most as
+ * many as asked.
+ */
+samples: Array<BacktestMatch>, };
+
+/**
+ * One event the webhook fires for.
+ */
+export type BacktestMatch = { 
+/**
+ * Its place in the list.
+ */
+index: number, 
+/**
+ * The body its delivery carries.
+ */
+payload: { event: EventType; ticketId: string; messageId?: string }, 
+/**
+ * Each check and condition as the event met it.
+ */
+explanation: Explanation, };

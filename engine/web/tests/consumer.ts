@@ -2,10 +2,10 @@
 // used with the shapes its declarations promise.
 import init, {
   validateExpression, validateWebhook, evaluate, matches, explain, testCondition,
-  fieldCatalog, run, RuleSet,
+  fieldCatalog, backtest, run, RuleSet,
 } from "@cloudcx/inbox-rules";
 import type {
-  Catalog, Diagnostic, DiagnosticCode, EvalResult, Explanation, IngestEvent, Report, Webhook,
+  Backtest, Catalog, Diagnostic, DiagnosticCode, EvalResult, Explanation, IngestEvent, Report, Webhook,
 } from "@cloudcx/inbox-rules";
 
 async function main(): Promise<void> {
@@ -34,6 +34,12 @@ async function main(): Promise<void> {
   const catalog: Catalog = fieldCatalog();
   const limit: number = catalog.limits.maxExpressionChars;
   const anything: unknown = run("check", { expression: "1", ids: [1] });
+  const tried: Backtest | Report = backtest(webhook, [event], 5);
+  if (!("valid" in tried)) {
+    const created: number | undefined = tried.byEvent.TicketCreated;
+    const why: Explanation | undefined = tried.samples[0]?.explanation;
+    console.log(tried.scanned, tried.matched, tried.refused, created, why);
+  }
 
   const rules = new RuleSet();
   const added: Report = rules.add(webhook);

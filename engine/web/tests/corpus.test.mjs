@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 
 import {
   validateExpression, validateWebhook, evaluate, matches, explain, testCondition,
-  fieldCatalog, run, RuleSet,
+  fieldCatalog, backtest, run, RuleSet,
 } from "@cloudcx/inbox-rules";
 
 const dir = process.env.CORPUS_DIR;
@@ -28,6 +28,7 @@ const typed = {
   validate: (i) => validateWebhook(i),
   explain: (i) => explain(i.webhook, i.event),
   condition: (i) => testCondition(i.condition, i.event),
+  backtest: (i) => backtest(i.webhook, i.events, i.samples),
 };
 
 test("the corpus is all there", () => {
