@@ -171,6 +171,8 @@ impl Ingestor {
                 id: format!("evt_{}", ulid::Ulid::new()),
                 idempotency_key: key,
                 body: text,
+                event_type: field("event"),
+                test: false,
                 deliveries: matches
                     .into_iter()
                     .map(|m| NewDelivery {

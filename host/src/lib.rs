@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod connections;
 pub mod delivery;
+pub mod history;
 pub mod ingest;
 pub mod keys;
 pub mod matcher;

@@ -16,6 +16,7 @@ use crate::api::{self, AppState, RateLimit};
 use crate::config::Config;
 use crate::connections;
 use crate::delivery::Dispatcher;
+use crate::history::History;
 use crate::ingest::Ingestor;
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
@@ -156,6 +157,12 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
         .context("weighing the stored webhooks' patterns")?;
     Ok(AppState {
         tests: Arc::new(TestDeliveries::new(
+            Arc::clone(&store),
+            Arc::clone(&engine),
+            Arc::clone(&webhooks),
+            Arc::clone(&dispatcher),
+        )),
+        history: Arc::new(History::new(
             Arc::clone(&store),
             Arc::clone(&engine),
             Arc::clone(&webhooks),

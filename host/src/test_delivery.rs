@@ -141,6 +141,8 @@ impl TestDeliveries {
             id: format!("evt_{}", ulid::Ulid::new()),
             idempotency_key: None,
             body: event.to_string(),
+            event_type: delivery.event_type.clone(),
+            test: true,
             deliveries: vec![delivery],
         };
         let ingested = self.store.ingest(tenant, vec![stored], at).await?;

@@ -281,6 +281,21 @@ impl Webhooks {
         ))
     }
 
+    /// Validates a draft (a create's body, never stored) as a create
+    /// would; its canonical definition, with the id `draft`. A client
+    /// certificate in it is ignored: a draft sends nothing.
+    pub async fn draft(
+        &self,
+        tenant: &str,
+        mut body: Map<String, Value>,
+    ) -> Result<String, WebhookError> {
+        take_tls(&mut body)?;
+        let accepted = self
+            .accept(tenant, definition("draft", without_read_only(body)))
+            .await?;
+        Ok(accepted.definition)
+    }
+
     /// One of the tenant's webhooks, or 404.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<WebhookRecord, WebhookError> {
         self.store

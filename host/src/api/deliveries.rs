@@ -1,6 +1,8 @@
 //! Deliveries and their attempts, resending, test events, and explaining a
 //! webhook against an event.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,14 +13,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{Admin, EngineAdmin, JsonBody, PathId, QueryParams, page, page_limit};
+use super::extract::{Admin, EngineAdmin, JsonBody, PathId, QueryParams, page_limit};
+use super::history::time;
 use super::webhooks::rfc3339;
 use crate::api::error::{AppError, ErrorBody};
+use crate::delivery::sender;
 use crate::rules::Op;
-use crate::store::{Attempt, DeliveryRecord, now};
+use crate::store::{Attempt, DeliveryRecord, LogFilter, now};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(log))
         .routes(routes!(list))
         .routes(routes!(get))
         .routes(routes!(retry))
@@ -35,10 +40,15 @@ pub(super) struct DeliveryView {
     webhook_id: String,
     event_id: String,
     event_type: String,
+    ticket_id: String,
     /// `pending`, `succeeded`, `failed` or `cancelled`.
     state: String,
     /// Attempts made so far.
     attempts: u32,
+    /// The receiver's status at the last attempt, when it answered.
+    last_status: Option<u16>,
+    /// How long the last attempt took.
+    last_duration_ms: Option<i64>,
     /// When the next attempt is due (pending only), RFC 3339.
     next_attempt_at: Option<String>,
     last_error: Option<String>,
@@ -69,6 +79,8 @@ pub(super) struct DeliveryDetail {
 #[serde(rename_all = "camelCase")]
 pub(super) struct AttemptView {
     started_at: String,
+    /// The headers it was sent with, the signature's value elided.
+    headers: BTreeMap<&'static str, String>,
     duration_ms: i64,
     /// The receiver's status, when it answered.
     status: Option<u16>,
@@ -90,10 +102,28 @@ pub(super) struct DeliveryPage {
 
 /// Paging through deliveries.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     limit: Option<u32>,
     cursor: Option<String>,
 }
+
+/// The delivery log's filters, and paging.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct LogParams {
+    webhook_id: Option<String>,
+    state: Option<String>,
+    event: Option<String>,
+    ticket_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A delivery's states.
+const STATES: [&str; 4] = ["pending", "succeeded", "failed", "cancelled"];
 
 /// Which test event to send.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -124,8 +154,11 @@ fn view(record: DeliveryRecord) -> DeliveryView {
         webhook_id: record.webhook_id,
         event_id: record.event_id,
         event_type: record.event_type,
+        ticket_id: record.ticket_id,
         state: record.state,
         attempts: record.attempts,
+        last_status: record.last_status,
+        last_duration_ms: record.last_duration_ms,
         next_attempt_at: record
             .next_attempt_at
             .filter(|at| *at < i64::MAX)
@@ -137,12 +170,16 @@ fn view(record: DeliveryRecord) -> DeliveryView {
 }
 
 fn detail(record: DeliveryRecord, attempts: Vec<Attempt>) -> DeliveryDetail {
+    let id = record.id.clone();
     DeliveryDetail {
         matched: json(&record.explanation),
         delivery: view(record),
         attempts_log: attempts
             .into_iter()
             .map(|a| AttemptView {
+                headers: sender::headers(&id, a.started_at, "(elided)")
+                    .into_iter()
+                    .collect(),
                 started_at: rfc3339(a.started_at),
                 duration_ms: a.duration_ms,
                 status: a.status,
@@ -181,22 +218,100 @@ async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<DeliveryPage>, AppError> {
     state.webhooks.get(admin.tenant(), &id).await?;
-    let limit = page_limit(params.limit)?;
-    let before = match params.cursor {
+    let filter = LogFilter {
+        webhook_id: Some(id),
+        ..LogFilter::default()
+    };
+    Ok(Json(
+        log_page(&state, admin.tenant(), &filter, params.limit, params.cursor).await?,
+    ))
+}
+
+/// One page of the tenant's delivery log.
+async fn log_page(
+    state: &AppState,
+    tenant: &str,
+    filter: &LogFilter,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<DeliveryPage, AppError> {
+    let limit = page_limit(limit)?;
+    let before = match cursor {
         None => None,
         Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {
             AppError::bad_request("invalid_query", "`cursor` is not one this API gave")
         })?),
     };
-    let records = state
+    let page = state
         .store
-        .deliveries(admin.tenant(), &id, before, limit + 1)
+        .delivery_log(tenant, filter, before, limit)
         .await?;
-    let (records, next_cursor) = page(records, limit, |r| r.seq.to_string());
-    Ok(Json(DeliveryPage {
-        data: records.into_iter().map(view).collect(),
-        next_cursor,
-    }))
+    Ok(DeliveryPage {
+        data: page.deliveries.into_iter().map(view).collect(),
+        next_cursor: page.before.map(|seq| seq.to_string()),
+    })
+}
+
+/// The tenant's deliveries, newest first, filtered by webhook, state,
+/// event type, ticket and creation time. A page examines at most 5,000
+/// deliveries to find those that match, so a page may hold fewer than
+/// `limit` and still have a `nextCursor`: follow it until it is `null`.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", operation_id = "delivery_log",
+    params(
+        ("webhookId" = Option<String>, Query, description = "One webhook's (`wh_…`)"),
+        ("state" = Option<String>, Query, description = "`pending`, `succeeded`, `failed` or `cancelled`"),
+        ("event" = Option<String>, Query, description = "An event type, e.g. `TicketCreated`"),
+        ("ticketId" = Option<String>, Query, description = "One ticket's"),
+        ("since" = Option<String>, Query, description = "Created at or after, RFC 3339 in UTC"),
+        ("until" = Option<String>, Query, description = "Created before, RFC 3339 in UTC"),
+        ("limit" = Option<u32>, Query, description = "Deliveries per page, 1 to 100 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn log(
+    State(state): State<AppState>,
+    admin: Admin,
+    QueryParams(params): QueryParams<LogParams>,
+) -> Result<Json<DeliveryPage>, AppError> {
+    if let Some(given) = params.state.as_deref()
+        && !STATES.contains(&given)
+    {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            format!("`state` must be one of {}", STATES.join(", ")),
+        ));
+    }
+    if let Some(given) = params.event.as_deref()
+        && !inbox_rules::EventType::ALL
+            .iter()
+            .any(|e| e.as_str() == given)
+    {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "`event` must be an event type, e.g. TicketCreated",
+        ));
+    }
+    let filter = LogFilter {
+        webhook_id: params.webhook_id,
+        state: params.state,
+        event_type: params.event,
+        ticket_id: params.ticket_id,
+        since: params
+            .since
+            .as_deref()
+            .map(|s| time("since", s))
+            .transpose()?,
+        until: params
+            .until
+            .as_deref()
+            .map(|u| time("until", u))
+            .transpose()?,
+    };
+    Ok(Json(
+        log_page(&state, admin.tenant(), &filter, params.limit, params.cursor).await?,
+    ))
 }
 
 /// A delivery with every attempt.

@@ -27,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::api::error::AppError;
 use crate::delivery::Dispatcher;
+use crate::history::History;
 use crate::ingest::Ingestor;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::rules::Pool;
@@ -39,6 +40,7 @@ pub mod error;
 mod events;
 pub mod extract;
 pub mod failures;
+mod history;
 mod rules;
 mod system;
 mod webhooks;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub ingestor: Arc<Ingestor>,
     /// Test deliveries.
     pub tests: Arc<TestDeliveries>,
+    /// Backtests, replays, recovers and the health chart.
+    pub history: Arc<History>,
     /// Per-key request limits of admin keys.
     pub limiter: Arc<RateLimit>,
     /// Per-key request limits of ingest keys.
@@ -148,6 +152,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(deliveries::routes())
+        .merge(history::routes())
         .merge(rules::routes())
         .merge(system::routes())
 }

@@ -14,7 +14,7 @@ use std::error::Error as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use sha2::{Digest as _, Sha256};
 
 use super::guard::{Blocked, Guard};
@@ -185,17 +185,12 @@ impl Sender {
                 }
             },
         };
-        let timestamp = unix_seconds();
-        let request = client
-            .post(target)
-            .header(CONTENT_TYPE, "application/json")
-            .header("webhook-id", message_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header(
-                "webhook-signature",
-                signature(secrets, message_id, timestamp, payload),
-            )
-            .body(payload.to_owned());
+        let signed = signature(secrets, message_id, started_at.div_euclid(1000), payload);
+        let mut request = client.post(target);
+        for (name, value) in headers(message_id, started_at, &signed) {
+            request = request.header(name, value);
+        }
+        let request = request.body(payload.to_owned());
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
@@ -307,10 +302,22 @@ fn elapsed(clock: Instant) -> i64 {
     i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
-fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+/// The headers an attempt of message `message_id` that started at
+/// `started_at` is sent with (Standard Webhooks): the delivery log shows
+/// the same list, with the signature elided. Its timestamp is the
+/// attempt's start, in seconds.
+pub fn headers(
+    message_id: &str,
+    started_at: crate::store::Millis,
+    signature: &str,
+) -> [(&'static str, String); 5] {
+    [
+        ("content-type", "application/json".to_owned()),
+        ("user-agent", USER_AGENT.to_owned()),
+        ("webhook-id", message_id.to_owned()),
+        ("webhook-timestamp", started_at.div_euclid(1000).to_string()),
+        ("webhook-signature", signature.to_owned()),
+    ]
 }
 
 /// The kind of a failed request, and its text (never with a secret: the

@@ -31,18 +31,20 @@ async fn claimed(state: &AppState) -> Vec<Claimed> {
         due: None,
         lease_until: None,
     };
-    let event = NewEvent {
-        id: "evt_1".to_owned(),
+    let event = |id: &str, delivery: NewDelivery| NewEvent {
+        id: id.to_owned(),
         idempotency_key: None,
         body: "{}".to_owned(),
-        deliveries: vec![delivery("msg_1", "t1"), delivery("msg_2", "t2")],
+        event_type: "TicketCreated".to_owned(),
+        test: false,
+        deliveries: vec![delivery],
     };
+    let events = vec![
+        event("evt_1", delivery("msg_1", "t1")),
+        event("evt_2", delivery("msg_2", "t2")),
+    ];
     let at = now();
-    state
-        .store
-        .ingest("a", vec![event], at)
-        .await
-        .expect("ingest");
+    state.store.ingest("a", events, at).await.expect("ingest");
     let claimed = state
         .store
         .claim(at, at + 60_000, 10, &Room::new(10))
@@ -266,12 +268,16 @@ async fn ingest_hands_a_delivery_straight_to_a_worker() {
         .expect("accepted");
     assert_eq!(accepted.deliveries, 1);
 
+    let filter = crate::store::LogFilter {
+        webhook_id: Some(written.record.id.clone()),
+        ..Default::default()
+    };
     let listed = state
         .store
-        .deliveries("a", &written.record.id, None, 10)
+        .delivery_log("a", &filter, None, 10)
         .await
         .expect("deliveries");
-    let id = listed.first().expect("the delivery").id.clone();
+    let id = listed.deliveries.first().expect("the delivery").id.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, attempts) = state

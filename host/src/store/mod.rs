@@ -335,6 +335,11 @@ pub struct NewEvent {
     pub idempotency_key: Option<String>,
     /// The ingest event as received.
     pub body: String,
+    /// Its type (`event`), by which a backtest or a replay finds it.
+    pub event_type: String,
+    /// A test delivery's sample event: stored for its delivery, never part
+    /// of the tenant's history ([`Store::history`]).
+    pub test: bool,
     /// One per matching webhook.
     pub deliveries: Vec<NewDelivery>,
 }
@@ -585,6 +590,8 @@ pub struct DeliveryRecord {
     pub event_id: String,
     /// The event's type.
     pub event_type: String,
+    /// The ticket.
+    pub ticket_id: String,
     /// The body.
     pub payload: String,
     /// The engine's explanation when it matched.
@@ -601,6 +608,107 @@ pub struct DeliveryRecord {
     pub created_at: Millis,
     /// When it last changed.
     pub updated_at: Millis,
+    /// The receiver's status at the last attempt, when it answered.
+    pub last_status: Option<u16>,
+    /// How long the last attempt took.
+    pub last_duration_ms: Option<i64>,
+}
+
+/// Which deliveries the log shows ([`Store::delivery_log`]): every filter
+/// given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// One webhook's.
+    pub webhook_id: Option<String>,
+    /// In this state.
+    pub state: Option<String>,
+    /// Of this event type.
+    pub event_type: Option<String>,
+    /// Of this ticket.
+    pub ticket_id: Option<String>,
+    /// Created at or after.
+    pub since: Option<Millis>,
+    /// Created before.
+    pub until: Option<Millis>,
+}
+
+/// A page of the delivery log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    /// The deliveries, without their explanations (empty).
+    pub deliveries: Vec<DeliveryRecord>,
+    /// Where the next page starts (its deliveries come before this `seq`),
+    /// or `None` when nothing older matches. A page may come short of its
+    /// limit and still have a next one: each page examines at most
+    /// [`LOG_SCAN`] deliveries, however few of them match.
+    pub before: Option<i64>,
+}
+
+/// How many deliveries one page of the log examines at most, to find
+/// those its filters match: what bounds the work of a filter that matches
+/// little.
+pub const LOG_SCAN: u32 = 5_000;
+
+/// Which of a tenant's stored events to read ([`Store::history`]): the
+/// events it ingested (not test events) of some types, received in a
+/// window, in time order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The event types.
+    pub types: Vec<String>,
+    /// Received at or after.
+    pub since: Millis,
+    /// Received before.
+    pub until: Millis,
+    /// Past this event, in the query's order: where the last read stopped.
+    pub after: Option<EventPlace>,
+    /// Newest first (else oldest first).
+    pub newest_first: bool,
+    /// At most this many events.
+    pub limit: u32,
+    /// At most this many bytes of event bodies together, the first event
+    /// aside (it is read whatever its size).
+    pub max_bytes: u64,
+}
+
+/// An event's place in time order: when it was received, then its id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventPlace {
+    /// When it was received.
+    pub received_at: Millis,
+    /// `evt_…`.
+    pub id: String,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Where it stands in time order.
+    pub place: EventPlace,
+    /// The ingest event as received.
+    pub body: String,
+}
+
+/// A delivery a replay creates: the delivery, for the stored event it
+/// carries.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// The event.
+    pub event_id: String,
+    /// The delivery (never leased: it waits for a claim).
+    pub delivery: NewDelivery,
+}
+
+/// One attempt, as the health chart counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptPoint {
+    /// When it started.
+    pub started_at: Millis,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// What became of the delivery after it: `succeeded`, `retrying`,
+    /// `failed` or `cancelled`.
+    pub outcome: String,
 }
 
 /// The delivery queue at a glance.
@@ -772,15 +880,17 @@ pub trait Store: Send + Sync + Debug {
     /// Gives a lease back without an attempt (the worker could not start);
     /// nothing when the delivery is leased to someone else now.
     async fn release(&self, delivery_id: &str, lease: &str) -> Result<(), StoreError>;
-    /// A page of a webhook's deliveries, newest first, before `before`;
-    /// without their explanations (empty), which [`Store::delivery`] has.
-    async fn deliveries(
+    /// A page of the tenant's deliveries that `filter` matches, newest
+    /// first, before `before` (a `seq`): at most `limit`, found among at
+    /// most [`LOG_SCAN`] deliveries. Without their explanations (empty),
+    /// which [`Store::delivery`] has.
+    async fn delivery_log(
         &self,
         tenant_id: &str,
-        webhook_id: &str,
+        filter: &LogFilter,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    ) -> Result<LogPage, StoreError>;
     /// One delivery with its attempts, oldest first.
     async fn delivery(
         &self,
@@ -790,6 +900,42 @@ pub trait Store: Send + Sync + Debug {
     /// Makes a delivery due now, whatever its state; `false` when there is
     /// no such delivery.
     async fn redeliver(&self, tenant_id: &str, id: &str, at: Millis) -> Result<bool, StoreError>;
+    /// The tenant's stored events `query` asks for, in its order.
+    async fn history(
+        &self,
+        tenant_id: &str,
+        query: &HistoryQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Stores the deliveries a replay of `webhook_id` creates, pending and
+    /// due at `at`, in order, each one unless its event has a delivery to
+    /// the webhook already; how many were stored.
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        deliveries: Vec<Replayed>,
+        at: Millis,
+    ) -> Result<u64, StoreError>;
+    /// Makes the webhook's deliveries that failed for good at or after
+    /// `since` pending and due at `at` again (same body, same id), oldest
+    /// first, at most `limit`; how many, and whether more remain.
+    async fn recover(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        limit: u32,
+        at: Millis,
+    ) -> Result<(u64, bool), StoreError>;
+    /// The webhook's attempts that started in `[since, until)`, oldest
+    /// first, at most `limit`.
+    async fn attempt_points(
+        &self,
+        webhook_id: &str,
+        since: Millis,
+        until: Millis,
+        limit: u32,
+    ) -> Result<Vec<AttemptPoint>, StoreError>;
     /// The queue's depth and its oldest pending delivery.
     async fn queue(&self) -> Result<QueueStats, StoreError>;
     /// Deletes attempts, finished deliveries and events older than

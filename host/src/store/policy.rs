@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{HAND_ON, Millis, NewEvent, Next, Room};
+use super::{EventPlace, HAND_ON, HistoryQuery, LogFilter, Millis, NewEvent, Next, Room};
 
 /// Whether the event's key is a request's `Idempotency-Key` (`request:…`),
 /// which covers the whole request: a retry repeats every event or none.
@@ -93,6 +93,17 @@ pub(super) fn state_after(next: Next) -> (&'static str, Option<Millis>) {
     }
 }
 
+/// What became of a delivery after an attempt, as the attempt records it
+/// for the health chart.
+pub(super) fn outcome(next: Next) -> &'static str {
+    match next {
+        Next::Succeeded => "succeeded",
+        Next::RetryAt(_) => "retrying",
+        Next::Failed => "failed",
+        Next::Cancelled => "cancelled",
+    }
+}
+
 /// The error a delivery keeps after an attempt (or after none).
 pub(super) fn last_error(next: Next, error: Option<&str>) -> Option<&str> {
     match next {
@@ -147,5 +158,148 @@ mod tests {
         // At most HAND_ON with the head.
         let many = (2..100).map(|seq| (seq, at, None));
         assert_eq!(run_behind(many, at).len(), HAND_ON - 1);
+    }
+}
+
+/// The events a history read takes, in its order, from what each type's
+/// index range found (each event's place and body size): up to the query's
+/// limit, and no more bytes than it allows past the first.
+pub(super) fn pick_history(
+    mut found: Vec<(EventPlace, u64)>,
+    query: &HistoryQuery,
+) -> Vec<EventPlace> {
+    found.sort_unstable();
+    if query.newest_first {
+        found.reverse();
+    }
+    let mut bytes = 0u64;
+    let mut picked = Vec::new();
+    for (place, size) in found {
+        bytes = bytes.saturating_add(size);
+        if picked.len() >= query.limit as usize || (!picked.is_empty() && bytes > query.max_bytes) {
+            break;
+        }
+        picked.push(place);
+    }
+    picked
+}
+
+/// Where a history read resumes, in its order: past `after`, or from the
+/// window's edge.
+pub(super) fn history_start(query: &HistoryQuery) -> (Millis, &str) {
+    match (&query.after, query.newest_first) {
+        (Some(place), _) => (place.received_at, place.id.as_str()),
+        // Before every id of the newest millisecond, after every id of the oldest.
+        (None, true) => (query.until, ""),
+        (None, false) => (query.since, ""),
+    }
+}
+
+/// A webhook's attempts in a time window (webhook, since, until, limit),
+/// each with its outcome: recorded, or for an attempt recorded before
+/// outcomes were, read from its status.
+pub(super) const ATTEMPT_POINTS: &str = "SELECT started_at, duration_ms,
+        COALESCE(outcome, CASE WHEN status BETWEEN 200 AND 299 THEN 'succeeded'
+                               ELSE 'retrying' END) AS outcome
+     FROM attempts WHERE webhook_id = $1 AND started_at >= $2 AND started_at < $3
+     ORDER BY started_at LIMIT $4";
+
+/// A delivery's columns, with its last attempt's status and duration.
+pub(super) const DELIVERY: &str = "SELECT d.*,
+        (SELECT a.status FROM attempts a WHERE a.delivery_id = d.id
+         ORDER BY a.id DESC LIMIT 1) AS last_status,
+        (SELECT a.duration_ms FROM attempts a WHERE a.delivery_id = d.id
+         ORDER BY a.id DESC LIMIT 1) AS last_duration_ms
+     FROM deliveries d";
+
+/// Which index a page of the delivery log walks, newest first and at most
+/// [`LOG_SCAN`] entries: one ticket's deliveries when the filter names a
+/// ticket, else one webhook's when it names one, else the tenant's. The
+/// rest of the filter is checked on what the walk finds, so that a filter
+/// that matches little costs a bounded walk, not a scan of the tenant's
+/// log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LogWalk {
+    Ticket,
+    Webhook,
+    Tenant,
+}
+
+impl LogWalk {
+    pub(super) fn of(filter: &LogFilter) -> Self {
+        match (&filter.ticket_id, &filter.webhook_id) {
+            (Some(_), _) => Self::Ticket,
+            (None, Some(_)) => Self::Webhook,
+            (None, None) => Self::Tenant,
+        }
+    }
+
+    /// The walk's condition, given the placeholders of the tenant, the
+    /// webhook and the ticket.
+    fn condition(self, tenant: &str, webhook: &str, ticket: &str) -> String {
+        match self {
+            Self::Ticket => format!("tenant_id = {tenant} AND ticket_id = {ticket}"),
+            Self::Webhook => format!("webhook_id = {webhook}"),
+            Self::Tenant => format!("tenant_id = {tenant}"),
+        }
+    }
+
+    /// The page's statement, with numbered parameters written by `param`
+    /// (`?1` for SQLite, `$1` for Postgres): 1 tenant, 2 webhook, 3
+    /// ticket, 4 state, 5 event type, 6 since, 7 until, 8 before (`seq`),
+    /// 9 how many to walk, 10 limit.
+    pub(super) fn page(self, param: fn(u8) -> String) -> String {
+        let p = param;
+        let last = |column: &str| {
+            format!(
+                "(SELECT a.{column} FROM attempts a WHERE a.delivery_id = d.id
+                  ORDER BY a.id DESC LIMIT 1) AS last_{column}"
+            )
+        };
+        format!(
+            "SELECT d.seq, d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.ticket_id,
+                    d.payload, '' AS explanation, d.state, d.attempts, d.next_attempt_at,
+                    d.last_error, d.created_at, d.updated_at, {status}, {duration}
+             FROM (SELECT seq FROM deliveries WHERE {walk} AND seq < {before}
+                   ORDER BY seq DESC LIMIT {scan}) AS s
+             JOIN deliveries d ON d.seq = s.seq
+             WHERE d.tenant_id = {tenant}
+               AND ({webhook} IS NULL OR d.webhook_id = {webhook})
+               AND ({ticket} IS NULL OR d.ticket_id = {ticket})
+               AND ({state} IS NULL OR d.state = {state})
+               AND ({event} IS NULL OR d.event_type = {event})
+               AND d.created_at >= {since} AND d.created_at < {until}
+             ORDER BY d.seq DESC LIMIT {limit}",
+            status = last("status"),
+            duration = last("duration_ms"),
+            walk = self.condition(&p(1), &p(2), &p(3)),
+            tenant = p(1),
+            webhook = p(2),
+            ticket = p(3),
+            state = p(4),
+            event = p(5),
+            since = p(6),
+            until = p(7),
+            before = p(8),
+            scan = p(9),
+            limit = p(10),
+        )
+    }
+
+    /// The statement that finds the last entry a full walk examines (the
+    /// `seq`), to resume past it: its parameters are the walk's own (the
+    /// tenant and the ticket, the webhook, or the tenant), then before,
+    /// then how many to skip.
+    pub(super) fn end(self, param: fn(u8) -> String) -> String {
+        let p = param;
+        let (walk, before, skip) = match self {
+            Self::Ticket => (self.condition(&p(1), "", &p(2)), p(3), p(4)),
+            Self::Webhook => (self.condition("", &p(1), ""), p(2), p(3)),
+            Self::Tenant => (self.condition(&p(1), "", ""), p(2), p(3)),
+        };
+        format!(
+            "SELECT seq FROM deliveries WHERE {walk} AND seq < {before}
+             ORDER BY seq DESC LIMIT 1 OFFSET {skip}"
+        )
     }
 }

@@ -21,16 +21,18 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 use tokio::sync::{mpsc, watch};
 
-use super::policy::{disabled_definition, take_turns};
+use super::policy::{DELIVERY, disabled_definition, take_turns};
 use super::{
-    Attempt, Caller, Change, Claimed, ClientTls, DeliveryRecord, Finished, Health, Ingested,
-    KeyRecord, Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError,
-    StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, AttemptPoint, Caller, Change, Claimed, ClientTls, DeliveryRecord, Finished, Health,
+    HistoryQuery, Ingested, KeyRecord, LogFilter, LogPage, Millis, NewEvent, Next, QueueStats,
+    Quota, Replayed, Room, SecretPlace, Store, StoreError, StoredEvent, StoredSecret, Tenant,
+    WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
 mod finish;
 mod group;
+mod history;
 mod ingest;
 
 /// Connections per server process.
@@ -265,6 +267,7 @@ fn delivery(row: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
         webhook_id: row.try_get("webhook_id")?,
         event_id: row.try_get("event_id")?,
         event_type: row.try_get("event_type")?,
+        ticket_id: row.try_get("ticket_id")?,
         payload: row.try_get("payload")?,
         explanation: row.try_get("explanation")?,
         state: row.try_get("state")?,
@@ -273,6 +276,10 @@ fn delivery(row: &PgRow) -> Result<DeliveryRecord, sqlx::Error> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        last_status: row
+            .try_get::<Option<i32>, _>("last_status")?
+            .and_then(|s| u16::try_from(s).ok()),
+        last_duration_ms: row.try_get("last_duration_ms")?,
     })
 }
 
@@ -1050,28 +1057,14 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn deliveries(
+    async fn delivery_log(
         &self,
         tenant_id: &str,
-        webhook_id: &str,
+        filter: &LogFilter,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        // Every column but the explanation, which a page leaves out.
-        let rows = sqlx::query(
-            "SELECT seq, id, tenant_id, webhook_id, event_id, event_type, ticket_id, payload,
-                    '' AS explanation, state, attempts, next_attempt_at, leased_until,
-                    last_error, created_at, updated_at
-             FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND seq < $3
-             ORDER BY seq DESC LIMIT $4",
-        )
-        .bind(tenant_id)
-        .bind(webhook_id)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    ) -> Result<LogPage, StoreError> {
+        history::delivery_log(&self.pool, tenant_id, filter, before, limit).await
     }
 
     async fn delivery(
@@ -1079,7 +1072,7 @@ impl Store for PgStore {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError> {
-        let row = sqlx::query("SELECT * FROM deliveries WHERE tenant_id = $1 AND id = $2")
+        let row = sqlx::query(&format!("{DELIVERY} WHERE d.tenant_id = $1 AND d.id = $2"))
             .bind(tenant_id)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -1134,6 +1127,62 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(updated)
+    }
+
+    async fn history(
+        &self,
+        tenant_id: &str,
+        query: &HistoryQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        history::history(&self.pool, tenant_id, query).await
+    }
+
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        deliveries: Vec<Replayed>,
+        at: Millis,
+    ) -> Result<u64, StoreError> {
+        history::replay(
+            &self.pool,
+            &self.instance,
+            tenant_id,
+            webhook_id,
+            deliveries,
+            at,
+        )
+        .await
+    }
+
+    async fn recover(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        limit: u32,
+        at: Millis,
+    ) -> Result<(u64, bool), StoreError> {
+        history::recover(
+            &self.pool,
+            &self.instance,
+            tenant_id,
+            webhook_id,
+            since,
+            limit,
+            at,
+        )
+        .await
+    }
+
+    async fn attempt_points(
+        &self,
+        webhook_id: &str,
+        since: Millis,
+        until: Millis,
+        limit: u32,
+    ) -> Result<Vec<AttemptPoint>, StoreError> {
+        history::attempt_points(&self.pool, webhook_id, since, until, limit).await
     }
 
     async fn queue(&self) -> Result<QueueStats, StoreError> {

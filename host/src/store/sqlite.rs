@@ -21,12 +21,14 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::policy::{ATTEMPT_POINTS, DELIVERY, LogWalk, history_start, pick_history};
 use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
-    Attempt, Caller, Claimed, ClientTls, DeliveryRecord, Finished, Health, Ingested, KeyRecord,
-    Millis, NewEvent, Next, QueueStats, Quota, Room, SecretPlace, Store, StoreError, StoredSecret,
-    Tenant, WebhookCounts, WebhookRecord, now,
+    Attempt, AttemptPoint, Caller, Claimed, ClientTls, DeliveryRecord, EventPlace, Finished,
+    Health, HistoryQuery, Ingested, KeyRecord, LOG_SCAN, LogFilter, LogPage, Millis, NewEvent,
+    Next, QueueStats, Quota, Replayed, Room, SecretPlace, Store, StoreError, StoredEvent,
+    StoredSecret, Tenant, WebhookCounts, WebhookRecord, now,
 };
 use crate::keys::{KeyKind, NewKey};
 
@@ -238,6 +240,7 @@ fn delivery(row: &SqliteRow) -> Result<DeliveryRecord, sqlx::Error> {
         webhook_id: row.try_get("webhook_id")?,
         event_id: row.try_get("event_id")?,
         event_type: row.try_get("event_type")?,
+        ticket_id: row.try_get("ticket_id")?,
         payload: row.try_get("payload")?,
         explanation: row.try_get("explanation")?,
         state: row.try_get("state")?,
@@ -246,6 +249,8 @@ fn delivery(row: &SqliteRow) -> Result<DeliveryRecord, sqlx::Error> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        last_status: row.try_get("last_status")?,
+        last_duration_ms: row.try_get("last_duration_ms")?,
     })
 }
 
@@ -605,28 +610,48 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn deliveries(
+    async fn delivery_log(
         &self,
         tenant_id: &str,
-        webhook_id: &str,
+        filter: &LogFilter,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        // Every column but the explanation, which a page leaves out.
-        let rows = sqlx::query(
-            "SELECT seq, id, tenant_id, webhook_id, event_id, event_type, ticket_id, payload,
-                    '' AS explanation, state, attempts, next_attempt_at, leased_until,
-                    last_error, created_at, updated_at
-             FROM deliveries WHERE tenant_id = ? AND webhook_id = ? AND seq < ?
-             ORDER BY seq DESC LIMIT ?",
-        )
-        .bind(tenant_id)
-        .bind(webhook_id)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    ) -> Result<LogPage, StoreError> {
+        let walk = LogWalk::of(filter);
+        let before = before.unwrap_or(i64::MAX);
+        let statement = walk.page(|n| format!("?{n}"));
+        let rows = sqlx::query(&statement)
+            .bind(tenant_id)
+            .bind(&filter.webhook_id)
+            .bind(&filter.ticket_id)
+            .bind(&filter.state)
+            .bind(&filter.event_type)
+            .bind(filter.since.unwrap_or(i64::MIN))
+            .bind(filter.until.unwrap_or(i64::MAX))
+            .bind(before)
+            .bind(LOG_SCAN)
+            .bind(limit + 1)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut deliveries: Vec<DeliveryRecord> =
+            rows.iter().map(delivery).collect::<Result<_, _>>()?;
+        let before = if deliveries.len() > limit as usize {
+            deliveries.truncate(limit as usize);
+            deliveries.last().map(|d| d.seq)
+        } else {
+            let statement = walk.end(|n| format!("?{n}"));
+            let end = sqlx::query_scalar(&statement);
+            let end = match walk {
+                LogWalk::Ticket => end.bind(tenant_id).bind(&filter.ticket_id),
+                LogWalk::Webhook => end.bind(&filter.webhook_id),
+                LogWalk::Tenant => end.bind(tenant_id),
+            };
+            end.bind(before)
+                .bind(LOG_SCAN - 1)
+                .fetch_optional(&self.reader)
+                .await?
+        };
+        Ok(LogPage { deliveries, before })
     }
 
     async fn delivery(
@@ -634,7 +659,7 @@ impl Store for SqliteStore {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<(DeliveryRecord, Vec<Attempt>)>, StoreError> {
-        let row = sqlx::query("SELECT * FROM deliveries WHERE tenant_id = ? AND id = ?")
+        let row = sqlx::query(&format!("{DELIVERY} WHERE d.tenant_id = ? AND d.id = ?"))
             .bind(tenant_id)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -655,6 +680,122 @@ impl Store for SqliteStore {
         self.writer
             .write(move |tx| writes::redeliver(tx, &tenant_id, &id, at))
             .await
+    }
+
+    async fn history(
+        &self,
+        tenant_id: &str,
+        query: &HistoryQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (from, id) = history_start(query);
+        let statement = match query.newest_first {
+            true => {
+                "SELECT received_at, id, length(CAST(body AS BLOB)) AS size FROM events
+                 WHERE tenant_id = ?1 AND event_type = ?2 AND test = 0
+                   AND received_at >= ?3 AND received_at < ?4 AND (received_at, id) < (?5, ?6)
+                 ORDER BY received_at DESC, id DESC LIMIT ?7"
+            }
+            false => {
+                "SELECT received_at, id, length(CAST(body AS BLOB)) AS size FROM events
+                 WHERE tenant_id = ?1 AND event_type = ?2 AND test = 0
+                   AND received_at >= ?3 AND received_at < ?4 AND (received_at, id) > (?5, ?6)
+                 ORDER BY received_at, id LIMIT ?7"
+            }
+        };
+        let mut found = Vec::new();
+        for event_type in &query.types {
+            let rows = sqlx::query(statement)
+                .bind(tenant_id)
+                .bind(event_type)
+                .bind(query.since)
+                .bind(query.until)
+                .bind(from)
+                .bind(id)
+                .bind(query.limit)
+                .fetch_all(&self.reader)
+                .await?;
+            for row in rows {
+                let place = EventPlace {
+                    received_at: row.try_get("received_at")?,
+                    id: row.try_get("id")?,
+                };
+                found.push((place, row.try_get::<i64, _>("size")?.unsigned_abs()));
+            }
+        }
+        let picked = pick_history(found, query);
+        let ids: Vec<&str> = picked.iter().map(|p| p.id.as_str()).collect();
+        let rows =
+            sqlx::query("SELECT id, body FROM events WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(json_list(&ids))
+                .fetch_all(&self.reader)
+                .await?;
+        let mut bodies = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            bodies.insert(
+                row.try_get::<String, _>("id")?,
+                row.try_get::<String, _>("body")?,
+            );
+        }
+        Ok(picked
+            .into_iter()
+            .filter_map(|place| {
+                let body = bodies.remove(&place.id)?;
+                Some(StoredEvent { place, body })
+            })
+            .collect())
+    }
+
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        deliveries: Vec<Replayed>,
+        at: Millis,
+    ) -> Result<u64, StoreError> {
+        let (tenant_id, webhook_id) = (tenant_id.to_owned(), webhook_id.to_owned());
+        self.writer
+            .write(move |tx| writes::replay(tx, &tenant_id, &webhook_id, &deliveries, at))
+            .await
+    }
+
+    async fn recover(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        limit: u32,
+        at: Millis,
+    ) -> Result<(u64, bool), StoreError> {
+        let (tenant_id, webhook_id) = (tenant_id.to_owned(), webhook_id.to_owned());
+        self.writer
+            .write(move |tx| writes::recover(tx, &tenant_id, &webhook_id, since, limit, at))
+            .await
+    }
+
+    async fn attempt_points(
+        &self,
+        webhook_id: &str,
+        since: Millis,
+        until: Millis,
+        limit: u32,
+    ) -> Result<Vec<AttemptPoint>, StoreError> {
+        let rows = sqlx::query(ATTEMPT_POINTS)
+            .bind(webhook_id)
+            .bind(since)
+            .bind(until)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(AttemptPoint {
+                    started_at: row.try_get("started_at")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    outcome: row.try_get("outcome")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     async fn queue(&self) -> Result<QueueStats, StoreError> {

@@ -374,6 +374,8 @@ fn event(id: &str, key: Option<&str>, deliveries: &[(&str, &str, &str)]) -> supe
         id: id.to_owned(),
         idempotency_key: key.map(str::to_owned),
         body: "{}".to_owned(),
+        event_type: "TicketCreated".to_owned(),
+        test: false,
         deliveries: deliveries
             .iter()
             .map(|(msg, webhook, ticket)| super::NewDelivery {
@@ -388,6 +390,16 @@ fn event(id: &str, key: Option<&str>, deliveries: &[(&str, &str, &str)]) -> supe
             })
             .collect(),
     }
+}
+
+/// One event per delivery (`{prefix}_0`, …): an event has at most one
+/// delivery per webhook.
+fn each_event(prefix: &str, deliveries: &[(&str, &str, &str)]) -> Vec<super::NewEvent> {
+    deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| event(&format!("{prefix}_{i}"), None, &[*d]))
+        .collect()
 }
 
 /// Stores event `event` with one delivery, `message`, to `wh_1` for
@@ -682,11 +694,8 @@ async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits(back
             "a",
             vec![
                 leased(event("evt_1", None, &[("msg_1", "wh_1", "t1")])),
-                leased(event(
-                    "evt_2",
-                    None,
-                    &[("msg_2", "wh_1", "t1"), ("msg_3", "wh_1", "t2")],
-                )),
+                leased(event("evt_2", None, &[("msg_2", "wh_1", "t1")])),
+                leased(event("evt_2b", None, &[("msg_3", "wh_1", "t2")])),
                 event("evt_3", None, &[("msg_4", "wh_1", "t3")]),
             ],
             at,
@@ -695,8 +704,9 @@ async fn a_delivery_leased_at_ingest_needs_no_claim_unless_its_ticket_waits(back
         .expect("ingest");
     let ids = |i: &super::Ingested| i.leased.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&ingested[0]), ["msg_1"]);
-    assert_eq!(ids(&ingested[1]), ["msg_3"], "msg_2 waits behind msg_1");
-    assert!(ingested[2].leased.is_empty(), "no lease asked for");
+    assert!(ids(&ingested[1]).is_empty(), "msg_2 waits behind msg_1");
+    assert_eq!(ids(&ingested[2]), ["msg_3"]);
+    assert!(ingested[3].leased.is_empty(), "no lease asked for");
     let first = &ingested[0].leased[0];
     assert_eq!(first.url.as_deref(), Some("https://x.example/h"));
     assert!(first.enabled);
@@ -1021,11 +1031,7 @@ async fn gone_disables_at_once_and_success_clears_the_failure_run(backend: Backe
     store
         .ingest(
             "a",
-            vec![event(
-                "evt_1",
-                None,
-                &[("msg_1", "wh_1", "t"), ("msg_2", "wh_1", "u")],
-            )],
+            each_event("evt", &[("msg_1", "wh_1", "t"), ("msg_2", "wh_1", "u")]),
             now(),
         )
         .await
@@ -1408,7 +1414,7 @@ async fn tenants_take_turns_in_a_claim_within_their_room(backend: Backend) {
         .collect();
     let at = now();
     store
-        .ingest("a", vec![event("evt_a", None, &backlog)], at - 1_000)
+        .ingest("a", each_event("evt_a", &backlog), at - 1_000)
         .await
         .expect("a");
     store
@@ -1585,11 +1591,7 @@ async fn concurrent_claims_share_the_queue_in_ticket_order(backend: Backend) {
             .map(|(msg, ticket)| (msg.as_str(), "wh_1", ticket.as_str()))
             .collect();
         first
-            .ingest(
-                "a",
-                vec![event(&format!("evt_{n}"), None, &deliveries)],
-                now(),
-            )
+            .ingest("a", each_event(&format!("evt_{n}"), &deliveries), now())
             .await
             .expect("ingest");
     }

@@ -8,16 +8,17 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::policy::{
-    GONE_REASON, disabled_definition, failing_reason, free, last_error, run_behind, same_event,
-    state_after, take_turns, whole_request,
+    GONE_REASON, disabled_definition, failing_reason, free, last_error, outcome, run_behind,
+    same_event, state_after, take_turns, whole_request,
 };
 use super::{
     Attempt, Claimed, Finished, HAND_ON, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis,
-    NewEvent, Next, Quota, Refusal, Room, SecretPlace, StoreError, StoredSecret, WebhookRecord,
+    NewEvent, Next, Quota, Refusal, Replayed, Room, SecretPlace, StoreError, StoredSecret,
+    WebhookRecord,
 };
 
 /// A JSON array of strings, for `json_each(?)`.
-pub(super) fn json_list(items: &[String]) -> String {
+pub(super) fn json_list<S: serde::Serialize>(items: &[S]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
@@ -271,8 +272,8 @@ pub(super) fn ingest(
     at: Millis,
 ) -> rusqlite::Result<Vec<Ingested>> {
     let mut insert_event = tx.prepare_cached(
-        "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
-         VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at, event_type, test)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
          DO NOTHING",
     )?;
@@ -307,6 +308,8 @@ pub(super) fn ingest(
             event.idempotency_key,
             event.body,
             at,
+            event.event_type,
+            event.test,
         ])?;
         if stored == 0 {
             let (earlier, body): (String, String) = tx
@@ -533,22 +536,6 @@ pub(super) fn finish(
     chain: Option<Millis>,
     at: Millis,
 ) -> rusqlite::Result<Finished> {
-    if let Some(attempt) = attempt {
-        tx.prepare_cached(
-            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
-                error_kind, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )?
-        .execute(params![
-            delivery_id,
-            attempt.started_at,
-            attempt.duration_ms,
-            attempt.status,
-            attempt.response,
-            attempt.error_kind,
-            attempt.error,
-        ])?;
-    }
     let (state, due) = state_after(next);
     let last_error = last_error(next, attempt.and_then(|a| a.error.as_deref()));
     let updated: Option<(String, String, bool)> = tx
@@ -580,6 +567,24 @@ pub(super) fn finish(
             false => Ok(Finished::default()),
         };
     };
+    if let Some(attempt) = attempt {
+        tx.prepare_cached(
+            "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
+                error_kind, error, webhook_id, outcome)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            delivery_id,
+            attempt.started_at,
+            attempt.duration_ms,
+            attempt.status,
+            attempt.response,
+            attempt.error_kind,
+            attempt.error,
+            webhook_id,
+            outcome(next),
+        ])?;
+    }
     let disabled = health_after(tx, &webhook_id, health, at)?;
     let next = match head && state != "pending" {
         true => next_head(tx, &webhook_id, &ticket_id, chain, at)?,
@@ -749,6 +754,75 @@ pub(super) fn redeliver(
         )?
         .execute(params![at, tenant_id, id])?;
     Ok(updated == 1)
+}
+
+/// Stores the deliveries a replay creates (see [`super::Store::replay`]):
+/// each one whose event has no delivery to the webhook yet, the head of
+/// its ticket's queue when nothing of the ticket waits for the webhook.
+pub(super) fn replay(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    webhook_id: &str,
+    deliveries: &[Replayed],
+    at: Millis,
+) -> rusqlite::Result<u64> {
+    let mut ticket_waits = tx.prepare_cached(
+        "SELECT 1 FROM deliveries
+         WHERE state = 'pending' AND webhook_id = ? AND ticket_id = ? LIMIT 1",
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, ticket_id,
+            payload, explanation, state, next_attempt_at, created_at, updated_at, head)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9, ?9, ?10
+         WHERE EXISTS (SELECT 1 FROM events WHERE id = ?4 AND tenant_id = ?2)
+         ON CONFLICT (event_id, webhook_id) DO NOTHING",
+    )?;
+    let mut stored = 0;
+    for Replayed { event_id, delivery } in deliveries {
+        let head = !ticket_waits.exists(params![webhook_id, delivery.ticket_id])?;
+        stored += insert.execute(params![
+            delivery.id,
+            tenant_id,
+            webhook_id,
+            event_id,
+            delivery.event_type,
+            delivery.ticket_id,
+            delivery.payload,
+            delivery.explanation,
+            at,
+            head,
+        ])?;
+    }
+    Ok(u64::try_from(stored).unwrap_or(u64::MAX))
+}
+
+/// Makes failed deliveries pending again (see [`super::Store::recover`]),
+/// oldest first, each as [`redeliver`] does: so that each ticket's queue
+/// keeps one head.
+pub(super) fn recover(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    webhook_id: &str,
+    since: Millis,
+    limit: u32,
+    at: Millis,
+) -> rusqlite::Result<(u64, bool)> {
+    let failed: Vec<String> = tx
+        .prepare_cached(
+            "SELECT id FROM deliveries
+             WHERE webhook_id = ? AND tenant_id = ? AND state = 'failed' AND updated_at >= ?
+             ORDER BY seq LIMIT ?",
+        )?
+        .query_map(params![webhook_id, tenant_id, since, limit + 1], |row| {
+            row.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let more = failed.len() > limit as usize;
+    let mut recovered = 0;
+    for id in failed.iter().take(limit as usize) {
+        recovered += u64::from(redeliver(tx, tenant_id, id, at)?);
+    }
+    Ok((recovered, more))
 }
 
 /// Rows removed: attempts, finished deliveries and their events older than

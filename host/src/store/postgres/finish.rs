@@ -17,7 +17,7 @@ use sqlx::{PgPool, Postgres, Row as _, Transaction};
 use super::group::{Groups, Waiting};
 use super::{claimed, column, disable, fill_targets, lock_tickets, notify_webhook, ticket_lock};
 use crate::store::policy::{
-    GONE_REASON, failing_reason, free, last_error, run_behind, state_after,
+    GONE_REASON, failing_reason, free, last_error, outcome, run_behind, state_after,
 };
 use crate::store::{Attempt, Claimed, Finished, HAND_ON, Health, Millis, Next, StoreError, now};
 
@@ -122,24 +122,26 @@ async fn together(
     )
     .await?;
 
-    let tried: Vec<(&str, &Attempt)> = requests
+    let tried: Vec<(&&Request, &Attempt)> = requests
         .iter()
-        .filter_map(|r| Some((r.delivery_id.as_str(), r.attempt.as_ref()?)))
+        .filter_map(|r| Some((r, r.attempt.as_ref()?)))
         .collect();
     if !tried.is_empty() {
         sqlx::query(
             "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
-                error_kind, error)
+                error_kind, error, webhook_id, outcome)
              SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::INTEGER[],
-                                  $5::TEXT[], $6::TEXT[], $7::TEXT[])",
+                                  $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[])",
         )
-        .bind(column(&tried, |(id, _)| *id))
+        .bind(column(&tried, |(r, _)| r.delivery_id.as_str()))
         .bind(column(&tried, |(_, a)| a.started_at))
         .bind(column(&tried, |(_, a)| a.duration_ms))
         .bind(column(&tried, |(_, a)| a.status.map(i32::from)))
         .bind(column(&tried, |(_, a)| a.response.as_deref()))
         .bind(column(&tried, |(_, a)| a.error_kind.as_deref()))
         .bind(column(&tried, |(_, a)| a.error.as_deref()))
+        .bind(column(&tried, |(r, _)| queue(r).0.as_str()))
+        .bind(column(&tried, |(r, _)| outcome(r.next)))
         .execute(&mut *tx)
         .await?;
     }
@@ -295,8 +297,8 @@ async fn alone(
     if let Some(attempt) = attempt {
         sqlx::query(
             "INSERT INTO attempts (delivery_id, started_at, duration_ms, status, response,
-                error_kind, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                error_kind, error, webhook_id, outcome)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(delivery_id)
         .bind(attempt.started_at)
@@ -305,6 +307,8 @@ async fn alone(
         .bind(&attempt.response)
         .bind(&attempt.error_kind)
         .bind(&attempt.error)
+        .bind(&webhook_id)
+        .bind(outcome(next))
         .execute(&mut *tx)
         .await?;
     }

@@ -141,8 +141,9 @@ async fn together(
         .flat_map(|r| r.events.iter().map(move |e| (*r, e)))
         .collect();
     let inserted = sqlx::query(
-        "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
+        "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at, event_type, test)
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
+                              $6::TEXT[], $7::BOOLEAN[])
          ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
          DO NOTHING",
     )
@@ -151,6 +152,8 @@ async fn together(
     .bind(column(&events, |(_, e)| e.idempotency_key.as_deref()))
     .bind(column(&events, |(_, e)| e.body.as_str()))
     .bind(column(&events, |(r, _)| r.at))
+    .bind(column(&events, |(_, e)| e.event_type.as_str()))
+    .bind(column(&events, |(_, e)| e.test))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() != events.len() as u64 {
@@ -341,8 +344,9 @@ async fn alone(
     let token = ulid::Ulid::new().to_string();
     for (index, event) in events.iter().enumerate() {
         let stored = sqlx::query(
-            "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO events (id, tenant_id, idempotency_key, body, received_at, event_type,
+                test)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL
              DO NOTHING",
         )
@@ -351,6 +355,8 @@ async fn alone(
         .bind(&event.idempotency_key)
         .bind(&event.body)
         .bind(at)
+        .bind(&event.event_type)
+        .bind(event.test)
         .execute(&mut *tx)
         .await?;
         if stored.rows_affected() == 0 {
@@ -487,6 +493,8 @@ mod tests {
                 id: "evt_1".to_owned(),
                 idempotency_key: None,
                 body: "{}".to_owned(),
+                event_type: "TicketCreated".to_owned(),
+                test: false,
                 deliveries,
             }],
             at: 0,
