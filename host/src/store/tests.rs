@@ -1710,3 +1710,5 @@ async fn postgres_instances_prune_one_at_a_time() {
         .expect("unlock");
     assert_eq!(store.prune(at + 10_000).await.expect("prune"), 2);
 }
+
+mod history;
