@@ -152,6 +152,9 @@ impl Ingestor {
         let at = now();
         let mut reservation = self.dispatcher.reserve(tenant);
         let mut stored = Vec::with_capacity(events.len());
+        // Event ids rise in the request's order, even within a millisecond:
+        // history reads (a backtest, a replay) keep a batch's order.
+        let mut ids = ulid::Generator::new();
         for (i, ((event, text), AdmittedEvent { payload, matches })) in
             events.iter().zip(texts).zip(admitted).enumerate()
         {
@@ -168,7 +171,10 @@ impl Ingestor {
                     .to_owned()
             };
             stored.push(NewEvent {
-                id: format!("evt_{}", ulid::Ulid::new()),
+                id: format!(
+                    "evt_{}",
+                    ids.generate().unwrap_or_else(|_| ulid::Ulid::new())
+                ),
                 idempotency_key: key,
                 body: text,
                 event_type: field("event"),

@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod delivery;
 mod engine;
+mod history;
 mod ingest;
 mod network;
 #[path = "../support/postgres.rs"]

@@ -205,8 +205,13 @@ async fn requests_carry_an_id() {
 }
 
 /// Every route the API serves, as the issue lists them.
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 26] = [
     ("get", "/v1/webhooks/{id}/deliveries"),
+    ("get", "/v1/deliveries"),
+    ("post", "/v1/webhooks/backtest"),
+    ("post", "/v1/webhooks/{id}/replay"),
+    ("post", "/v1/webhooks/{id}/recover"),
+    ("get", "/v1/webhooks/{id}/stats"),
     ("get", "/v1/deliveries/{id}"),
     ("post", "/v1/deliveries/{id}/retry"),
     ("post", "/v1/webhooks/{id}/test"),
