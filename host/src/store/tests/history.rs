@@ -516,6 +516,78 @@ async fn attempts_record_their_webhook_and_outcome(backend: Backend) {
     );
 }
 
+/// A database of the version before history: its events and attempts
+/// gain what history reads (types, test events, webhooks, outcomes).
+async fn an_upgrade_fills_in_the_history_of_earlier_versions(backend: Backend) {
+    let (db, store) = with_webhook(backend).await;
+    let at = now();
+    let created = plain("evt_1", "TicketCreated", 1);
+    let test = NewEvent {
+        test: true,
+        ..event("evt_test", None, &[("msg_test", "wh_1", "t")])
+    };
+    store
+        .ingest("a", vec![created, test], at)
+        .await
+        .expect("ingest");
+    let claimed = claim_all(store.as_ref(), at, at + 1_000).await;
+    let attempt = crate::store::Attempt {
+        started_at: at,
+        duration_ms: 5,
+        status: Some(500),
+        response: None,
+        error_kind: Some("status".to_owned()),
+        error: None,
+    };
+    store
+        .finish(
+            &claimed[0].id,
+            &claimed[0].lease,
+            Some(&attempt),
+            Next::RetryAt(at),
+            Health::Unchanged,
+            None,
+        )
+        .await
+        .expect("finish");
+    store.close().await;
+    // The schema as it was, with the test delivery's explanation as that
+    // version stored it.
+    let version = match backend {
+        Backend::Sqlite => 9,
+        Backend::Postgres => 3,
+    };
+    for sql in [
+        "UPDATE deliveries SET explanation = '{\"test\":true}' WHERE id = 'msg_test'",
+        "DROP INDEX events_history",
+        "DROP INDEX deliveries_by_event_webhook",
+        "DROP INDEX deliveries_by_tenant",
+        "DROP INDEX deliveries_by_tenant_ticket",
+        "DROP INDEX deliveries_failed",
+        "DROP INDEX attempts_by_webhook",
+        "ALTER TABLE events DROP COLUMN event_type",
+        "ALTER TABLE events DROP COLUMN test",
+        "ALTER TABLE attempts DROP COLUMN webhook_id",
+        "ALTER TABLE attempts DROP COLUMN outcome",
+        "CREATE INDEX deliveries_by_event ON deliveries (event_id)",
+        &format!("DELETE FROM _sqlx_migrations WHERE version = {version}"),
+    ] {
+        db.execute(sql).await;
+    }
+    let store = open_again(&db).await;
+    assert_eq!(
+        read(store.as_ref(), "a", &everything(&["TicketCreated"])).await,
+        ["evt_1"],
+        "typed from its body; the test event left out"
+    );
+    let points = store
+        .attempt_points("wh_1", at, at + 1, 10)
+        .await
+        .expect("points");
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].outcome, "retrying", "read from its status");
+}
+
 conformance!(
     history_is_a_tenants_ingested_events_by_type_in_time_order,
     a_replay_stores_each_events_delivery_once_in_its_tickets_queue,
@@ -523,4 +595,5 @@ conformance!(
     the_delivery_log_filters_newest_first,
     a_log_page_walks_a_bounded_number_of_deliveries,
     attempts_record_their_webhook_and_outcome,
+    an_upgrade_fills_in_the_history_of_earlier_versions,
 );
