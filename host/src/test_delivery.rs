@@ -136,6 +136,8 @@ impl TestDeliveries {
             payload: delivery.payload.clone(),
             attempts: 0,
             lease: String::new(),
+            // A test is sent at once, whatever the webhook's rate limit.
+            not_before: None,
         };
         let stored = NewEvent {
             id: format!("evt_{}", ulid::Ulid::new()),

@@ -240,6 +240,7 @@ pub fn test_condition(request: &ExplainRequest<Condition>) -> Explained<Conditio
         conditions: vec![request.webhook.clone()],
         match_mode: "all".to_owned(),
         expression: None,
+        rate_limit: None,
     };
     match crate::explain(&webhook, &request.event) {
         Ok(mut explanation) => match explanation.conditions.pop() {

@@ -47,6 +47,9 @@ pub const MAX_PATTERN_WEIGHT: u32 = 200;
 /// The longest webhook URL, in characters.
 pub const MAX_URL_CHARS: usize = 2048;
 
+/// The highest `rateLimit` a webhook may set, in deliveries a second.
+pub const MAX_RATE_LIMIT: i64 = 10_000;
+
 /// The prefix of company-defined fields: `customFields.<key>`.
 pub const CUSTOM_FIELD_PREFIX: &str = "customFields.";
 
@@ -434,6 +437,8 @@ pub struct Limits {
     pub max_match_chars: usize,
     /// [`MAX_URL_CHARS`].
     pub max_url_chars: usize,
+    /// [`MAX_RATE_LIMIT`].
+    pub max_rate_limit: i64,
 }
 
 /// The catalogue of fields, operators, value types, events and limits.
@@ -476,6 +481,7 @@ pub fn catalog() -> Catalog {
             max_pattern_weight: MAX_PATTERN_WEIGHT,
             max_match_chars: MAX_MATCH_CHARS,
             max_url_chars: MAX_URL_CHARS,
+            max_rate_limit: MAX_RATE_LIMIT,
         },
     }
 }

@@ -48,9 +48,9 @@ use std::collections::BTreeMap;
 
 pub use catalog::{
     CUSTOM_FIELD_PREFIX, Catalog, FieldInfo, Kind, Limits, MAX_CONDITION_ID, MAX_CONDITIONS,
-    MAX_LIST_ITEMS, MAX_MATCH_CHARS, MAX_PATTERN_CHARS, MAX_PATTERN_WEIGHT, MAX_REGEX_BYTES,
-    MAX_URL_CHARS, MAX_VALUE_CHARS, Operator, OperatorInfo, PRIORITIES, STATUSES, ValueType,
-    catalog,
+    MAX_LIST_ITEMS, MAX_MATCH_CHARS, MAX_PATTERN_CHARS, MAX_PATTERN_WEIGHT, MAX_RATE_LIMIT,
+    MAX_REGEX_BYTES, MAX_URL_CHARS, MAX_VALUE_CHARS, Operator, OperatorInfo, PRIORITIES, STATUSES,
+    ValueType, catalog,
 };
 pub use diagnostic::{Code, Diagnostic, Invalid, Report};
 pub use event::{Admission, admit_event};

@@ -178,11 +178,21 @@ pub struct Webhook {
     #[cfg_attr(test, ts(optional))]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub expression: Option<String>,
+    /// At most this many deliveries a second start to its URL, 1 to
+    /// [`crate::MAX_RATE_LIMIT`]; none: as fast as the receiver answers. A
+    /// delivery over it waits its turn; it never fails for it.
+    #[serde(rename = "rateLimit", default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional, type = "number"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(nullable = false, minimum = 1, maximum = 10000)
+    )]
+    pub rate_limit: Option<i64>,
 }
 
 impl Webhook {
     /// The keys of a webhook in JSON, in the order it serialises them.
-    pub const KEYS: [&'static str; 10] = [
+    pub const KEYS: [&'static str; 11] = [
         "id",
         "name",
         "enabled",
@@ -193,6 +203,7 @@ impl Webhook {
         "conditions",
         "match",
         "expression",
+        "rateLimit",
     ];
 }
 
@@ -418,6 +429,7 @@ mod tests {
             conditions: vec![condition.clone()],
             match_mode: "all".into(),
             expression: Some("1".into()),
+            rate_limit: Some(10),
         };
         let keys = |value: Value| -> Vec<String> {
             value

@@ -322,6 +322,7 @@ impl FromJson for Webhook {
             conditions: "conditions" => Vec::new(),
             match_mode: "match" => crate::MatchMode::All.as_str().to_owned(),
             expression: "expression" => None,
+            rate_limit: "rateLimit" => None,
         })
     }
 }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use crate::catalog::{
-    MAX_CONDITION_ID, MAX_CONDITIONS, MAX_LIST_ITEMS, MAX_PATTERN_WEIGHT, MAX_URL_CHARS,
-    MAX_VALUE_CHARS,
+    MAX_CONDITION_ID, MAX_CONDITIONS, MAX_LIST_ITEMS, MAX_PATTERN_WEIGHT, MAX_RATE_LIMIT,
+    MAX_URL_CHARS, MAX_VALUE_CHARS,
 };
 use crate::condition::{CompiledCondition, EventView};
 use crate::diagnostic::{Code, Diagnostic, Report};
@@ -150,6 +150,16 @@ impl CompiledWebhook {
         }
         if let Err(message) = check_url(&webhook.url) {
             errors.push(Diagnostic::at("url", Code::InvalidUrl, message));
+        }
+        if webhook
+            .rate_limit
+            .is_some_and(|limit| !(1..=MAX_RATE_LIMIT).contains(&limit))
+        {
+            errors.push(Diagnostic::at(
+                "rateLimit",
+                Code::InvalidValue,
+                format!("a rate limit is 1 to {MAX_RATE_LIMIT} deliveries a second"),
+            ));
         }
 
         let mut events = 0u8;

@@ -240,6 +240,7 @@ fn webhook(index: usize) -> impl Strategy<Value = Webhook> {
                     conditions,
                     match_mode: mode.to_owned(),
                     expression: Some(expression),
+                    rate_limit: None,
                 }
             },
         )

@@ -152,7 +152,13 @@ match?: MatchMode | string,
 /**
  * The logic expression, used when `match` is `expression`.
  */
-expression?: string, };
+expression?: string, 
+/**
+ * At most this many deliveries a second start to its URL, 1 to
+ * [`crate::MAX_RATE_LIMIT`]; none: as fast as the receiver answers. A
+ * delivery over it waits its turn; it never fails for it.
+ */
+rateLimit?: number, };
 
 /**
  * The event the helpdesk sends to be matched (the "ingest event").
@@ -481,7 +487,11 @@ maxMatchChars: number,
 /**
  * [`MAX_URL_CHARS`].
  */
-maxUrlChars: number, };
+maxUrlChars: number, 
+/**
+ * [`MAX_RATE_LIMIT`].
+ */
+maxRateLimit: number, };
 
 /**
  * The published catalogue.

@@ -26,3 +26,8 @@ ALTER TABLE attempts ADD COLUMN outcome TEXT
 UPDATE attempts a SET webhook_id = d.webhook_id FROM deliveries d WHERE d.id = a.delivery_id;
 
 CREATE INDEX attempts_by_webhook ON attempts (webhook_id, started_at);
+
+-- A webhook's rate limit and its pace: see the SQLite migration 0009.
+ALTER TABLE webhooks ADD COLUMN rate_limit BIGINT
+    GENERATED ALWAYS AS ((definition::jsonb ->> 'rateLimit')::BIGINT) STORED;
+ALTER TABLE webhooks ADD COLUMN next_send_at BIGINT;

@@ -40,3 +40,11 @@ ALTER TABLE attempts ADD COLUMN outcome TEXT
 UPDATE attempts SET webhook_id = (SELECT webhook_id FROM deliveries d WHERE d.id = attempts.delivery_id);
 
 CREATE INDEX attempts_by_webhook ON attempts (webhook_id, started_at);
+
+-- A webhook's rate limit (`rateLimit` in its definition), read where
+-- claims pace its attempts, and when its next paced attempt may start
+-- (microseconds; NULL: at once). A paced webhook's deliveries are leased
+-- by claims alone: ingest and a finished attempt hand none of them on.
+ALTER TABLE webhooks ADD COLUMN rate_limit INTEGER
+    GENERATED ALWAYS AS (json_extract(definition, '$.rateLimit')) VIRTUAL;
+ALTER TABLE webhooks ADD COLUMN next_send_at INTEGER;

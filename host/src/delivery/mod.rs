@@ -598,6 +598,14 @@ impl Dispatcher {
     /// delivery is then cancelled, not sent).
     async fn send(&self, delivery: &Claimed) -> Option<AttemptResult> {
         let url = delivery.url.as_deref().filter(|_| delivery.enabled)?;
+        // Its slot in its webhook's rate limit: never before it.
+        if let Some(wait) = delivery
+            .not_before
+            .map(|at| at - now())
+            .filter(|ms| *ms > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
         let outcome = self.attempt(url, delivery).await;
         self.metrics.attempt(outcome.attempt.duration_ms);
         let changed =

@@ -492,7 +492,14 @@ pub struct Claimed {
     /// was taken by another records nothing over the other's work. Empty
     /// for a delivery stored without a lease.
     pub lease: String,
+    /// Not to be sent before then: its slot in its webhook's rate limit
+    /// (see [`Store::claim`]); `None` for at once.
+    pub not_before: Option<Millis>,
 }
+
+/// How far ahead of its time a claim gives a rate-limited webhook's
+/// deliveries their slots, in milliseconds.
+pub const PACE_AHEAD: Millis = 1_000;
 
 /// How many of a ticket's deliveries to one webhook [`Store::finish`]
 /// hands on at most: its new head and those waiting behind it, leased
@@ -525,6 +532,7 @@ impl Claimed {
             payload: delivery.payload.clone(),
             attempts: 0,
             lease: lease.to_owned(),
+            not_before: None,
         }
     }
 }
@@ -839,6 +847,13 @@ pub trait Store: Send + Sync + Debug {
     /// than its [`Room`]. Tenants take turns (one delivery each, the tenant
     /// with the oldest due delivery first), each tenant's oldest due first:
     /// one tenant's backlog never fills a claim while another waits.
+    ///
+    /// A webhook with a rate limit of `r` a second has its attempts paced
+    /// `1/r` s apart, whichever process claims them: each delivery claimed
+    /// gets the next free slot ([`Claimed::not_before`]), and a claim takes
+    /// only slots that start within [`PACE_AHEAD`] of `at`. Its deliveries
+    /// are leased by claims alone: ingest and [`Store::finish`] hand none
+    /// of them on.
     async fn claim(
         &self,
         at: Millis,

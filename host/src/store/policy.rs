@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{EventPlace, HAND_ON, HistoryQuery, LogFilter, Millis, NewEvent, Next, Room};
+use super::{
+    Claimed, EventPlace, HAND_ON, HistoryQuery, LogFilter, Millis, NewEvent, Next, PACE_AHEAD, Room,
+};
 
 /// Whether the event's key is a request's `Idempotency-Key` (`request:…`),
 /// which covers the whole request: a retry repeats every event or none.
@@ -132,33 +134,6 @@ pub(super) fn disabled_definition(definition: &str) -> Result<String, serde_json
         map.insert("enabled".to_owned(), serde_json::Value::Bool(false));
     }
     Ok(value.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{HAND_ON, run_behind};
-
-    #[test]
-    fn a_run_takes_what_is_free_behind_its_head_up_to_the_first_that_is_not() {
-        let at = 1_000;
-        // Due, lease ended, due: taken; not due yet: the run ends there.
-        let behind = [
-            (2, at, None),
-            (3, at - 5, Some(at)),
-            (4, at, None),
-            (5, at + 1, None),
-            (6, at, None),
-        ];
-        assert_eq!(run_behind(behind, at), [2, 3, 4]);
-        // Leased still: the run ends there.
-        assert_eq!(
-            run_behind([(2, at, Some(at + 1)), (3, at, None)], at),
-            Vec::<i64>::new()
-        );
-        // At most HAND_ON with the head.
-        let many = (2..100).map(|seq| (seq, at, None));
-        assert_eq!(run_behind(many, at).len(), HAND_ON - 1);
-    }
 }
 
 /// The events a history read takes, in its order, from what each type's
@@ -301,5 +276,76 @@ impl LogWalk {
             "SELECT seq FROM deliveries WHERE {walk} AND seq < {before}
              ORDER BY seq DESC LIMIT 1 OFFSET {skip}"
         )
+    }
+}
+
+/// A rate-limited webhook's free slots for a claim at `at`: when each of
+/// its next attempts may start, in microseconds, `1/rate` s apart from its
+/// next free slot (`next`, or now), those that start within
+/// [`PACE_AHEAD`], at most `room`; and the spacing.
+pub(super) fn slots(rate: i64, next: Option<i64>, at: Millis, room: u32) -> (Vec<i64>, i64) {
+    let interval = 1_000_000 / rate.max(1);
+    let now = at.saturating_mul(1_000);
+    let horizon = now.saturating_add(PACE_AHEAD * 1_000);
+    let mut slot = next.unwrap_or(now).max(now);
+    let mut slots = Vec::new();
+    while slot < horizon && slots.len() < room as usize {
+        slots.push(slot);
+        slot += interval;
+    }
+    (slots, interval)
+}
+
+/// Gives each claimed delivery of a paced webhook its slot, in the claim's
+/// order, from `paced` (each webhook's free slots and their spacing); each
+/// paced webhook's next free slot after those taken, to store.
+pub(super) fn take_slots(
+    claimed: &mut [Claimed],
+    mut paced: HashMap<String, (Vec<i64>, i64)>,
+) -> Vec<(String, i64)> {
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    for delivery in claimed.iter_mut() {
+        let Some((slots, _)) = paced.get(&delivery.webhook_id) else {
+            continue;
+        };
+        let n = taken.entry(delivery.webhook_id.clone()).or_default();
+        if let Some(slot) = slots.get(*n) {
+            delivery.not_before = Some((slot + 999).div_euclid(1_000));
+            *n += 1;
+        }
+    }
+    taken
+        .into_iter()
+        .filter_map(|(webhook, n)| {
+            let (slots, interval) = paced.remove(&webhook)?;
+            Some((webhook, slots.get(n.checked_sub(1)?)? + interval))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HAND_ON, run_behind};
+
+    #[test]
+    fn a_run_takes_what_is_free_behind_its_head_up_to_the_first_that_is_not() {
+        let at = 1_000;
+        // Due, lease ended, due: taken; not due yet: the run ends there.
+        let behind = [
+            (2, at, None),
+            (3, at - 5, Some(at)),
+            (4, at, None),
+            (5, at + 1, None),
+            (6, at, None),
+        ];
+        assert_eq!(run_behind(behind, at), [2, 3, 4]);
+        // Leased still: the run ends there.
+        assert_eq!(
+            run_behind([(2, at, Some(at + 1)), (3, at, None)], at),
+            Vec::<i64>::new()
+        );
+        // At most HAND_ON with the head.
+        let many = (2..100).map(|seq| (seq, at, None));
+        assert_eq!(run_behind(many, at).len(), HAND_ON - 1);
     }
 }

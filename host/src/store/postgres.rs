@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row as _, Transaction};
 use tokio::sync::{mpsc, watch};
 
-use super::policy::{DELIVERY, disabled_definition, take_turns};
+use super::policy::{DELIVERY, disabled_definition, slots, take_slots, take_turns};
 use super::{
     Attempt, AttemptPoint, Caller, Change, Claimed, ClientTls, DeliveryRecord, Finished, Health,
     HistoryQuery, Ingested, KeyRecord, LogFilter, LogPage, Millis, NewEvent, Next, QueueStats,
@@ -307,6 +307,7 @@ fn claimed(row: &PgRow) -> Result<Claimed, sqlx::Error> {
         payload: row.try_get("payload")?,
         attempts: count(row, "attempts")?,
         lease: row.try_get("lease")?,
+        not_before: None,
     })
 }
 
@@ -963,12 +964,42 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
+        // The paced webhooks among them, locked: the claims of every
+        // process take their slots one after another.
+        let webhooks: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get("webhook_id"))
+            .collect::<Result<BTreeSet<String>, _>>()?
+            .into_iter()
+            .collect();
+        let pace = sqlx::query(
+            "SELECT id, rate_limit, next_send_at FROM webhooks
+             WHERE id = ANY($1) AND rate_limit IS NOT NULL ORDER BY id FOR UPDATE",
+        )
+        .bind(&webhooks)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut paced = HashMap::new();
+        for row in &pace {
+            let webhook: String = row.try_get("id")?;
+            let room = room.of(&webhook).min(limit);
+            let free = slots(
+                row.try_get("rate_limit")?,
+                row.try_get("next_send_at")?,
+                at,
+                room,
+            );
+            paced.insert(webhook, free);
+        }
         let mut by_tenant: HashMap<String, Vec<(Millis, i64)>> = HashMap::new();
         let mut taken: HashMap<String, u32> = HashMap::new();
         for row in &rows {
             let (tenant, webhook): (String, String) =
                 (row.try_get("tenant_id")?, row.try_get("webhook_id")?);
-            let room_left = room.of(&webhook).min(limit).min(room.of_tenant(&tenant));
+            let mut room_left = room.of(&webhook).min(limit).min(room.of_tenant(&tenant));
+            if let Some((free, _)) = paced.get(&webhook) {
+                room_left = room_left.min(u32::try_from(free.len()).unwrap_or(0));
+            }
             let used = taken.entry(webhook).or_default();
             if *used >= room_left {
                 continue;
@@ -1006,6 +1037,13 @@ impl Store for PgStore {
         }
         // In turns: the order the tenants are served in.
         let mut claims: Vec<Claimed> = chosen.iter().filter_map(|seq| leased.remove(seq)).collect();
+        for (webhook, next) in take_slots(&mut claims, paced) {
+            sqlx::query("UPDATE webhooks SET next_send_at = $1 WHERE id = $2")
+                .bind(next)
+                .bind(webhook)
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut targets: Vec<&mut Claimed> = claims.iter_mut().collect();
         fill_targets(&mut tx, at, &mut targets).await?;
         tx.commit().await?;

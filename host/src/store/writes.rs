@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::policy::{
     GONE_REASON, disabled_definition, failing_reason, free, last_error, outcome, run_behind,
-    same_event, state_after, take_turns, whole_request,
+    same_event, slots, state_after, take_slots, take_turns, whole_request,
 };
 use super::{
     Attempt, Claimed, Finished, HAND_ON, Health, IdempotencyMismatch, Ingested, KeyRecord, Millis,
@@ -297,7 +297,8 @@ pub(super) fn ingest(
     // Nor does a webhook whose breaker the store holds open take a lease:
     // its deliveries wait for the pause like any claim's.
     let mut webhook_enabled = tx.prepare_cached(
-        "SELECT enabled, COALESCE(paused_until, 0) > ? FROM webhooks WHERE id = ? AND tenant_id = ?",
+        "SELECT enabled, COALESCE(paused_until, 0) > ? OR rate_limit IS NOT NULL
+         FROM webhooks WHERE id = ? AND tenant_id = ?",
     )?;
     let mut enabled: HashMap<&str, (bool, bool)> = HashMap::new();
     let mut answers: Vec<Ingested> = Vec::with_capacity(events.len());
@@ -423,8 +424,10 @@ pub(super) fn claim(
          ORDER BY next_attempt_at, seq
          LIMIT ?3",
     )?;
-    let mut paused =
-        tx.prepare_cached("SELECT 1 FROM webhooks WHERE id = ? AND paused_until > ?")?;
+    let mut pace = tx.prepare_cached(
+        "SELECT COALESCE(paused_until, 0) > ?2, rate_limit, next_send_at FROM webhooks WHERE id = ?1",
+    )?;
+    let mut paced = HashMap::new();
     let mut by_tenant: HashMap<String, Vec<(Millis, i64)>> = HashMap::new();
     let mut webhook = String::new();
     while let Some((found, tenant)) = next_webhook
@@ -434,8 +437,19 @@ pub(super) fn claim(
         .optional()?
     {
         webhook = found;
-        let room = room.of(&webhook).min(limit).min(room.of_tenant(&tenant));
-        if room == 0 || paused.exists(params![webhook, at])? {
+        let mut room = room.of(&webhook).min(limit).min(room.of_tenant(&tenant));
+        let (paused, rate, next): (bool, Option<i64>, Option<i64>) = pace
+            .query_row(params![webhook, at], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?
+            .unwrap_or((false, None, None));
+        if let Some(rate) = rate {
+            let free = slots(rate, next, at, room);
+            room = u32::try_from(free.0.len()).unwrap_or(0);
+            paced.insert(webhook.clone(), free);
+        }
+        if room == 0 || paused {
             continue;
         }
         let rows = due.query_map(params![webhook, at, room], |row| {
@@ -456,6 +470,10 @@ pub(super) fn claim(
     for seq in candidates {
         claimed.push(lease.query_row(params![lease_until, token, seq], claimed_row)?);
     }
+    let mut paced_next = tx.prepare_cached("UPDATE webhooks SET next_send_at = ? WHERE id = ?")?;
+    for (webhook, next) in take_slots(&mut claimed, paced) {
+        paced_next.execute(params![next, webhook])?;
+    }
     fill_targets(tx, at, &mut claimed)?;
     // In turns: the order the tenants are served in.
     Ok(claimed)
@@ -474,6 +492,7 @@ fn claimed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         payload: row.get("payload")?,
         attempts: row.get("attempts")?,
         lease: row.get("lease")?,
+        not_before: None,
     })
 }
 
@@ -621,7 +640,10 @@ fn next_head(
     };
     if !free(due, leased_until, at)
         || tx
-            .prepare_cached("SELECT 1 FROM webhooks WHERE id = ? AND paused_until > ?")?
+            .prepare_cached(
+                "SELECT 1 FROM webhooks
+                 WHERE id = ? AND (paused_until > ? OR rate_limit IS NOT NULL)",
+            )?
             .exists(params![webhook_id, at])?
     {
         return Ok(Vec::new());

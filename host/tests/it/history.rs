@@ -552,3 +552,49 @@ async fn the_health_chart_counts_attempts_by_outcome() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_rate_limit_paces_a_webhooks_attempts() {
+    let receiver = Receiver::start(Vec::new(), Reply::ok()).await;
+    let server = server_with(|_| {}).await;
+    let acme = server.tenant("Acme").await;
+    let mut body = webhook();
+    body["url"] = json!(receiver.url("/hooks"));
+    body["rateLimit"] = json!(0);
+    let (status, answer) = server
+        .call(Method::POST, "/v1/webhooks", &acme.admin, Some(&body))
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["diagnostics"][0]["path"], "rateLimit");
+    body["rateLimit"] = json!(5);
+    let id = server.create_webhook(&acme.admin, &body).await;
+    let (_, shown) = server
+        .call(
+            Method::GET,
+            &format!("/v1/webhooks/{id}"),
+            &acme.admin,
+            None,
+        )
+        .await;
+    assert_eq!(shown["rateLimit"], 5);
+
+    let events: Vec<Value> = (1..=8).map(|n| on_ticket(matching_event(), n)).collect();
+    ingest(&server, &acme, Value::Array(events)).await;
+    let got = receiver.wait_for(8, PATIENCE).await;
+    let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
+    at.sort_unstable();
+    // Five a second, 200 ms apart: no 950 ms holds more than five, and
+    // eight take at least seven gaps.
+    for (i, start) in at.iter().enumerate() {
+        let within = at[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*start) < Duration::from_millis(950))
+            .count();
+        assert!(
+            within <= 5,
+            "{within} attempts within 950 ms of attempt {i}"
+        );
+    }
+    let span = at[7].duration_since(at[0]);
+    assert!(span >= Duration::from_millis(1_300), "eight in {span:?}");
+}

@@ -218,7 +218,8 @@ async fn together(
                     ORDER BY d.seq LIMIT 1) AS n)
              RETURNING seq, webhook_id, ticket_id, next_attempt_at, leased_until,
                 EXISTS (SELECT 1 FROM webhooks w
-                        WHERE w.id = deliveries.webhook_id AND w.paused_until > $3) AS paused",
+                        WHERE w.id = deliveries.webhook_id
+                          AND (w.paused_until > $3 OR w.rate_limit IS NOT NULL)) AS paused",
         )
         .bind(column(&left, |r| queue(r).0.as_str()))
         .bind(column(&left, |r| queue(r).1.as_str()))
@@ -404,12 +405,14 @@ async fn next_head(
     let (Some(lease_until), Some((seq, due, leased_until))) = (chain, next) else {
         return Ok(Vec::new());
     };
-    let paused: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM webhooks WHERE id = $1 AND paused_until > $2")
-            .bind(webhook_id)
-            .bind(at)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let paused: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM webhooks
+             WHERE id = $1 AND (paused_until > $2 OR rate_limit IS NOT NULL)",
+    )
+    .bind(webhook_id)
+    .bind(at)
+    .fetch_optional(&mut **tx)
+    .await?;
     if !free(due, leased_until, at) || paused.is_some() {
         return Ok(Vec::new());
     }

@@ -170,12 +170,17 @@ async fn together(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // A paced webhook (a rate limit) is never leased at ingest: its
+    // claims pace it.
     let mut states: HashMap<(String, String), (bool, Option<Millis>)> = HashMap::new();
     if !webhook_ids.is_empty() {
         let rows = sqlx::query(
-            "SELECT id, tenant_id, enabled, paused_until FROM webhooks WHERE id = ANY($1)",
+            "SELECT id, tenant_id, enabled,
+                CASE WHEN rate_limit IS NULL THEN paused_until ELSE $2 END AS paused_until
+             FROM webhooks WHERE id = ANY($1)",
         )
         .bind(&webhook_ids)
+        .bind(Millis::MAX)
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {
@@ -397,8 +402,8 @@ async fn alone(
                     // on whether it takes deliveries, and on whether an
                     // open breaker holds them back.
                     let state: Option<(bool, bool)> = sqlx::query_as(
-                        "SELECT enabled, COALESCE(paused_until, 0) > $3 FROM webhooks
-                         WHERE id = $1 AND tenant_id = $2",
+                        "SELECT enabled, COALESCE(paused_until, 0) > $3 OR rate_limit IS NOT NULL
+                         FROM webhooks WHERE id = $1 AND tenant_id = $2",
                     )
                     .bind(&delivery.webhook_id)
                     .bind(tenant_id)

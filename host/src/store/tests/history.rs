@@ -569,6 +569,8 @@ async fn an_upgrade_fills_in_the_history_of_earlier_versions(backend: Backend) {
         "ALTER TABLE events DROP COLUMN test",
         "ALTER TABLE attempts DROP COLUMN webhook_id",
         "ALTER TABLE attempts DROP COLUMN outcome",
+        "ALTER TABLE webhooks DROP COLUMN rate_limit",
+        "ALTER TABLE webhooks DROP COLUMN next_send_at",
         "CREATE INDEX deliveries_by_event ON deliveries (event_id)",
         &format!("DELETE FROM _sqlx_migrations WHERE version = {version}"),
     ] {
@@ -588,6 +590,67 @@ async fn an_upgrade_fills_in_the_history_of_earlier_versions(backend: Backend) {
     assert_eq!(points[0].outcome, "retrying", "read from its status");
 }
 
+async fn claims_pace_a_rate_limited_webhook_across_processes(backend: Backend) {
+    let (db, first) = with_webhook(backend).await;
+    let mut paced = super::record("a", "wh_1");
+    paced.revision = 2;
+    paced.definition = r#"{"id":"wh_1","url":"https://x.example/h","rateLimit":2}"#.to_owned();
+    assert!(
+        first
+            .update_webhook(&paced, super::QUOTA)
+            .await
+            .expect("update")
+    );
+    let second = open_again(&db).await;
+    let at = now();
+    let mut events = vec![
+        event("evt_1", None, &[("msg_1", "wh_1", "t1")]),
+        event("evt_2", None, &[("msg_2", "wh_1", "t1")]),
+        event("evt_3", None, &[("msg_3", "wh_1", "t2")]),
+        event("evt_4", None, &[("msg_4", "wh_1", "t3")]),
+    ];
+    for delivery in events.iter_mut().flat_map(|e| &mut e.deliveries) {
+        delivery.lease_until = Some(at + 1_000);
+    }
+    let ingested = first.ingest("a", events, at).await.expect("ingest");
+    assert!(
+        ingested.iter().all(|i| i.leased.is_empty()),
+        "a paced webhook's deliveries are leased by claims alone"
+    );
+
+    // Two a second: the slots within a second of now, half a second apart.
+    let slots = |claimed: &[crate::store::Claimed]| -> Vec<(String, Option<Millis>)> {
+        claimed
+            .iter()
+            .map(|c| (c.id.clone(), c.not_before))
+            .collect()
+    };
+    let claimed = claim_all(first.as_ref(), at, at + 5_000).await;
+    assert_eq!(
+        slots(&claimed),
+        [
+            ("msg_1".to_owned(), Some(at)),
+            ("msg_3".to_owned(), Some(at + 500))
+        ]
+    );
+    assert!(
+        claim_all(second.as_ref(), at, at + 5_000).await.is_empty(),
+        "another process finds the slots taken"
+    );
+    let first_one = &claimed[0];
+    let handed =
+        super::finish_chained(first.as_ref(), first_one, Next::Succeeded, at + 5_000).await;
+    assert!(handed.is_empty(), "nothing is handed on past the pace");
+    let later = claim_all(second.as_ref(), at + 600, at + 5_000).await;
+    assert_eq!(
+        slots(&later),
+        [
+            ("msg_2".to_owned(), Some(at + 1_000)),
+            ("msg_4".to_owned(), Some(at + 1_500))
+        ]
+    );
+}
+
 conformance!(
     history_is_a_tenants_ingested_events_by_type_in_time_order,
     a_replay_stores_each_events_delivery_once_in_its_tickets_queue,
@@ -596,4 +659,5 @@ conformance!(
     a_log_page_walks_a_bounded_number_of_deliveries,
     attempts_record_their_webhook_and_outcome,
     an_upgrade_fills_in_the_history_of_earlier_versions,
+    claims_pace_a_rate_limited_webhook_across_processes,
 );
