@@ -277,12 +277,15 @@ impl History {
     /// Gives the webhook a delivery for each stored event of `window` it
     /// fires for now and has none for yet, oldest first, scanning at most
     /// [`MAX_REPLAY_EVENTS`] from `after` (or the window's start).
+    ///
+    /// A dry run stores nothing: `created` is then how many it would.
     pub async fn replay(
         &self,
         tenant: &str,
         webhook_id: &str,
         window: Window,
         after: Option<EventPlace>,
+        dry_run: bool,
     ) -> Result<Replay, HistoryError> {
         let webhook = self.webhooks.get(tenant, webhook_id).await?;
         if !webhook.enabled {
@@ -340,15 +343,23 @@ impl History {
                     })
                 })
                 .collect();
-            replay.created += self
-                .store
-                .replay(tenant, &webhook.id, deliveries, now())
-                .await?;
+            replay.created += match dry_run {
+                false => {
+                    self.store
+                        .replay(tenant, &webhook.id, deliveries, now())
+                        .await?
+                }
+                true => {
+                    let ids: Vec<String> = deliveries.iter().map(|r| r.event_id.clone()).collect();
+                    let delivered = self.store.delivered(&webhook.id, &ids).await?;
+                    ids.iter().filter(|id| !delivered.contains(*id)).count() as u64
+                }
+            };
         }
         if replay.scanned < MAX_REPLAY_EVENTS {
             replay.next = None;
         }
-        if replay.created > 0 {
+        if replay.created > 0 && !dry_run {
             self.dispatcher.wake();
         }
         Ok(replay)
@@ -357,13 +368,22 @@ impl History {
     /// Sends the webhook's deliveries that failed for good since `since`
     /// again, oldest first, at most [`MAX_RECOVER`]; how many, and whether
     /// more remain (call again).
+    ///
+    /// A dry run sends nothing: how many it would, and whether more.
     pub async fn recover(
         &self,
         tenant: &str,
         webhook_id: &str,
         since: Millis,
+        dry_run: bool,
     ) -> Result<(u64, bool), HistoryError> {
         let webhook = self.webhooks.get(tenant, webhook_id).await?;
+        if dry_run {
+            return Ok(self
+                .store
+                .failed_since(tenant, &webhook.id, since, MAX_RECOVER)
+                .await?);
+        }
         let recovered = self
             .store
             .recover(tenant, &webhook.id, since, MAX_RECOVER, now())

@@ -88,6 +88,9 @@ pub(super) struct ReplayInput {
     until: Option<String>,
     /// `next` of the previous answer, to go on where it stopped.
     cursor: Option<String>,
+    /// Store nothing: `created` says how many it would create.
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
 }
 
 /// What a replay did.
@@ -112,6 +115,9 @@ pub(super) struct RecoverInput {
     /// Deliveries that failed for good at or after this time, RFC 3339 in
     /// UTC.
     since: String,
+    /// Send nothing: `recovered` says how many it would send.
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
 }
 
 /// What a recover did.
@@ -310,7 +316,7 @@ async fn replay(
     let after = input.cursor.as_deref().map(read_cursor).transpose()?;
     let done = state
         .history
-        .replay(admin.tenant(), &id, window, after)
+        .replay(admin.tenant(), &id, window, after, input.dry_run)
         .await?;
     Ok(Json(ReplayView {
         scanned: done.scanned,
@@ -339,7 +345,10 @@ async fn recover(
     JsonBody(input): JsonBody<RecoverInput>,
 ) -> Result<Json<RecoverView>, AppError> {
     let since = time("since", &input.since)?;
-    let (recovered, more) = state.history.recover(admin.tenant(), &id, since).await?;
+    let (recovered, more) = state
+        .history
+        .recover(admin.tenant(), &id, since, input.dry_run)
+        .await?;
     Ok(Json(RecoverView { recovered, more }))
 }
 

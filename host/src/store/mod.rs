@@ -931,6 +931,22 @@ pub trait Store: Send + Sync + Debug {
         deliveries: Vec<Replayed>,
         at: Millis,
     ) -> Result<u64, StoreError>;
+    /// Which of `event_ids` have a delivery to `webhook_id` already.
+    async fn delivered(
+        &self,
+        webhook_id: &str,
+        event_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// How many of the webhook's deliveries failed for good at or after
+    /// `since` (what [`Store::recover`] would send again), counting at most
+    /// `limit`, and whether more did.
+    async fn failed_since(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        limit: u32,
+    ) -> Result<(u64, bool), StoreError>;
     /// Makes the webhook's deliveries that failed for good at or after
     /// `since` pending and due at `at` again (same body, same id), oldest
     /// first, at most `limit`; how many, and whether more remain.

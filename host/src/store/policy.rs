@@ -187,6 +187,13 @@ pub(super) const DELIVERY: &str = "SELECT d.*,
          ORDER BY a.id DESC LIMIT 1) AS last_duration_ms
      FROM deliveries d";
 
+/// Counts, up to a limit (tenant, webhook, since, limit + 1), the
+/// deliveries a recover would send again.
+pub(super) const FAILED_SINCE: &str = "SELECT COUNT(*) FROM (
+        SELECT 1 FROM deliveries
+        WHERE webhook_id = $2 AND tenant_id = $1 AND state = 'failed' AND updated_at >= $3
+        LIMIT $4) AS f";
+
 /// Which index a page of the delivery log walks, newest first and at most
 /// [`LOG_SCAN`] entries: one ticket's deliveries when the filter names a
 /// ticket, else one webhook's when it names one, else the tenant's. The

@@ -1193,6 +1193,40 @@ impl Store for PgStore {
         .await
     }
 
+    async fn delivered(
+        &self,
+        webhook_id: &str,
+        event_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT event_id FROM deliveries WHERE webhook_id = $1 AND event_id = ANY($2)",
+        )
+        .bind(webhook_id)
+        .bind(event_ids)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect())
+    }
+
+    async fn failed_since(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        limit: u32,
+    ) -> Result<(u64, bool), StoreError> {
+        let found: i64 = sqlx::query_scalar(super::policy::FAILED_SINCE)
+            .bind(tenant_id)
+            .bind(webhook_id)
+            .bind(since)
+            .bind(i64::from(limit) + 1)
+            .fetch_one(&self.pool)
+            .await?;
+        let found = found.unsigned_abs();
+        Ok((found.min(u64::from(limit)), found > u64::from(limit)))
+    }
+
     async fn recover(
         &self,
         tenant_id: &str,

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::policy::{ATTEMPT_POINTS, DELIVERY, LogWalk, history_start, pick_history};
+use super::policy::{ATTEMPT_POINTS, DELIVERY, FAILED_SINCE, LogWalk, history_start, pick_history};
 use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
@@ -756,6 +756,41 @@ impl Store for SqliteStore {
         self.writer
             .write(move |tx| writes::replay(tx, &tenant_id, &webhook_id, &deliveries, at))
             .await
+    }
+
+    async fn delivered(
+        &self,
+        webhook_id: &str,
+        event_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT event_id FROM deliveries
+             WHERE webhook_id = ? AND event_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(webhook_id)
+        .bind(json_list(event_ids))
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .collect())
+    }
+
+    async fn failed_since(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        limit: u32,
+    ) -> Result<(u64, bool), StoreError> {
+        let found: i64 = sqlx::query_scalar(FAILED_SINCE)
+            .bind(tenant_id)
+            .bind(webhook_id)
+            .bind(since)
+            .bind(i64::from(limit) + 1)
+            .fetch_one(&self.reader)
+            .await?;
+        let found = found.unsigned_abs();
+        Ok((found.min(u64::from(limit)), found > u64::from(limit)))
     }
 
     async fn recover(

@@ -183,6 +183,22 @@ async fn a_replay_creates_exactly_the_missing_deliveries() {
     ingest(&server, &acme, json!([on_ticket(matching_event(), 7)])).await;
     receiver.wait_for(1, PATIENCE).await;
 
+    // A dry run says what a replay would create, and creates nothing.
+    let (status, dry) = replay(
+        &server,
+        &acme,
+        &id,
+        &json!({"since": LONG_AGO, "dryRun": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        dry,
+        json!({"scanned": 6, "matched": 4, "created": 3, "next": null})
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1);
+
     let (status, answer) = replay(&server, &acme, &id, &json!({"since": LONG_AGO})).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
@@ -284,6 +300,13 @@ async fn a_recover_sends_a_failed_delivery_again() {
         (status, answer),
         (200, json!({"recovered": 0, "more": false}))
     );
+    let (status, answer) = recover(json!({"since": LONG_AGO, "dryRun": true})).await;
+    assert_eq!(
+        (status, answer),
+        (200, json!({"recovered": 1, "more": false}))
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 3, "a dry run sends nothing");
     let (status, answer) = recover(json!({"since": LONG_AGO})).await;
     assert_eq!(
         (status, answer),

@@ -198,6 +198,18 @@ async fn a_replay_stores_each_events_delivery_once_in_its_tickets_queue(backend:
         0
     );
     assert!(store.delivery("b", "msg_rb").await.expect("get").is_none());
+    let ids: Vec<String> = ["evt_1", "evt_2", "evt_3", "evt_b", "evt_x"]
+        .iter()
+        .map(|id| (*id).to_owned())
+        .collect();
+    let mut delivered: Vec<String> = store
+        .delivered("wh_1", &ids)
+        .await
+        .expect("delivered")
+        .into_iter()
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, ["evt_1", "evt_2", "evt_3"]);
 
     // t1's queue: msg_r1 first, msg_r2 behind it; msg_3 heads t2's.
     let claimed = claim_all(store.as_ref(), at, at + 1_000).await;
@@ -245,6 +257,18 @@ async fn a_recover_sends_failed_deliveries_again_oldest_first(backend: Backend) 
     fail(store, &next[0]).await;
     assert!(claim_all(store, at, at + 1_000).await.is_empty());
 
+    assert_eq!(
+        store.failed_since("a", "wh_1", 0, 1).await.expect("count"),
+        (1, true)
+    );
+    assert_eq!(
+        store.failed_since("a", "wh_1", 0, 10).await.expect("count"),
+        (2, false)
+    );
+    assert_eq!(
+        store.failed_since("b", "wh_1", 0, 10).await.expect("count"),
+        (0, false)
+    );
     assert_eq!(
         store.recover("b", "wh_1", 0, 10, at).await.expect("b"),
         (0, false),
