@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 /// The `n`th stored event.
 fn event(n: usize) -> Value {
-    let kind = if n % 2 == 0 {
+    let kind = if n.is_multiple_of(2) {
         "TicketCreated"
     } else {
         "TicketFromUserReply"
