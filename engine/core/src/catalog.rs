@@ -383,6 +383,85 @@ pub struct Catalog {
     pub match_modes: Vec<&'static str>,
     /// The limits validation enforces.
     pub limits: Limits,
+    /// Each event type, described: in the order of `events`.
+    pub event_types: Vec<EventInfo>,
+}
+
+/// One event type: when the helpdesk sends it, the fields conditions read
+/// on it, and examples of what comes in and what goes out.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct EventInfo {
+    /// Its name.
+    #[cfg_attr(test, ts(type = "EventType"))]
+    pub event: &'static str,
+    /// When the helpdesk sends it.
+    pub description: &'static str,
+    /// The fields conditions can read on it (see `fields`).
+    pub fields: Vec<&'static str>,
+    /// An ingest event of this type, as the helpdesk sends it.
+    #[cfg_attr(test, ts(type = "IngestEvent"))]
+    pub example: serde_json::Value,
+    /// The body a webhook receives for `example` (SPEC §2).
+    #[cfg_attr(
+        test,
+        ts(type = "{ event: EventType; ticketId: string; messageId?: string }")
+    )]
+    pub delivered: serde_json::Value,
+}
+
+/// When the helpdesk sends each event type (SPEC §2).
+fn describe(event: EventType) -> &'static str {
+    match event {
+        EventType::TicketCreated => "a ticket is created",
+        EventType::TicketFromUserReply => "the customer replied",
+        EventType::TicketAgentReply => "an agent replied",
+        EventType::TicketAssigneeChanged => "the assignee changed",
+        EventType::TicketStatusChanged => "the status changed",
+        EventType::TicketMovedToRecycleBin => "the ticket was moved to the recycle bin",
+    }
+}
+
+/// A realistic ingest event of type `event`, as SPEC §2 shows one.
+fn example(event: EventType) -> serde_json::Value {
+    let mut example = serde_json::json!({
+        "tenantId": "acme",
+        "event": event.as_str(),
+        "ticketId": "ebcb7b53-6636-4c6b-8023-4a61d6df694c",
+        "occurredAt": "2026-11-24T10:00:00Z",
+        "ticket": {
+            "channel": "email", "accountId": "support@acme.example",
+            "subject": "Refund for order 1234", "status": "open", "priority": "high",
+            "assigneeId": "agent-7", "teamId": "billing", "tags": ["vip", "refund"],
+            "requester": {"email": "ann@example.com", "name": "Ann"},
+            "customFields": {"plan": "enterprise", "seats": 40}
+        }
+    });
+    let changes = match event {
+        EventType::TicketStatusChanged => {
+            Some(serde_json::json!({"status": {"from": "pending", "to": "open"}}))
+        }
+        EventType::TicketAssigneeChanged => {
+            Some(serde_json::json!({"assigneeId": {"from": "agent-3", "to": "agent-7"}}))
+        }
+        _ => None,
+    };
+    if let Some(object) = example.as_object_mut() {
+        if event.is_reply() {
+            object.insert(
+                "messageId".into(),
+                "ef0eee2d-5912-4016-bcec-3a173f83e6a1".into(),
+            );
+            object.insert(
+                "message".into(),
+                serde_json::json!({"body": "Hi, I still have not received my refund", "from": "ann@example.com"}),
+            );
+        }
+        if let Some(changes) = changes {
+            object.insert("changes".into(), changes);
+        }
+    }
+    example
 }
 
 /// One field of the catalogue.
@@ -463,7 +542,28 @@ pub fn catalog() -> Catalog {
     };
     let mut fields: Vec<FieldInfo> = FIELDS.iter().map(|&(name, f)| info(name, f)).collect();
     fields.push(info("customFields.<key>", Field::Custom));
+    let event_types = EventType::ALL
+        .iter()
+        .map(|&event| {
+            let example = example(event);
+            EventInfo {
+                event: event.as_str(),
+                description: describe(event),
+                // A message's fields are there on replies alone.
+                fields: fields
+                    .iter()
+                    .map(|f| f.field)
+                    .filter(|f| event.is_reply() || !f.starts_with("message."))
+                    .collect(),
+                delivered: crate::admit_event(&example)
+                    .payload
+                    .unwrap_or(serde_json::Value::Null),
+                example,
+            }
+        })
+        .collect();
     Catalog {
+        event_types,
         fields,
         events: EventType::ALL.iter().map(|e| e.as_str()).collect(),
         match_modes: [MatchMode::All, MatchMode::Any, MatchMode::Expression]
@@ -495,6 +595,35 @@ pub(crate) const CATALOG_JSON: &str = include_str!("catalog.json");
 
 #[cfg(test)]
 mod json_tests {
+    #[test]
+    fn each_event_type_is_described_with_examples_the_engine_admits() {
+        let catalog = super::catalog();
+        let names: Vec<&str> = catalog.event_types.iter().map(|e| e.event).collect();
+        assert_eq!(names, catalog.events);
+        for info in &catalog.event_types {
+            let admitted = crate::admit_event(&info.example);
+            assert!(admitted.valid, "{}: {:?}", info.event, admitted.errors);
+            let keys: Vec<&str> = info
+                .delivered
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let reply = info.event.ends_with("Reply");
+            let expected: &[&str] = match reply {
+                true => &["event", "ticketId", "messageId"],
+                false => &["event", "ticketId"],
+            };
+            assert_eq!(keys, expected, "{}", info.event);
+            assert_eq!(
+                info.fields.contains(&"message.body"),
+                reply,
+                "{}",
+                info.event
+            );
+            assert!(info.fields.contains(&"customFields.<key>"));
+        }
+    }
+
     #[test]
     fn catalog_json_is_the_catalogue_serialised() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/catalog.json");

@@ -512,7 +512,11 @@ matchModes: Array<MatchMode>,
 /**
  * The limits validation enforces.
  */
-limits: Limits, };
+limits: Limits, 
+/**
+ * Each event type, described: in the order of `events`.
+ */
+eventTypes: Array<EventInfo>, };
 
 /**
  * Output of [`match_event`].
