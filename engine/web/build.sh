@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
 
-budget=120000  # gzipped wasm, bytes: the ceiling (118.6 KB is reached; plus 10 KB would be higher)
+budget=125000  # gzipped wasm, bytes: the ceiling (122.4 KB is reached, 2.4 KB of it the backtest operation and the described event types; plus 5 KB would be higher)
 
 # The CLI must be exactly the version the crate is pinned to (`=x.y.z`).
 version=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)

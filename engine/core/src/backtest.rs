@@ -6,15 +6,14 @@
 //! panel shows while the rule is edited and the deliveries a replay creates
 //! come from the same decision as live matching ([`RuleSet`]).
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
+use serde::ser::SerializeMap as _;
 use serde_json::Value;
 
 use crate::diagnostic::Report;
 use crate::event::admit;
 use crate::explain::Explanation;
-use crate::model::Webhook;
+use crate::model::{EventType, Webhook};
 use crate::ruleset::RuleSet;
 
 /// How many matches a backtest explains when the request does not say.
@@ -50,13 +49,39 @@ pub struct Backtest {
     pub matched: u32,
     /// The matches by event type; types without a match are left out.
     #[cfg_attr(test, ts(type = "Partial<Record<EventType, number>>"))]
-    pub by_event: BTreeMap<String, u32>,
+    pub by_event: ByEvent,
     /// Events the engine does not admit (never a match): events stored
     /// under rules that have since changed.
     pub refused: u32,
     /// The first matches in the list's order, each explained, at most as
     /// many as asked.
     pub samples: Vec<BacktestMatch>,
+}
+
+/// A count per event type, in the order of [`EventType::ALL`]; serialised
+/// as an object of the types counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ByEvent(pub [u32; EventType::ALL.len()]);
+
+impl ByEvent {
+    /// The count of the type named `event`, if it is one.
+    pub fn get(&self, event: &str) -> Option<u32> {
+        let at = EventType::ALL.iter().position(|e| e.as_str() == event)?;
+        self.0.get(at).copied()
+    }
+}
+
+impl Serialize for ByEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let counted = self.0.iter().filter(|n| **n > 0).count();
+        let mut map = serializer.serialize_map(Some(counted))?;
+        for (event, n) in EventType::ALL.iter().zip(self.0) {
+            if n > 0 {
+                map.serialize_entry(event.as_str(), &n)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// One event the webhook fires for.
@@ -110,7 +135,7 @@ pub fn backtest(request: &BacktestRequest) -> Result<Backtest, Report> {
     let mut answer = Backtest {
         scanned: 0,
         matched: 0,
-        by_event: BTreeMap::new(),
+        by_event: ByEvent::default(),
         refused: 0,
         samples: Vec::new(),
     };
@@ -125,7 +150,13 @@ pub fn backtest(request: &BacktestRequest) -> Result<Backtest, Report> {
             continue;
         }
         answer.matched += 1;
-        *answer.by_event.entry(decoded.event.clone()).or_default() += 1;
+        if let Some(n) = EventType::ALL
+            .iter()
+            .position(|e| e.as_str() == decoded.event)
+            .and_then(|at| answer.by_event.0.get_mut(at))
+        {
+            *n += 1;
+        }
         if answer.samples.len() < request.samples as usize
             && let Some(explanation) = rules.explain(&webhook.id, &decoded)
         {
