@@ -54,3 +54,21 @@ export type Attempt = Schemas["AttemptView"];
 
 /** A delivery, with its attempts when read one by one. */
 export type Delivery = Schemas["DeliveryView"] & { attemptsLog?: Attempt[] };
+
+/** A page of the delivery log, newest first. */
+export type DeliveryPage = Schemas["DeliveryPage"];
+
+/** A webhook's attempts per bucket (`GET /v1/webhooks/{id}/stats`). */
+export type Stats = Schemas["StatsView"];
+
+/** What a draft would have done with stored events. */
+export type Backtest = Schemas["BacktestView"];
+
+export type ReplayResult = Schemas["ReplayView"];
+
+export type RecoverResult = Schemas["RecoverView"];
+
+/** A time from a `datetime-local` input (local time) in the API's UTC form. */
+export function utc(local: string): string {
+  return new Date(local).toISOString();
+}

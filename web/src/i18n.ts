@@ -142,6 +142,7 @@ const en = {
   older: "Older deliveries",
   editWebhook: "Edit webhook",
   catalog: "Event catalogue",
+  sentWhen: "Sent when {what}.",
   catalogHelp: "What the helpdesk sends, what each webhook receives, and the fields conditions read, from the rule engine's catalogue.",
   delivered: "Delivered body",
   ingestExample: "Example ingest event",
@@ -289,6 +290,7 @@ const zh: Words = {
   older: "更早的投递",
   editWebhook: "编辑网络钩子",
   catalog: "事件目录",
+  sentWhen: "{what}时发送。",
   catalogHelp: "服务台发送的内容、每个网络钩子收到的内容，以及条件可读取的字段，均来自规则引擎的目录。",
   delivered: "投递的正文",
   ingestExample: "接收事件示例",
@@ -378,6 +380,24 @@ export type Key = keyof Words;
 /** The word for `key`, with `{name}` placeholders filled from `vars`. */
 export function t(key: Key, vars: Record<string, string | number> = {}): string {
   return words[current][key].replace(/\{(\w+)\}/g, (_, name: string) => String(vars[name] ?? ""));
+}
+
+/** When the helpdesk sends each event type, where the panel has its own words for the engine's. */
+const eventWords: Record<Lang, Record<string, string>> = {
+  en: {},
+  zh: {
+    TicketCreated: "工单被创建",
+    TicketFromUserReply: "客户回复了",
+    TicketAgentReply: "客服回复了",
+    TicketAssigneeChanged: "处理人变更了",
+    TicketStatusChanged: "状态变更了",
+    TicketMovedToRecycleBin: "工单被移入回收站",
+  },
+};
+
+/** The description of `event` in the panel's language; `given` (the engine's) otherwise. */
+export function describeEvent(event: string, given: string): string {
+  return eventWords[current][event] ?? given;
 }
 
 /** The sentence for a diagnostic code. */

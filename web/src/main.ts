@@ -6,6 +6,7 @@ import init, { fieldCatalog, type Catalog } from "@cloudcx/inbox-rules";
 import { ApiError, apiKey, call, setApiKey, type StoredWebhook } from "./api";
 import { h, mount, uid } from "./dom";
 import { lang, setLang, t, type Lang } from "./i18n";
+import { catalogPage } from "./views/catalog";
 import { deliveryLog } from "./views/deliveries";
 import { webhookForm } from "./views/form";
 import { webhookList } from "./views/list";
@@ -37,7 +38,13 @@ function header(): HTMLElement {
         t("signOut"),
       )
     : null;
-  return h("header", {}, h("h1", {}, h("a", { href: "#/" }, t("title"))), h("div", { class: "header-tools" }, choose, signOut));
+  const catalogLink = apiKey() ? h("a", { href: "#/catalog" }, t("catalog")) : null;
+  return h(
+    "header",
+    {},
+    h("h1", {}, h("a", { href: "#/" }, t("title"))),
+    h("div", { class: "header-tools" }, catalogLink, choose, signOut),
+  );
 }
 
 function signIn(main: HTMLElement, problem?: string): void {
@@ -86,6 +93,9 @@ async function route(): Promise<void> {
       webhookForm(main, catalog, stored, () => (location.hash = "#/"));
     } else if (view === "deliveries" && id) {
       await deliveryLog(main, catalog, id);
+    } else if (view === "catalog") {
+      catalogPage(main, catalog);
+      if (id) document.getElementById(`event-${id}`)?.scrollIntoView();
     } else {
       await webhookList(main);
     }

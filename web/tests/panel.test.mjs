@@ -24,9 +24,11 @@ const data = fs.mkdtempSync(path.join(os.tmpdir(), "inbox-panel-"));
 let server;
 let base;
 let key;
+let ingestKey;
 let browser;
 let receiver;
 const received = [];
+let flaky = true;
 // An HTTPS receiver whose certificate a CA made here signed; the server
 // trusts that CA through INBOX_EXTRA_CA_FILE.
 const pki = fs.mkdtempSync(path.join(os.tmpdir(), "inbox-panel-pki-"));
@@ -52,14 +54,16 @@ function chromiumPath() {
 
 before(async () => {
   const created = execFileSync(binary, ["tenant", "create", "Acme", "--json", "--data-dir", data]);
-  key = JSON.parse(created.toString()).apiKey;
+  ({ apiKey: key, ingestKey } = JSON.parse(created.toString()));
   receiver = http.createServer((request, response) => {
     let body = "";
     request.on("data", (chunk) => (body += chunk));
     request.on("end", () => {
-      received.push({ headers: request.headers, body });
-      response.writeHead(200, { "content-type": "text/plain" });
-      response.end("thanks");
+      received.push({ headers: request.headers, body, url: request.url });
+      // `/flaky` fails while `flaky` is set: a delivery that fails for good.
+      const failing = request.url === "/flaky" && flaky;
+      response.writeHead(failing ? 503 : 200, { "content-type": "text/plain" });
+      response.end(failing ? "down" : "thanks");
     });
   });
   await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
@@ -81,6 +85,8 @@ before(async () => {
       ...process.env,
       INBOX_PANEL_DIR: path.join(root, "web/dist"),
       INBOX_ALLOW_PRIVATE_TARGETS: "true",
+      // One retry, soon: a delivery fails for good within the test.
+      INBOX_RETRY_SCHEDULE: "300ms",
       INBOX_EXTRA_CA_FILE: path.join(pki, "ca.pem"),
       INBOX_LOG_JSON: "true",
     },
@@ -359,10 +365,16 @@ test("a test event is sent and shows in the delivery log; it can be resent", asy
   await row.getByRole("link", { name: "Deliveries" }).click();
   await page.getByRole("button", { name: "Send test event" }).click();
   await page.locator(".test-outcome", { hasText: "Delivered: 200" }).waitFor();
-  const delivery = page.locator("tbody tr").first();
+  const delivery = page.locator("tbody tr[data-delivery-id]").first();
+  await delivery.waitFor();
   assert.equal(await delivery.getAttribute("data-state"), "succeeded");
   assert.equal(await delivery.locator(".status").textContent(), "200");
-  assert.match(await delivery.locator(".answer").textContent(), /thanks/);
+  await delivery.getByRole("button", { name: "Details" }).click();
+  const detail = page.locator("tr.detail").first();
+  await detail.locator(".answer").first().waitFor();
+  assert.match(await detail.locator(".answer").first().textContent(), /thanks/);
+  assert.match(await detail.locator(".headers").textContent(), /webhook-signature\(elided\)/);
+  assert.match(await detail.textContent(), /A test delivery/);
   const before = received.length;
   await delivery.getByRole("button", { name: "Resend" }).click();
   for (let i = 0; i < 100 && received.length === before; i++) await page.waitForTimeout(50);
@@ -447,4 +459,208 @@ test("keyboard: sign in and reach the form without a mouse", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
   await context.close();
+});
+
+/** Sends ingest events with the tenant's ingest key. */
+async function ingest(events) {
+  const response = await fetch(`${base}/v1/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ingestKey}`, "content-type": "application/json" },
+    body: JSON.stringify(events),
+  });
+  assert.equal(response.status, 202, await response.text());
+}
+
+/** A `TicketCreated` on ticket `n` with this subject. */
+function created(n, subject) {
+  return {
+    event: "TicketCreated",
+    ticketId: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
+    ticket: { channel: "chat", subject, priority: "low" },
+  };
+}
+
+async function until(check, what) {
+  for (let i = 0; i < 200; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.fail(`never: ${what}`);
+}
+
+test("the form tries the rule on stored events, and the count follows the rule", async () => {
+  await ingest([
+    created(101, "backtest apples"),
+    created(102, "backtest apples"),
+    created(103, "backtest apples"),
+    created(104, "backtest pears"),
+  ]);
+  const page = await signedIn();
+  await page.getByRole("link", { name: "New webhook" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Fruit");
+  await page.getByLabel("URL").fill("https://crm.example/fruit");
+  await page.getByRole("button", { name: "Add condition" }).click();
+  await page.getByLabel("Field 1").selectOption("subject");
+  await page.getByLabel("Operator 1").selectOption("contains");
+  await page.getByLabel("Value 1").fill("apples");
+  const count = page.locator(".backtest-count");
+  await page.locator('.backtest-count[data-matched="3"]').waitFor();
+  assert.match(await count.textContent(), /Would have fired 3 of the last \d+ events/);
+  await page.getByLabel("Value 1").fill("pears");
+  await page.locator('.backtest-count[data-matched="1"]').waitFor();
+  const sample = page.locator(".backtest-sample").first();
+  await sample.locator("summary").click();
+  await sample.locator('.explained[data-fires="true"]').waitFor();
+  assert.match(await sample.locator(".condition-outcomes").textContent(), /backtest pears/);
+  // An invalid rule is not sent to the server.
+  await page.getByLabel("Name", { exact: true }).fill("");
+  await page.locator(".backtest-result", { hasText: "Fix the problems" }).waitFor();
+  await page.getByLabel("Name", { exact: true }).fill("Fruit");
+  await page.locator('.backtest-count[data-matched="1"]').waitFor();
+  await page.screenshot({ path: path.join(shots, "form-backtest-1280.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 900 });
+  await page.screenshot({ path: path.join(shots, "form-backtest-390.png"), fullPage: true });
+  await page.context().close();
+});
+
+test("the expression box completes from the keyboard and points at conditions", async () => {
+  const page = await signedIn();
+  await threeConditions(page);
+  const box = expressionBox(page);
+  await box.click();
+  await page.keyboard.type("(1 ");
+  const options = page.getByRole("listbox", { name: "Suggestions" }).getByRole("option");
+  assert.deepEqual(await options.allTextContents(), ["and", "or"]);
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Enter");
+  assert.equal(await box.inputValue(), "(1 or ");
+  assert.deepEqual(await options.allTextContents(), ["1", "2", "3"]);
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(") and 3");
+  assert.equal(await box.inputValue(), "(1 or 2 ) and 3");
+  await page.keyboard.press("Escape");
+  assert.deepEqual(await marks(page), [], "the engine accepts what was completed");
+  // The caret after a number, then the pointer on one: its condition lights up.
+  await box.evaluate((input) => input.setSelectionRange(2, 2));
+  await page.keyboard.press("ArrowRight");
+  await page.keyboard.press("ArrowLeft");
+  assert.equal(await page.locator(".condition.highlight").getAttribute("data-condition-id"), "1");
+  const x = await box.evaluate((input) => {
+    const style = getComputedStyle(input);
+    const context = document.createElement("canvas").getContext("2d");
+    context.font = style.font;
+    const before = context.measureText(input.value.slice(0, 6)).width;
+    return input.getBoundingClientRect().left + parseFloat(style.paddingLeft) + parseFloat(style.borderLeftWidth) + before + 3;
+  });
+  const { y, height } = await box.boundingBox();
+  await page.mouse.move(x, y + height / 2);
+  assert.equal(await page.locator(".condition.highlight").getAttribute("data-condition-id"), "2");
+  await page.screenshot({ path: path.join(shots, "expression-completion-1280.png") });
+  await page.context().close();
+});
+
+test("a webhook's page: replay sends exactly the missing deliveries, recover re-sends a failed one, the log filters by ticket, the chart shows it", async () => {
+  const port = receiver.address().port;
+  // Two events before the webhook exists, one after.
+  await ingest([created(201, "replay me"), created(202, "replay me")]);
+  const webhook = await api("POST", "/v1/webhooks", {
+    name: "Replays",
+    url: `http://127.0.0.1:${port}/replay`,
+    events: ["TicketCreated"],
+    conditions: [{ id: 1, field: "subject", operator: "is", value: "replay me" }],
+  });
+  await ingest([created(203, "replay me")]);
+  const toReplay = () => received.filter((r) => r.url === "/replay");
+  await until(() => toReplay().length === 1, "the live delivery");
+
+  const page = await signedIn();
+  await page.goto(`${base}/#/deliveries/${webhook.id}`);
+  await page.locator("figure.chart svg rect.succeeded").first().waitFor();
+  assert.match(await page.locator("figure.chart figcaption").textContent(), /1 succeeded/);
+
+  const replay = page.locator("form.history-action", { hasText: "Replay events" });
+  await replay.getByRole("button", { name: "Preview" }).click();
+  await replay.locator(".confirm-text", { hasText: "2 deliveries will be sent" }).waitFor();
+  assert.equal(toReplay().length, 1, "a preview sends nothing");
+  await replay.getByRole("button", { name: "Send" }).click();
+  await replay.getByText("2 deliveries created.").waitFor();
+  await until(() => toReplay().length === 3, "the replayed deliveries");
+  const tickets = toReplay().map((r) => JSON.parse(r.body).ticketId).sort();
+  assert.deepEqual(tickets, [201, 202, 203].map((n) => `00000000-0000-4000-8000-000000000${n}`));
+  await replay.getByRole("button", { name: "Preview" }).click();
+  await replay.locator(".confirm-text", { hasText: "Nothing to send" }).waitFor();
+
+  // The log, filtered to one ticket.
+  await page.getByLabel("Ticket").fill("00000000-0000-4000-8000-000000000202");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await until(async () => (await page.locator("tbody tr[data-delivery-id]").count()) === 1, "one row");
+  assert.equal(
+    await page.locator("tbody tr[data-delivery-id]").getAttribute("data-ticket-id"),
+    "00000000-0000-4000-8000-000000000202",
+  );
+  await page.screenshot({ path: path.join(shots, "webhook-1280.png"), fullPage: true });
+
+  // A delivery that fails for good, then the receiver is back.
+  const flakyHook = await api("POST", "/v1/webhooks", {
+    name: "Flaky",
+    url: `http://127.0.0.1:${port}/flaky`,
+    events: ["TicketCreated"],
+    conditions: [{ id: 1, field: "subject", operator: "is", value: "flaky" }],
+  });
+  flaky = true;
+  await ingest([created(301, "flaky")]);
+  const toFlaky = () => received.filter((r) => r.url === "/flaky");
+  await page.goto(`${base}/#/deliveries/${flakyHook.id}`);
+  await until(async () => {
+    await page.reload();
+    await page.locator("section.log").waitFor();
+    return (await page.locator('tbody tr[data-state="failed"]').count()) === 1;
+  }, "the delivery failed for good");
+  const attempts = toFlaky().length;
+  flaky = false;
+  const recover = page.locator("form.history-action", { hasText: "Recover failed deliveries" });
+  await recover.getByRole("button", { name: "Preview" }).click();
+  await recover.locator(".confirm-text", { hasText: "1 failed deliveries will be sent again" }).waitFor();
+  await recover.getByRole("button", { name: "Send" }).click();
+  await recover.getByText("1 deliveries sent again.").waitFor();
+  await until(() => toFlaky().length === attempts + 1, "the recovered delivery");
+  assert.equal(toFlaky().at(-1).headers["webhook-id"], toFlaky()[0].headers["webhook-id"], "the same message");
+  await page.context().close();
+});
+
+test("the event catalogue describes each event type from the engine's catalogue", async () => {
+  const page = await signedIn();
+  await page.getByRole("link", { name: "Event catalogue" }).click();
+  await page.getByRole("heading", { name: "TicketFromUserReply" }).waitFor();
+  assert.equal(await page.locator("section.event-type").count(), 6);
+  const reply = page.locator("#event-TicketFromUserReply");
+  assert.match(await reply.locator("pre.body").first().textContent(), /"messageId"/);
+  await reply.locator("summary", { hasText: "Fields conditions can read" }).click();
+  assert.match(await reply.locator("table.fields").textContent(), /message\.body/);
+  const created = page.locator("#event-TicketCreated");
+  await created.locator("summary", { hasText: "Fields conditions can read" }).click();
+  assert.doesNotMatch(await created.locator("table.fields").textContent(), /message\.body/);
+  await page.screenshot({ path: path.join(shots, "catalog-1280.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 900 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `no horizontal scrolling at 390 px (${width})`);
+  await page.screenshot({ path: path.join(shots, "catalog-390.png"), fullPage: true });
+  await page.context().close();
+});
+
+test("a webhook's page in Chinese at 390 px", async () => {
+  const webhook = (await api("GET", "/v1/webhooks?limit=100")).data.find((w) => w.name === "Replays");
+  const page = await signedIn(390);
+  await page.getByLabel("Language").selectOption("zh");
+  await page.goto(`${base}/#/deliveries/${webhook.id}`);
+  await page.getByRole("heading", { name: "健康状况（过去 24 小时）" }).waitFor();
+  await page.getByRole("heading", { name: "重放事件" }).waitFor();
+  await page.locator("figure.chart svg").waitFor();
+  assert.match(await page.locator("figure.chart figcaption").textContent(), /成功/);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `no horizontal scrolling at 390 px (${width})`);
+  await page.screenshot({ path: path.join(shots, "webhook-390-zh.png"), fullPage: true });
+  await page.getByLabel("语言").selectOption("en");
+  await page.context().close();
 });

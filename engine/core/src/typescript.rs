@@ -9,7 +9,9 @@ use std::path::Path;
 use ts_rs::{Config, TS};
 
 use crate::api::{Backtest, BacktestMatch, EvalResponse, MatchResponse};
-use crate::catalog::{Catalog, FieldInfo, Kind, Limits, Operator, OperatorInfo, ValueType};
+use crate::catalog::{
+    Catalog, EventInfo, FieldInfo, Kind, Limits, Operator, OperatorInfo, ValueType,
+};
 use crate::diagnostic::{Code, Diagnostic, Report};
 use crate::event::Admission;
 use crate::explain::{CheckOutcome, ConditionOutcome, Explanation, MatchOutcome};
@@ -54,6 +56,7 @@ fn declarations() -> String {
         declare::<FieldInfo>(&config),
         declare::<Limits>(&config),
         declare::<Catalog>(&config),
+        declare::<EventInfo>(&config),
         declare::<MatchResponse>(&config),
         declare::<Rejected>(&config),
         declare::<Admission>(&config),

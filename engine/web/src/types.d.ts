@@ -519,6 +519,32 @@ limits: Limits,
 eventTypes: Array<EventInfo>, };
 
 /**
+ * One event type: when the helpdesk sends it, the fields conditions read
+ * on it, and examples of what comes in and what goes out.
+ */
+export type EventInfo = { 
+/**
+ * Its name.
+ */
+event: EventType, 
+/**
+ * When the helpdesk sends it.
+ */
+description: string, 
+/**
+ * The fields conditions can read on it (see `fields`).
+ */
+fields: Array<string>, 
+/**
+ * An ingest event of this type, as the helpdesk sends it.
+ */
+example: IngestEvent, 
+/**
+ * The body a webhook receives for `example` (SPEC §2).
+ */
+delivered: { event: EventType; ticketId: string; messageId?: string }, };
+
+/**
  * Output of [`match_event`].
  */
 export type MatchResponse = { 

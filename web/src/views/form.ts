@@ -14,11 +14,13 @@ import {
   type Report,
   type Webhook,
 } from "@cloudcx/inbox-rules";
-import { ApiError, call, type StoredWebhook, type TlsWrite } from "../api";
+import { ApiError, call, type Backtest, type StoredWebhook, type TlsWrite } from "../api";
 import { item, list, underline } from "../diagnostics";
 import { h, mount, uid } from "../dom";
-import { t } from "../i18n";
+import { lang, t } from "../i18n";
 import { sampleEvent } from "../samples";
+import { explanationView } from "./explanation";
+import { attachCompletion, indexAtPoint, numberAt } from "./expression";
 import { secretBox } from "./secret";
 
 const CUSTOM = "customFields.<key>";
@@ -33,6 +35,8 @@ interface Draft {
   match: "all" | "any" | "expression";
   expression: string;
   enabled: boolean;
+  /** As typed; empty for no limit. */
+  rateLimit: string;
 }
 
 function split(text: string): string[] {
@@ -55,6 +59,7 @@ function toWebhook(draft: Draft, id: string): Webhook {
     match: draft.match,
   };
   if (draft.match === "expression") webhook.expression = draft.expression;
+  if (draft.rateLimit.trim() !== "") webhook.rateLimit = Number(draft.rateLimit);
   return webhook;
 }
 
@@ -69,6 +74,7 @@ function fromStored(stored: StoredWebhook): Draft {
     match: stored.match,
     expression: stored.expression ?? "",
     enabled: stored.enabled,
+    rateLimit: stored.rateLimit == null ? "" : String(stored.rateLimit),
   };
 }
 
@@ -109,6 +115,7 @@ export function webhookForm(
         match: "all",
         expression: "",
         enabled: true,
+        rateLimit: "",
       };
   const id = stored?.id ?? "wh_draft";
   let report: Report = { valid: false, errors: [], warnings: [] };
@@ -148,6 +155,19 @@ export function webhookForm(
   const accounts = h("input", { type: "text", value: draft.accounts, dataset: { path: "accounts" } });
   accounts.addEventListener("input", () => {
     draft.accounts = accounts.value;
+    revalidate();
+  });
+  const rateLimit = h("input", {
+    type: "number",
+    min: 1,
+    max: catalog.limits.maxRateLimit,
+    step: 1,
+    value: draft.rateLimit,
+    inputMode: "numeric",
+    dataset: { path: "rateLimit" },
+  });
+  rateLimit.addEventListener("input", () => {
+    draft.rateLimit = rateLimit.value;
     revalidate();
   });
 
@@ -247,11 +267,28 @@ export function webhookForm(
   });
   const mirror = h("div", { class: "mirror", "aria-hidden": "true" });
   const expressionProblems = h("div", { id: "expression-problems" });
-  expressionInput.addEventListener("input", () => {
+  const expressionChanged = (): void => {
     draft.expression = expressionInput.value;
     revalidate();
     tryIt.refresh();
+  };
+  expressionInput.addEventListener("input", expressionChanged);
+  const suggestionList = attachCompletion(expressionInput, () => draft.conditions.map((c) => c.id), expressionChanged);
+  // The condition a number in the expression names, highlighted while the
+  // pointer is on it or the caret is after it.
+  const highlight = (id: number | null): void => {
+    for (const row of rows.querySelectorAll<HTMLElement>(".condition")) {
+      row.classList.toggle("highlight", id !== null && row.dataset.conditionId === String(id));
+    }
+  };
+  expressionInput.addEventListener("mousemove", (event) => {
+    highlight(numberAt(expressionInput.value, indexAtPoint(expressionInput, event.clientX)));
   });
+  expressionInput.addEventListener("mouseleave", () => highlight(null));
+  for (const name of ["keyup", "click", "focus"]) {
+    expressionInput.addEventListener(name, () => highlight(numberAt(expressionInput.value, expressionInput.selectionStart ?? 0)));
+  }
+  expressionInput.addEventListener("blur", () => highlight(null));
   expressionInput.addEventListener("scroll", () => {
     mirror.scrollLeft = expressionInput.scrollLeft;
   });
@@ -259,7 +296,7 @@ export function webhookForm(
     "div",
     { class: "field expression-field" },
     h("label", { for: (expressionInput.id = uid("expression")) }, t("expression")),
-    h("div", { class: "expression" }, mirror, expressionInput),
+    h("div", { class: "expression" }, mirror, expressionInput, suggestionList),
     h("small", { class: "help" }, t("expressionHelp")),
     expressionProblems,
   );
@@ -323,6 +360,7 @@ export function webhookForm(
     events,
     labelled(t("channels"), channels, t("commaSeparated")),
     labelled(t("accounts"), accounts),
+    labelled(t("rateLimit"), rateLimit, t("rateLimitHelp")),
     h("fieldset", { class: "conditions-block" }, h("legend", {}, t("conditions")), rows, add),
     modes,
     expressionBlock,
@@ -335,6 +373,11 @@ export function webhookForm(
   });
 
   const tryIt = tryItPanel(catalog, () => toWebhook(draft, id), () => [...draft.events][0] ?? "TicketCreated");
+  const backtest = backtestPanel(() => {
+    const body: Partial<Webhook> = toWebhook(draft, id);
+    delete body.id;
+    return body;
+  });
   const secret = h("div", { class: "secret-slot" });
 
   function show(current: Report): void {
@@ -390,7 +433,17 @@ export function webhookForm(
   }
 
   function revalidate(): void {
-    show(validateWebhook(toWebhook(draft, id)));
+    let current: Report;
+    try {
+      current = validateWebhook(toWebhook(draft, id));
+    } catch (error) {
+      // Only a value of the wrong type gets here (a rate limit of 2.5):
+      // the engine's words, beside the field.
+      const message = error instanceof Error ? error.message : String(error);
+      current = { valid: false, errors: [{ code: "invalid_value", message, path: "rateLimit" }], warnings: [] };
+    }
+    show(current);
+    backtest.refresh(current.valid);
   }
 
   async function submit(): Promise<void> {
@@ -429,7 +482,7 @@ export function webhookForm(
   mount(
     root,
     h("h2", {}, stored ? stored.name : t("newWebhook")),
-    h("div", { class: "form-layout" }, form, tryIt.element),
+    h("div", { class: "form-layout" }, form, h("div", { class: "side" }, tryIt.element, backtest.element)),
     stored ? h("p", {}, h("a", { href: `#/deliveries/${stored.id}` }, t("deliveries"))) : null,
     h("p", {}, h("a", { href: "#/" }, t("back"))),
   );
@@ -581,29 +634,67 @@ function tryItPanel(
   return { element, refresh };
 }
 
-function explanationView(x: Explanation): HTMLElement {
-  const mark = (ok: boolean): HTMLElement => h("span", { class: ok ? "ok" : "no", "aria-label": ok ? "✓" : "✗" }, ok ? "✓" : "✗");
-  return h(
-    "div",
-    { class: "explained", dataset: { fires: String(x.fires) } },
-    h("p", { class: `verdict ${x.fires ? "fires" : "quiet"}` }, x.fires ? t("fires") : t("doesNotFire")),
-    h(
-      "ul",
-      { class: "checks" },
-      x.checks.map((c) => h("li", { dataset: { check: c.check, passed: String(c.passed) } }, mark(c.passed), " ", c.message)),
-    ),
-    h(
-      "ul",
-      { class: "condition-outcomes" },
-      x.conditions.map((c) =>
-        h(
-          "li",
-          { dataset: { conditionId: String(c.id), holds: String(c.holds) } },
-          mark(c.holds),
-          ` ${c.id}. ${c.field} ${c.operator} ${c.value === undefined ? "" : JSON.stringify(c.value)} — ${t("saw")}: `,
-          h("code", {}, JSON.stringify(c.actual)),
+/** How long the rule must stay unchanged before it is tried on stored events. */
+const SETTLE_MS = 600;
+
+/**
+ * "Would have fired N of the last M events": the rule, once it is valid and
+ * has stopped changing, run by the server over the tenant's stored events
+ * (a backtest), with the matches it found, each explained.
+ */
+function backtestPanel(body: () => Partial<Webhook>): { element: HTMLElement; refresh: (valid: boolean) => void } {
+  const result = h("div", { class: "backtest-result", role: "status", "aria-live": "polite" });
+  const samples = h("div", { class: "samples" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let asked = 0;
+  async function run(): Promise<void> {
+    asked += 1;
+    const mine = asked;
+    mount(result, h("p", { class: "help" }, t("backtestChecking")));
+    try {
+      const answer = await call<Backtest>("POST", "/v1/webhooks/backtest", body());
+      if (mine !== asked) return; // a later change asked again
+      if (answer.scanned === 0) {
+        mount(result, h("p", {}, t("backtestNone")));
+        samples.replaceChildren();
+        return;
+      }
+      mount(result, h("p", { class: "backtest-count", dataset: { matched: String(answer.matched), scanned: String(answer.scanned) } }, t("backtestResult", { matched: answer.matched, scanned: answer.scanned })));
+      const locale = lang() === "zh" ? "zh-CN" : "en-GB";
+      mount(
+        samples,
+        answer.samples.map((sample) =>
+          h(
+            "details",
+            { class: "backtest-sample", dataset: { eventId: sample.eventId } },
+            h("summary", {}, `${sample.ticketId.slice(0, 8)} · ${new Date(sample.occurredAt).toLocaleString(locale)}`),
+            explanationView(sample.explanation as Explanation),
+          ),
         ),
-      ),
-    ),
+      );
+    } catch (error) {
+      if (mine !== asked) return;
+      mount(result, h("p", { class: "problem" }, t("backtestFailed", { error: error instanceof Error ? error.message : String(error) })));
+      samples.replaceChildren();
+    }
+  }
+  function refresh(valid: boolean): void {
+    clearTimeout(timer);
+    if (!valid) {
+      asked += 1;
+      mount(result, h("p", { class: "help" }, t("backtestInvalid")));
+      samples.replaceChildren();
+      return;
+    }
+    timer = setTimeout(() => void run(), SETTLE_MS);
+  }
+  const element = h(
+    "section",
+    { class: "backtest", "aria-labelledby": "backtest-title" },
+    h("h3", { id: "backtest-title" }, t("history")),
+    h("p", { class: "help" }, t("backtestHelp")),
+    result,
+    samples,
   );
+  return { element, refresh };
 }
