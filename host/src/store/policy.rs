@@ -159,6 +159,21 @@ pub(super) fn pick_history(
     picked
 }
 
+/// The events picked, in the read's order, with their bodies (fetched in
+/// no order).
+pub(super) fn in_order(
+    picked: Vec<EventPlace>,
+    mut bodies: HashMap<String, String>,
+) -> Vec<super::StoredEvent> {
+    picked
+        .into_iter()
+        .filter_map(|place| {
+            let body = bodies.remove(&place.id)?;
+            Some(super::StoredEvent { place, body })
+        })
+        .collect()
+}
+
 /// Where a history read resumes, in its order: past `after`, or from the
 /// window's edge.
 pub(super) fn history_start(query: &HistoryQuery) -> (Millis, &str) {

@@ -21,7 +21,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::policy::{ATTEMPT_POINTS, DELIVERY, FAILED_SINCE, LogWalk, history_start, pick_history};
+use super::policy::{
+    ATTEMPT_POINTS, DELIVERY, FAILED_SINCE, LogWalk, history_start, in_order, pick_history,
+};
 use super::writer::Writer;
 use super::writes::{self, json_list};
 use super::{
@@ -736,13 +738,7 @@ impl Store for SqliteStore {
                 row.try_get::<String, _>("body")?,
             );
         }
-        Ok(picked
-            .into_iter()
-            .filter_map(|place| {
-                let body = bodies.remove(&place.id)?;
-                Some(StoredEvent { place, body })
-            })
-            .collect())
+        Ok(in_order(picked, bodies))
     }
 
     async fn replay(

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{PgPool, Row as _};
 
 use super::{delivery, lock_tickets, notify_deliveries};
-use crate::store::policy::{ATTEMPT_POINTS, LogWalk, history_start, pick_history};
+use crate::store::policy::{ATTEMPT_POINTS, LogWalk, history_start, in_order, pick_history};
 use crate::store::{
     AttemptPoint, DeliveryRecord, EventPlace, HistoryQuery, LOG_SCAN, LogFilter, LogPage, Millis,
     Replayed, StoreError, StoredEvent,
@@ -115,13 +115,7 @@ pub(super) async fn history(
             row.try_get::<String, _>("body")?,
         );
     }
-    Ok(picked
-        .into_iter()
-        .filter_map(|place| {
-            let body = bodies.remove(&place.id)?;
-            Some(StoredEvent { place, body })
-        })
-        .collect())
+    Ok(in_order(picked, bodies))
 }
 
 /// Stores a replay's deliveries (see `Store::replay`). Under the locks of
@@ -161,16 +155,7 @@ pub(super) async fn replay(
         .iter()
         .map(|r| r.delivery.ticket_id.as_str())
         .collect();
-    let mut waiting: HashSet<String> = sqlx::query_scalar(
-        "SELECT DISTINCT ticket_id FROM deliveries
-         WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = ANY($2)",
-    )
-    .bind(webhook_id)
-    .bind(&tickets)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
+    let mut waiting = waiting(&mut tx, webhook_id, &tickets).await?;
     let mut seen = HashSet::new();
     let new: Vec<(&Replayed, bool)> = deliveries
         .iter()
@@ -247,16 +232,7 @@ pub(super) async fn recover(
     )
     .await?;
     let tickets: Vec<&str> = failed.iter().map(|(_, t)| t.as_str()).collect();
-    let mut waiting: HashSet<String> = sqlx::query_scalar(
-        "SELECT DISTINCT ticket_id FROM deliveries
-         WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = ANY($2)",
-    )
-    .bind(webhook_id)
-    .bind(&tickets)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
+    let mut waiting = waiting(&mut tx, webhook_id, &tickets).await?;
     let heads: Vec<bool> = failed
         .iter()
         .map(|(_, t)| waiting.insert(t.clone()))
@@ -281,6 +257,25 @@ pub(super) async fn recover(
     }
     tx.commit().await?;
     Ok((recovered, more))
+}
+
+/// Which of `tickets` have a delivery to the webhook pending: a delivery
+/// added to their queue is not its head.
+async fn waiting(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    webhook_id: &str,
+    tickets: &[&str],
+) -> Result<HashSet<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT ticket_id FROM deliveries
+         WHERE state = 'pending' AND webhook_id = $1 AND ticket_id = ANY($2)",
+    )
+    .bind(webhook_id)
+    .bind(tickets)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect())
 }
 
 pub(super) async fn attempt_points(
