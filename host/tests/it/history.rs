@@ -329,6 +329,16 @@ async fn a_recover_sends_a_failed_delivery_again() {
     .await;
     let (_, answer) = recover(json!({"since": LONG_AGO})).await;
     assert_eq!(answer["recovered"], 0, "nothing failed any more");
+    let other = server.tenant("Other").await;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/recover"),
+            &other.admin,
+            Some(&json!({"since": LONG_AGO})),
+        )
+        .await;
+    assert_eq!(status, 404, "another tenant's webhook");
     let (status, answer) = recover(json!({"since": "soon"})).await;
     assert_eq!(
         (status, answer["error"].clone()),
