@@ -599,6 +599,13 @@ test("a webhook's page: replay sends exactly the missing deliveries, recover re-
     await page.locator("tbody tr[data-delivery-id]").getAttribute("data-ticket-id"),
     "00000000-0000-4000-8000-000000000202",
   );
+  // A window that ended before it: nothing.
+  await page.locator("form.filters").getByLabel("Until").fill("2001-01-01T00:00:00");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await until(async () => (await page.locator("tbody tr[data-delivery-id]").count()) === 0, "none before 2001");
+  await page.locator("form.filters").getByLabel("Until").fill("");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await until(async () => (await page.locator("tbody tr[data-delivery-id]").count()) === 1, "the row again");
   await page.screenshot({ path: path.join(shots, "webhook-1280.png"), fullPage: true });
 
   // A delivery that fails for good, then the receiver is back.

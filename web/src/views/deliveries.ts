@@ -25,6 +25,9 @@ interface Filters {
   state: string;
   event: string;
   ticketId: string;
+  /** `datetime-local` values (local time); empty for no bound. */
+  since: string;
+  until: string;
 }
 
 function when(iso: string | null | undefined): string {
@@ -41,7 +44,7 @@ export async function deliveryLog(root: HTMLElement, catalog: Catalog, id: strin
     call<StoredWebhook>("GET", `/v1/webhooks/${id}`),
     call<Stats>("GET", `/v1/webhooks/${id}/stats?window=24h&bucket=1h`),
   ]);
-  const filters: Filters = { state: "", event: "", ticketId: "" };
+  const filters: Filters = { state: "", event: "", ticketId: "", since: "", until: "" };
   const log = h("section", { class: "log", "aria-labelledby": "log-title" });
 
   // --- test event and secret ---
@@ -196,12 +199,16 @@ async function showLog(log: HTMLElement, id: string, catalog: Catalog, filters: 
     catalog.events.map((e) => h("option", { value: e, selected: filters.event === e }, e)),
   );
   const ticket = h("input", { type: "search", id: uid("ticket"), value: filters.ticketId, autocomplete: "off", spellcheck: "false" });
+  const since = h("input", { type: "datetime-local", id: uid("log-since"), value: filters.since, step: 1 });
+  const until = h("input", { type: "datetime-local", id: uid("log-until"), value: filters.until, step: 1 });
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": t("filters") },
     h("span", { class: "filter" }, h("label", { for: state.id }, t("state")), state),
     h("span", { class: "filter" }, h("label", { for: event.id }, t("event")), event),
     h("span", { class: "filter" }, h("label", { for: ticket.id }, t("ticket")), ticket),
+    h("span", { class: "filter" }, h("label", { for: since.id }, t("from")), since),
+    h("span", { class: "filter" }, h("label", { for: until.id }, t("until")), until),
     h("button", { type: "submit" }, t("apply")),
   );
   form.addEventListener("submit", (e) => {
@@ -209,6 +216,8 @@ async function showLog(log: HTMLElement, id: string, catalog: Catalog, filters: 
     filters.state = state.value;
     filters.event = event.value;
     filters.ticketId = ticket.value.trim();
+    filters.since = since.value;
+    filters.until = until.value;
     void showLog(log, id, catalog, filters);
   });
   const body = h("tbody");
@@ -243,6 +252,8 @@ async function page(body: HTMLElement, more: HTMLElement, id: string, filters: F
   if (filters.state) query.set("state", filters.state);
   if (filters.event) query.set("event", filters.event);
   if (filters.ticketId) query.set("ticketId", filters.ticketId);
+  if (filters.since) query.set("since", utc(filters.since));
+  if (filters.until) query.set("until", utc(filters.until));
   if (cursor) query.set("cursor", cursor);
   const found = await call<DeliveryPage>("GET", `/v1/deliveries?${query}`);
   for (const d of found.data) body.append(...deliveryRows(d));
