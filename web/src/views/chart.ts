@@ -35,7 +35,7 @@ export function healthChart(stats: Stats): HTMLElement {
   if (OUTCOMES.every((o) => total(o) === 0)) {
     return h("div", { class: "chart empty" }, h("p", {}, t("noAttempts")));
   }
-  const [width, height, left, right, top, bottom] = [720, 180, 36, 56, 10, 24];
+  const [width, height, left, right, top, bottom] = [960, 200, 36, 60, 10, 24];
   const plotWidth = width - left - right;
   const plotHeight = height - top - bottom;
   const most = Math.max(1, ...buckets.map((b) => OUTCOMES.reduce((sum, o) => sum + b[o], 0)));
