@@ -140,7 +140,7 @@ fn main() {
         ]);
         let pattern = json!([
             {"id": 1, "field": "message.body", "operator": "matches", "value": "refund[^.]{0,40}order"},
-            {"id": 2, "field": "tags", "operator": "contains", "value": "vip"}
+            {"id": 2, "field": "tags", "operator": "has_any", "value": ["vip"]}
         ]);
         let rows = [
             ("2 conditions, 1,000 events (the default)", draft(refunds.clone(), &both), None),

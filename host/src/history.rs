@@ -36,8 +36,11 @@ pub const MAX_RECOVER: u32 = 10_000;
 /// The most bytes of stored events one engine call is handed: what bounds
 /// the memory of a backtest over large events.
 const BATCH_BYTES: u64 = 16 << 20;
-/// Events per engine call in a replay.
-const REPLAY_BATCH: u32 = 1_000;
+/// Events per engine call, in a backtest and a replay: the engine holds a
+/// call's events decoded at once, and a thousand stay well inside the
+/// memory an instance keeps between calls (a larger call would have it
+/// thrown away and a fresh one grown again).
+const BATCH: usize = 1_000;
 
 /// Why a history request failed.
 #[derive(Debug, thiserror::Error)]
@@ -242,15 +245,29 @@ impl History {
             max_bytes: BATCH_BYTES,
         };
         let events = self.store.history(tenant, &query).await?;
-        let answer = self
-            .run(tenant, &definition, &events, BACKTEST_SAMPLES)
-            .await?;
-        let answer: Answer<'_> = read(&answer)?;
-        let samples = answer
-            .samples
-            .iter()
-            .filter_map(|m| {
-                let event = events.get(m.index)?;
+        let mut done = Backtested {
+            scanned: 0,
+            matched: 0,
+            by_event: BTreeMap::new(),
+            samples: Vec::new(),
+            span: events
+                .last()
+                .zip(events.first())
+                .map(|(oldest, newest)| (oldest.place.received_at, newest.place.received_at)),
+        };
+        // One engine call a batch; the answers add up (the first matches
+        // are the samples, in the events' order).
+        for batch in events.chunks(BATCH) {
+            let wanted = BACKTEST_SAMPLES.saturating_sub(done.samples.len() as u32);
+            let answer = self.run(tenant, &definition, batch, wanted).await?;
+            let answer: Answer<'_> = read(&answer)?;
+            done.scanned += answer.scanned;
+            done.matched += answer.matched;
+            for (event, n) in answer.by_event {
+                *done.by_event.entry(event).or_default() += n;
+            }
+            done.samples.extend(answer.samples.iter().filter_map(|m| {
+                let event = batch.get(m.index)?;
                 let body: Value = serde_json::from_str(&event.body).ok()?;
                 let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
                 Some(Sample {
@@ -260,18 +277,9 @@ impl History {
                     ticket_id: text("ticketId").unwrap_or_default(),
                     explanation: m.explanation.get().to_owned(),
                 })
-            })
-            .collect();
-        Ok(Backtested {
-            scanned: answer.scanned,
-            matched: answer.matched,
-            by_event: answer.by_event,
-            samples,
-            span: events
-                .last()
-                .zip(events.first())
-                .map(|(oldest, newest)| (oldest.place.received_at, newest.place.received_at)),
-        })
+            }));
+        }
+        Ok(done)
     }
 
     /// Gives the webhook a delivery for each stored event of `window` it
@@ -305,7 +313,7 @@ impl History {
                 until: window.until,
                 after: replay.next.clone(),
                 newest_first: false,
-                limit: REPLAY_BATCH.min(MAX_REPLAY_EVENTS - replay.scanned),
+                limit: (BATCH as u32).min(MAX_REPLAY_EVENTS - replay.scanned),
                 max_bytes: BATCH_BYTES,
             };
             let events = self.store.history(tenant, &query).await?;

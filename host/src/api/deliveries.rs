@@ -269,7 +269,9 @@ async fn log_page(
     ),
     security(("bearer" = [])),
     responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such webhook (`webhookId`)", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn log(
     State(state): State<AppState>,
     admin: Admin,
@@ -292,6 +294,10 @@ async fn log(
             "invalid_query",
             "`event` must be an event type, e.g. TicketCreated",
         ));
+    }
+    // Another tenant's webhook is not found, as everywhere.
+    if let Some(webhook) = params.webhook_id.as_deref() {
+        state.webhooks.get(admin.tenant(), webhook).await?;
     }
     let filter = LogFilter {
         webhook_id: params.webhook_id,

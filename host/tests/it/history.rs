@@ -438,7 +438,7 @@ async fn the_delivery_log_filters_and_shows_what_was_sent() {
         assert_eq!(status, 400, "{query}: {answer}");
     }
     let other = server.tenant("Other").await;
-    let (_, theirs) = server
+    let (status, _) = server
         .call(
             Method::GET,
             &format!("/v1/deliveries?webhookId={id}"),
@@ -446,7 +446,11 @@ async fn the_delivery_log_filters_and_shows_what_was_sent() {
             None,
         )
         .await;
-    assert_eq!(theirs["data"], json!([]), "not another tenant's");
+    assert_eq!(status, 404, "another tenant's webhook");
+    let (_, theirs) = server
+        .call(Method::GET, "/v1/deliveries", &other.admin, None)
+        .await;
+    assert_eq!(theirs["data"], json!([]), "not another tenant's deliveries");
 
     // The detail: the headers each attempt was sent with, the signature
     // elided, as the receiver got them.
@@ -630,4 +634,42 @@ async fn a_rate_limit_paces_a_webhooks_attempts() {
     }
     let span = at[7].duration_since(at[0]);
     assert!(span >= Duration::from_millis(1_300), "eight in {span:?}");
+}
+
+#[tokio::test]
+async fn a_backtest_over_many_events_adds_up_its_batches() {
+    let server = TestServer::start().await;
+    let acme = server.tenant("Acme").await;
+    // 2,500 events, oldest first; every third one matches.
+    for start in (0..2_500).step_by(1_000) {
+        let events: Vec<Value> = (start..(start + 1_000).min(2_500))
+            .map(|n| {
+                let base = if n % 3 == 0 {
+                    matching_event()
+                } else {
+                    other_event()
+                };
+                on_ticket(base, n)
+            })
+            .collect();
+        ingest(&server, &acme, Value::Array(events)).await;
+    }
+    let (status, answer) = backtest(&server, &acme, "?limit=2500", &webhook()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["scanned"], 2_500);
+    assert_eq!(answer["matched"], 834);
+    assert_eq!(answer["byEvent"], json!({"TicketCreated": 834}));
+    let tickets: Vec<&str> = answer["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| s["ticketId"].as_str().expect("ticket"))
+        .collect();
+    let newest: Vec<String> = (0..2_500u32)
+        .rev()
+        .filter(|n| n % 3 == 0)
+        .take(20)
+        .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
+        .collect();
+    assert_eq!(tickets, newest, "the newest 20 matches, newest first");
 }
