@@ -678,13 +678,21 @@ function backtestPanel(body: () => Partial<Webhook>): { element: HTMLElement; re
       samples.replaceChildren();
     }
   }
+  let shownInvalid = false;
   function refresh(valid: boolean): void {
     clearTimeout(timer);
     if (!valid) {
       asked += 1;
+      shownInvalid = true;
       mount(result, h("p", { class: "help" }, t("backtestInvalid")));
       samples.replaceChildren();
       return;
+    }
+    // Valid again: say so at once rather than leave "fix the problems" up
+    // while the rule settles.
+    if (shownInvalid) {
+      shownInvalid = false;
+      mount(result, h("p", { class: "help" }, t("backtestChecking")));
     }
     timer = setTimeout(() => void run(), SETTLE_MS);
   }
