@@ -10,20 +10,33 @@
 //!
 //! A webhook's room is its free slots and room to wait ahead ([`AHEAD`]
 //! per slot), less what waits for it and what ingest promised; a tenant's
-//! is its free slots less what ingest promised it. [`Admission`] does the
-//! counting and nothing else, so it is tested here without a store, a
-//! runtime or a clock; the dispatcher reads its slots and queues and asks.
+//! is its free slots less what ingest promised it.
+//!
+//! Once ingest has had to store one of a webhook's deliveries for a claim,
+//! it promises that webhook nothing until a claim has found none of its
+//! deliveries left. Otherwise, under sustained load, each slot that comes
+//! free goes to the newest event's hand-over, and the stored delivery
+//! waits until the load stops: seconds, measured. Deliveries of one
+//! webhook then go out roughly in the order they were accepted.
+//!
+//! [`Admission`] does the counting and nothing else, so it is tested here
+//! without a store, a runtime or a clock; the dispatcher reads its slots
+//! and queues and asks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Dispatcher, lock};
 use crate::store::{Claimed, Millis, Room};
 
-/// Deliveries a claim may take ahead per slot of a webhook: they wait in
-/// the dispatcher for one of its workers, so a worker goes from one POST to
-/// the next without waiting for a claim to commit.
-const AHEAD: u32 = 1;
+/// Deliveries that may wait in the dispatcher per slot of a webhook for
+/// one of its workers, claimed ahead or handed over by ingest: a worker
+/// goes from one POST to the next without waiting for a claim to commit.
+/// Four per slot lets one group commit of ingest (every request waiting for
+/// the writer) be handed over whole rather than partly stored for a claim,
+/// and lets one claim take a webhook's backlog 64 at a time (at the default
+/// 16 slots), which is what keeps pace once ingest sends it through claims.
+pub(super) const AHEAD: u32 = 4;
 
 /// The slots admission counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +45,15 @@ pub(super) struct Limits {
     pub(super) webhook: u32,
     /// Attempts in flight per tenant (`tenant_concurrency`).
     pub(super) tenant: u32,
+    /// Deliveries that may wait for a worker per slot of a webhook
+    /// ([`AHEAD`]).
+    pub(super) ahead: u32,
 }
 
 impl Limits {
     /// Room to wait ahead for a worker of one webhook.
     fn ahead(self) -> u32 {
-        self.webhook.saturating_mul(AHEAD)
+        self.webhook.saturating_mul(self.ahead)
     }
 }
 
@@ -78,6 +94,10 @@ pub(super) struct Admission {
     webhooks: HashMap<String, u32>,
     /// The same deliveries, counted per tenant.
     tenants: HashMap<String, u32>,
+    /// Webhooks with deliveries ingest stored for a claim (there was no
+    /// room to promise): none of theirs is promised until a claim leaves
+    /// room unused ([`Self::claimed`]).
+    stored: HashSet<String>,
 }
 
 impl Admission {
@@ -87,6 +107,7 @@ impl Admission {
             limits,
             webhooks: HashMap::new(),
             tenants: HashMap::new(),
+            stored: HashSet::new(),
         }
     }
 
@@ -98,15 +119,19 @@ impl Admission {
             .saturating_sub(promised(&self.webhooks, webhook))
     }
 
-    /// Promises room for one delivery, or says there is none: the webhook
-    /// must have headroom, and neither its tenant nor the dispatcher as a
-    /// whole may have promised all of its free slots already.
+    /// Promises room for one delivery, or says there is none (the
+    /// delivery is then stored for a claim): the webhook must have
+    /// headroom and no delivery stored for a claim, and neither its tenant
+    /// nor the dispatcher as a whole may have promised all of its free
+    /// slots already.
     pub(super) fn promise(&mut self, ask: &Ask<'_>) -> bool {
         let all_promised: u32 = self.webhooks.values().sum();
-        if self.headroom(ask.webhook, ask.webhook_free, ask.queued) == 0
+        if self.stored.contains(ask.webhook)
+            || self.headroom(ask.webhook, ask.webhook_free, ask.queued) == 0
             || ask.all_free <= all_promised
             || ask.tenant_free <= promised(&self.tenants, ask.tenant)
         {
+            self.stored.insert(ask.webhook.to_owned());
             return false;
         }
         *self.webhooks.entry(ask.webhook.to_owned()).or_default() += 1;
@@ -157,6 +182,20 @@ impl Admission {
             room.webhooks.insert(webhook, 0);
         }
         room
+    }
+
+    /// After a claim with `room` took `taken` deliveries per webhook
+    /// (`full`: as many as it asked for in all): a webhook that had
+    /// deliveries stored for a claim has none left when the claim took
+    /// fewer of its than its room, and ingest may promise it room again.
+    /// (A claim cut short by its tenant's room clears it too early; the
+    /// next delivery ingest cannot promise marks it again.)
+    pub(super) fn claimed(&mut self, room: &Room, taken: &HashMap<String, u32>, full: bool) {
+        if full {
+            return;
+        }
+        self.stored
+            .retain(|webhook| taken.get(webhook).copied().unwrap_or(0) >= room.of(webhook));
     }
 
     /// Whether nothing is promised.
@@ -240,6 +279,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         webhook: 4,
         tenant: 10,
+        ahead: 1,
     };
 
     fn ask<'a>(webhook: &'a str, tenant: &'a str) -> Ask<'a> {
@@ -291,7 +331,7 @@ mod tests {
         assert!(admission.promise(&tight("wh_b")));
         assert!(admission.promise(&tight("wh_c")));
         assert!(!admission.promise(&tight("wh_d")), "over every webhook");
-        assert!(admission.promise(&ask("wh_d", "other")), "another tenant");
+        assert!(admission.promise(&ask("wh_e", "other")), "another tenant");
     }
 
     #[test]
@@ -304,6 +344,39 @@ mod tests {
         assert!(admission.promise(&scarce("wh_a", "t")));
         assert!(admission.promise(&scarce("wh_b", "u")));
         assert!(!admission.promise(&scarce("wh_c", "v")));
+    }
+
+    #[test]
+    fn a_webhook_with_a_delivery_stored_for_a_claim_is_promised_nothing_until_none_is_left() {
+        let mut admission = Admission::new(LIMITS);
+        let no_room = Ask {
+            webhook_free: 0,
+            queued: 4,
+            ..ask("wh_a", "t")
+        };
+        assert!(!admission.promise(&no_room), "stored for a claim");
+        assert!(
+            !admission.promise(&ask("wh_a", "t")),
+            "room again, but an older delivery waits for a claim"
+        );
+        assert!(admission.promise(&ask("wh_b", "t")), "another webhook");
+        let room = Room::new(8);
+        let took = |n| HashMap::from([("wh_a".to_owned(), n)]);
+        admission.claimed(&room, &took(8), false);
+        assert!(
+            !admission.promise(&ask("wh_a", "t")),
+            "a claim that took all its room may have left some"
+        );
+        admission.claimed(&room, &took(2), true);
+        assert!(
+            !admission.promise(&ask("wh_a", "t")),
+            "nor does a claim that took all it asked for tell"
+        );
+        admission.claimed(&room, &took(2), false);
+        assert!(
+            admission.promise(&ask("wh_a", "t")),
+            "a claim that left room unused found none left"
+        );
     }
 
     #[test]

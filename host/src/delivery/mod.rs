@@ -249,6 +249,7 @@ impl Dispatcher {
             admission: Mutex::new(Admission::new(Limits {
                 webhook: count(settings.webhook_concurrency),
                 tenant: count(settings.tenant_concurrency),
+                ahead: admission::AHEAD,
             })),
             running: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -399,7 +400,14 @@ impl Dispatcher {
                     .claim(at, at + self.lease_millis(), limit, &room)
                     .await
                 {
-                    Ok(rows) => claimed = rows,
+                    Ok(rows) => {
+                        let mut taken: HashMap<String, u32> = HashMap::new();
+                        for row in &rows {
+                            *taken.entry(row.webhook_id.clone()).or_default() += 1;
+                        }
+                        lock(&self.admission).claimed(&room, &taken, rows.len() == free);
+                        claimed = rows;
+                    }
                     Err(error) => tracing::error!(%error, "claiming deliveries failed"),
                 }
             }

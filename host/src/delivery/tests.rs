@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::{AHEAD_FOR, Dispatcher, Run, lock};
+use super::{AHEAD_FOR, Dispatcher, Run, admission, lock};
 use crate::api::AppState;
 use crate::config::Config;
 use crate::store::{Claimed, NewDelivery, NewEvent, Room, now};
@@ -156,15 +156,16 @@ async fn room_counts_free_slots_and_claims_ahead() {
         rows.into_iter().map(|c| (c, Instant::now())).collect(),
     );
     let room = dispatcher.room(Instant::now());
-    assert_eq!(room.of("wh_x"), (concurrency - 3) + concurrency - 2);
-    assert_eq!(room.of("wh_other"), 2 * concurrency);
+    let full = (1 + admission::AHEAD) * concurrency;
+    assert_eq!(room.of("wh_x"), full - 3 - 2, "3 slots taken, 2 queued");
+    assert_eq!(room.of("wh_other"), full);
     let _idle = dispatcher.webhook_slot("wh_idle");
     let room = dispatcher.room(Instant::now());
     assert!(
         !room.webhooks.contains_key("wh_idle"),
         "a webhook with every slot free has the default room, and is not listed"
     );
-    assert_eq!(room.of("wh_idle"), 2 * concurrency);
+    assert_eq!(room.of("wh_idle"), full);
 }
 
 #[tokio::test]
@@ -211,25 +212,48 @@ async fn ingest_takes_room_only_while_the_claim_loop_runs_and_gives_it_back() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let concurrency = u32::try_from(dispatcher.settings.webhook_concurrency).expect("small");
     let lease = at + dispatcher.lease_millis();
-    for _ in 0..2 * concurrency {
+    let full = (1 + admission::AHEAD) * concurrency;
+    let tenant = u32::try_from(dispatcher.settings.tenant_concurrency).expect("small");
+    assert!(
+        tenant < full,
+        "the tenant's slots are the tighter bound here"
+    );
+    for _ in 0..tenant {
         assert_eq!(reservation.take("wh_x", at), Some(lease));
     }
     assert_eq!(
         reservation.take("wh_x", at),
         None,
-        "every slot and the room to wait ahead are promised"
+        "every slot of the tenant is promised"
     );
     let room = dispatcher.room(Instant::now());
-    assert_eq!(room.of("wh_x"), 0, "claims leave promised room alone");
+    assert_eq!(
+        room.of("wh_x"),
+        full - tenant,
+        "claims leave promised room alone"
+    );
     let mut other = dispatcher.reserve("a");
-    assert_eq!(other.take("wh_y", at), Some(lease));
+    assert_eq!(other.take("wh_y", at), None, "nor any other webhook of it");
+    let mut other = dispatcher.reserve("b");
+    assert_eq!(other.take("wh_z", at), Some(lease), "another tenant");
     drop(other);
 
     drop(reservation);
     assert!(lock(&dispatcher.admission).is_empty());
-    assert_eq!(dispatcher.room(Instant::now()).of("wh_x"), 2 * concurrency);
+    let room = dispatcher.room(Instant::now());
+    assert_eq!(room.of("wh_x"), full);
     let mut again = dispatcher.reserve("a");
-    assert_eq!(again.take("wh_x", at), Some(lease));
+    assert_eq!(
+        again.take("wh_x", at),
+        None,
+        "the one refused waits for a claim: nothing overtakes it"
+    );
+    lock(&dispatcher.admission).claimed(&room, &std::collections::HashMap::new(), false);
+    assert_eq!(
+        again.take("wh_x", at),
+        Some(lease),
+        "a claim found none left"
+    );
 
     dispatcher
         .stopping

@@ -543,6 +543,40 @@ async fn a_failure_ends_a_busy_tickets_run() {
     assert_eq!(arrived, expected, "the failed one again, then the rest");
 }
 
+/// Under sustained load, a delivery that had to wait in the store for a
+/// claim (no slot free when it was ingested) is not overtaken by newer
+/// events handed over at ingest: with one slot, the receiver sees the
+/// events of many tickets in the order they were accepted.
+#[tokio::test]
+async fn a_delivery_stored_for_a_claim_is_not_overtaken_by_newer_ones() {
+    const EVENTS: usize = 60;
+    let receiver = Receiver::start(Vec::new(), Reply::Slow(Duration::from_millis(20))).await;
+    let server = server_with(|c| c.webhook_concurrency = 1).await;
+    let (keys, _, _) = hooked(&server, &receiver.url("/")).await;
+    let ticket = |n: usize| format!("00000000-0000-4000-8000-{n:012}");
+    // Posted one after another, faster than the receiver takes them and
+    // for longer than one attempt, so that slots come free while events
+    // keep coming.
+    for n in 0..EVENTS {
+        let mut event = matching_event();
+        event["ticketId"] = json!(ticket(n));
+        ingest(&server, &keys, event).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = receiver.wait_for(EVENTS, PATIENCE).await;
+    let arrived: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("json")["ticketId"]
+                .as_str()
+                .expect("ticket")
+                .to_owned()
+        })
+        .collect();
+    let accepted: Vec<String> = (0..EVENTS).map(ticket).collect();
+    assert_eq!(arrived, accepted, "in the order accepted");
+}
+
 #[tokio::test]
 async fn a_delivery_can_be_sent_again() {
     let receiver = Receiver::start(vec![Reply::Status(500, Vec::new())], Reply::ok()).await;
