@@ -125,9 +125,11 @@ impl Admission {
     /// nor the dispatcher as a whole may have promised all of its free
     /// slots already.
     pub(super) fn promise(&mut self, ask: &Ask<'_>) -> bool {
+        if self.stored.contains(ask.webhook) {
+            return false;
+        }
         let all_promised: u32 = self.webhooks.values().sum();
-        if self.stored.contains(ask.webhook)
-            || self.headroom(ask.webhook, ask.webhook_free, ask.queued) == 0
+        if self.headroom(ask.webhook, ask.webhook_free, ask.queued) == 0
             || ask.all_free <= all_promised
             || ask.tenant_free <= promised(&self.tenants, ask.tenant)
         {
