@@ -110,6 +110,7 @@ pub async fn state_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<
     // one tenant's heavy explains cannot hold the engine's threads long.
     let one_shot = Budget {
         deadline: config.engine_deadline / 4,
+        yields: true,
         ..*runtime.budget()
     };
     let shares = Shares::new(config.tenant_engine_share, config.tenant_engine_burst);

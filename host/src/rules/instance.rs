@@ -54,7 +54,7 @@ impl Instance {
                 self.live.insert(live)
             }
         };
-        live.store.set_epoch_deadline(self.budget.deadline_ticks());
+        live.store.set_epoch_deadline(self.budget.first_ticks());
         live.store.data_mut().start_call();
         match call(&mut live.store, &live.bindings) {
             Ok(answer) => Ok(answer),

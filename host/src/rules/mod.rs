@@ -58,6 +58,14 @@ pub struct Budget {
     /// The processor time one call may use before it is interrupted; it
     /// is interrupted as well once twice as long and a second have gone by.
     pub deadline: Duration,
+    /// Whether a call gives its core up at every tick of the epoch (1 ms).
+    /// This kernel's scheduler (like most servers', built without forced
+    /// preemption) lets a thread that computes without a system call hold
+    /// its core until the timer interrupt, 4 ms at 250 Hz, whatever the
+    /// priorities: a thread of ingest woken meanwhile waits that long. A
+    /// call that yields at each tick keeps that wait under a tick. Tenants'
+    /// one-shot calls yield; ingest's do not.
+    pub yields: bool,
 }
 
 impl Default for Budget {
@@ -68,6 +76,7 @@ impl Default for Budget {
         Self {
             memory_bytes: 256 << 20,
             deadline: Duration::from_secs(2),
+            yields: false,
         }
     }
 }

@@ -15,8 +15,9 @@ use super::{Budget, Error};
 /// The guest component, built by `build.rs`.
 static GUEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inbox_rules_guest.wasm"));
 
-/// How often the epoch advances: the granularity of call deadlines.
-const TICK: Duration = Duration::from_millis(5);
+/// How often the epoch advances: the granularity of call deadlines, and
+/// how often a call that yields ([`Budget::yields`]) gives its core up.
+const TICK: Duration = Duration::from_millis(1);
 
 /// The engine, component and linker: built once per process. Compiled code
 /// is cached on disk (wasmtime's cache, keyed by the wasmtime version, its
@@ -58,6 +59,8 @@ struct CallClock {
     /// Set when the call was stopped for the wall time, having had less
     /// than its deadline of processor time.
     starved: bool,
+    /// Whether the call gives its core up at each tick.
+    yields: bool,
 }
 
 /// Wall time a call may take beyond twice its deadline before it counts as
@@ -228,17 +231,24 @@ impl Runtime {
                 started: std::time::Instant::now(),
                 thread_time: thread_time(),
                 starved: false,
+                yields: budget.yields,
             },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        // Each tick past the deadline's ticks asks whether the call has
-        // had its deadline of processor time yet.
+        // Each tick past the deadline's ticks (every tick, for a call that
+        // yields) asks whether the call has had its deadline of processor
+        // time yet.
         store.epoch_deadline_callback(|mut context| {
             let clock = &mut context.data_mut().clock;
             let used = thread_time().saturating_sub(clock.thread_time);
             match verdict(used, clock.started.elapsed(), clock.deadline) {
-                Verdict::Continue => Ok(wasmtime::UpdateDeadline::Continue(1)),
+                Verdict::Continue => {
+                    if clock.yields {
+                        std::thread::yield_now();
+                    }
+                    Ok(wasmtime::UpdateDeadline::Continue(1))
+                }
                 Verdict::Timeout => Err(wasmtime::Trap::Interrupt.into()),
                 Verdict::Starved => {
                     clock.starved = true;
@@ -246,7 +256,7 @@ impl Runtime {
                 }
             }
         });
-        store.set_epoch_deadline(budget.deadline_ticks());
+        store.set_epoch_deadline(budget.first_ticks());
         match self.pre.instantiate(&mut store) {
             Ok(bindings) => Ok(Live { store, bindings }),
             Err(error) => Err(budget.classify(&store, &error)),
@@ -270,8 +280,18 @@ impl GuestState {
 }
 
 impl Budget {
+    /// The ticks until a call's first check: its deadline's, or the next
+    /// tick for a call that yields.
+    pub(super) fn first_ticks(&self) -> u64 {
+        if self.yields {
+            1
+        } else {
+            self.deadline_ticks()
+        }
+    }
+
     /// The deadline in epoch ticks.
-    pub(super) fn deadline_ticks(&self) -> u64 {
+    fn deadline_ticks(&self) -> u64 {
         let ticks = self.deadline.as_nanos() / TICK.as_nanos();
         u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
     }

@@ -136,6 +136,23 @@ impl TestServer {
         }
     }
 
+    /// Another admin key of the tenant `tenant_id`, made with `inbox-webhooks
+    /// key create --json`'s code.
+    pub(crate) async fn admin_key(&self, tenant_id: &str) -> String {
+        let command = inbox_webhooks::cli::KeyCommand::Create(inbox_webhooks::cli::KeyCreateArgs {
+            tenant: tenant_id.to_owned(),
+            kind: inbox_webhooks::cli::KindArg::Admin,
+            json: true,
+            store: self.store_args(),
+        });
+        let mut out = Vec::new();
+        inbox_webhooks::commands::admin::key(&command, &mut out)
+            .await
+            .expect("key create");
+        let answer: Value = serde_json::from_slice(&out).expect("json");
+        answer["key"].as_str().expect("key").to_owned()
+    }
+
     /// The flags that point a command at this server's database.
     pub(crate) fn store_args(&self) -> inbox_webhooks::cli::StoreArgs {
         inbox_webhooks::cli::StoreArgs {
