@@ -7,6 +7,7 @@
 //! scripts/bench-serve                      # installs wrk, nginx, postgresql; 20 s per row
 //! cargo bench -p inbox-webhooks --bench serve -- --seconds 10
 //! cargo bench -p inbox-webhooks --bench serve -- --only postgres
+//! BENCH_SERVER=/tmp/other/inbox-webhooks cargo bench -p inbox-webhooks --bench serve  # another build's server
 //! ```
 //!
 //! Each row starts from nothing: a fresh data directory (SQLite) or a fresh
@@ -489,10 +490,13 @@ fn tenant_create(data_dir: &Path, database: Option<&str>) -> Keys {
     }
 }
 
-/// The `inbox-webhooks` binary of this build, configured by nothing from
-/// the driver's own environment.
+/// The `inbox-webhooks` binary of this build (or the one `BENCH_SERVER`
+/// names, to measure two builds with one driver), configured by nothing
+/// from the driver's own environment.
 fn server_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_inbox-webhooks"));
+    let program = std::env::var_os("BENCH_SERVER")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_inbox-webhooks").into());
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("INBOX_") {
             command.env_remove(name);
