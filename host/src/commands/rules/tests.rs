@@ -88,12 +88,16 @@ fn jsonl_eval_answers_result_or_report() {
     );
 }
 
-fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("inbox-rules-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, contents).expect("temp file");
-    path
+/// A file holding `contents`, its name ending in `name`; removed when the
+/// returned path is dropped.
+fn temp_file(name: &str, contents: &str) -> tempfile::TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("inbox-rules-cli-")
+        .suffix(name)
+        .tempfile()
+        .expect("temp file");
+    std::io::Write::write_all(&mut file, contents.as_bytes()).expect("written");
+    file.into_temp_path()
 }
 
 const HOOKS: &str = r#"[
