@@ -214,6 +214,8 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
 
     const TICKETS: u32 = 8;
     const REPLIES: u32 = 20;
+    /// The first probe ticket's number, after the stream's tickets.
+    const PROBES: u32 = 1000;
     let url = crate::postgres::database().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let crate::common::Keys { admin, ingest } = crate::serve::tenant_create_on(dir.path(), &url);
@@ -242,6 +244,12 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
     ));
     let http = reqwest::Client::new();
     hook_replies(&http, &servers[0].addr, &admin, &receiver).await;
+    // A webhook reaches the other instances' rule sets within a second of
+    // its write (a notification, not the write's transaction): the stream
+    // starts once every instance matches it, one probe ticket each.
+    for (probe, server) in servers.iter().enumerate() {
+        matches_webhook(&http, &server.addr, &ingest, ticket(PROBES + probe as u32)).await;
+    }
 
     // One client per ticket, each reply after the last was accepted.
     let clients: Vec<_> = (0..TICKETS)
@@ -305,14 +313,15 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
         client.await.expect("client");
     }
 
-    // Everything arrives, in order per ticket, each under one id.
-    let posts = match arrive_in_order(&receiver, (TICKETS * REPLIES) as usize).await {
+    // Everything arrives, in order per ticket, each under one id (the
+    // stream's replies and a probe per server).
+    let expected = (TICKETS * REPLIES) as usize + servers.len();
+    let posts = match arrive_in_order(&receiver, expected).await {
         Ok(posts) => posts,
-        Err(missing) => panic!("{missing}; still pending:\n{}", pending(&url).await),
+        Err(missing) => panic!("{missing}; not delivered:\n{}", undelivered(&url).await),
     };
     eprintln!(
-        "three servers: {} replies delivered, {posts} posts in all",
-        TICKETS * REPLIES
+        "three servers: {expected} replies delivered (a probe per server), {posts} posts in all"
     );
     for server in servers {
         server.kill();
@@ -333,26 +342,59 @@ async fn hook_replies(http: &reqwest::Client, addr: &str, admin: &str, receiver:
     assert_eq!(created.status(), 201);
 }
 
-/// The deliveries of the database at `url` not finished yet, one line
-/// each: what a test says when something never arrived.
-async fn pending(url: &str) -> String {
+/// Every event without a delivered delivery, as the store has it: its
+/// ticket and message, and each delivery's state and attempts, or "no
+/// delivery" when nothing matched it.
+async fn undelivered(url: &str) -> String {
     let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .expect("connect");
     let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT format('seq %s ticket %s head %s attempts %s due in %s ms leased for %s ms error %s',
-                       seq, ticket_id, head, attempts, next_attempt_at - now,
-                       leased_until - now, last_error)
-         FROM deliveries, (SELECT (extract(epoch FROM now()) * 1000)::BIGINT AS now) AS clock
-         WHERE state = 'pending' ORDER BY seq",
+        "SELECT format('ticket %s message %s: %s', e.body::jsonb ->> 'ticketId',
+                       e.body::jsonb ->> 'messageId',
+                       CASE WHEN d.id IS NULL THEN 'no delivery'
+                            ELSE format('seq %s %s head %s attempts %s due in %s ms leased for %s ms error %s',
+                                        d.seq, d.state, d.head, d.attempts, d.next_attempt_at - now,
+                                        d.leased_until - now, d.last_error) END)
+         FROM events e LEFT JOIN deliveries d ON d.event_id = e.id,
+              (SELECT (extract(epoch FROM now()) * 1000)::BIGINT AS now) AS clock
+         WHERE d.state IS DISTINCT FROM 'succeeded'
+         ORDER BY e.received_at, d.seq",
     )
     .fetch_all(&mut connection)
     .await
-    .expect("pending deliveries");
+    .expect("undelivered events");
     rows.into_iter()
         .map(|(line,)| line)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Posts a reply on `probe` to the server at `addr` until its answer
+/// counts a delivery: the server matches the replies' webhook.
+async fn matches_webhook(http: &reqwest::Client, addr: &str, ingest: &str, probe: String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer: Value = http
+            .post(format!("http://{addr}/v1/events"))
+            .bearer_auth(ingest)
+            .json(&json!({"event": "TicketFromUserReply", "ticketId": probe,
+                          "messageId": message(0)}))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        if answer["deliveries"] == 1 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server at {addr} did not match the new webhook within 10 s: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until `expected` replies have arrived (an error saying how many
