@@ -7,6 +7,7 @@
 //! scripts/bench-serve                      # installs wrk, nginx, postgresql; 20 s per row
 //! cargo bench -p inbox-webhooks --bench serve -- --seconds 10
 //! cargo bench -p inbox-webhooks --bench serve -- --only postgres
+//! cargo bench -p inbox-webhooks --bench serve -- --only postgres --statements  # and where Postgres spent its time
 //! BENCH_SERVER=/tmp/other/inbox-webhooks cargo bench -p inbox-webhooks --bench serve  # another build's server
 //! ```
 //!
@@ -184,6 +185,8 @@ struct Options {
     seconds: u64,
     drain: u64,
     only: Option<String>,
+    /// Print the statements that took Postgres the most time, per row.
+    statements: bool,
 }
 
 fn main() {
@@ -191,6 +194,7 @@ fn main() {
         seconds: 20,
         drain: 60,
         only: None,
+        statements: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -200,6 +204,7 @@ fn main() {
             "--seconds" => options.seconds = value().parse().expect("--seconds N"),
             "--drain" => options.drain = value().parse().expect("--drain N"),
             "--only" => options.only = Some(value().to_lowercase()),
+            "--statements" => options.statements = true,
             _ => {}
         }
     }
@@ -232,8 +237,13 @@ fn main() {
         let database = match scenario.backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
-                let cluster = cluster.get_or_insert_with(postgres::OwnCluster::start_durable);
-                Some(runtime.block_on(cluster.database()))
+                let cluster = cluster
+                    .get_or_insert_with(|| postgres::OwnCluster::start_durable(options.statements));
+                let database = runtime.block_on(cluster.database());
+                if options.statements {
+                    runtime.block_on(postgres::reset_statements(&database));
+                }
+                Some(database)
             }
         };
         let row = runtime.block_on(measure(
@@ -246,6 +256,13 @@ fn main() {
         println!("{}", format_row(scenario, &row));
         if let Some((load, lag)) = &row.beside {
             println!("  beside it: {}", format_beside(load, *lag));
+        }
+        if let Some(database) = database.as_deref().filter(|_| options.statements) {
+            println!("\nThe row's statements, load and drain:\n");
+            println!(
+                "{}",
+                runtime.block_on(postgres::top_statements(database, 15))
+            );
         }
         rows.push((scenario, row));
     }

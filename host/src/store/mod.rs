@@ -174,13 +174,36 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::Io(_)
+        if unavailable(&error) {
+            Self::Unavailable(Box::new(error))
+        } else {
+            Self::Database(Box::new(error))
+        }
+    }
+}
+
+/// Whether `error` says the database could not be reached (retryable),
+/// rather than that it failed a statement.
+fn unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(Box::new(error)),
-            error => Self::Database(Box::new(error)),
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+impl StoreError {
+    /// `error` for one of several callers who share it: of the kind the
+    /// conversion gives, with its text.
+    fn shared(error: &sqlx::Error) -> Self {
+        let text = error.to_string().into();
+        if unavailable(error) {
+            Self::Unavailable(text)
+        } else {
+            Self::Database(text)
         }
     }
 }

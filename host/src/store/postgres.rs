@@ -30,6 +30,7 @@ use super::{
 };
 use crate::keys::{KeyKind, NewKey};
 
+mod callers;
 mod finish;
 mod group;
 mod history;
@@ -69,6 +70,8 @@ pub struct PgStore {
     ingest: ingest::Ingest,
     /// The queue of attempts to record, committed in groups.
     records: finish::Records,
+    /// The queue of key lookups, looked up in groups.
+    callers: callers::Callers,
     /// For tests that write a group of their own making.
     #[cfg(test)]
     pool_for_groups: PgPool,
@@ -91,6 +94,7 @@ impl PgStore {
         Ok(Self {
             ingest: ingest::start(pool.clone(), instance.clone()),
             records: finish::start(pool.clone(), instance.clone()),
+            callers: callers::start(pool.clone()),
             #[cfg(test)]
             pool_for_groups: pool.clone(),
             pool,
@@ -115,6 +119,18 @@ impl PgStore {
             .collect();
         group::as_group(requests, |group| {
             ingest::write_group(&self.pool_for_groups, &self.instance, group)
+        })
+        .await
+    }
+
+    /// Looks up these key digests as one group (see [`callers`]).
+    #[cfg(test)]
+    pub(super) async fn callers_as_group(
+        &self,
+        digests: Vec<Vec<u8>>,
+    ) -> Vec<Result<Option<Caller>, StoreError>> {
+        group::as_group(digests, |group| {
+            callers::look_up(&self.pool_for_groups, group)
         })
         .await
     }
@@ -566,18 +582,7 @@ impl Store for PgStore {
     }
 
     async fn caller(&self, digest: &[u8]) -> Result<Option<Caller>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, kind FROM api_keys WHERE digest = $1 AND revoked_at IS NULL",
-        )
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Caller {
-            key_id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            kind: key_kind(&row)?,
-        }))
+        self.callers.call(0, digest.to_vec()).await
     }
 
     async fn create_webhook(

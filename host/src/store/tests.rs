@@ -1276,6 +1276,49 @@ async fn a_postgres_ingest_group_answers_each_request_as_alone() {
     assert!(store.delivery("a", "msg_7").await.expect("get").is_some());
 }
 
+/// Keys looked up as one group: each lookup answered with its own key's
+/// caller, a revoked or unknown key with none, a key presented twice
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_lookup_group_answers_each_caller() {
+    let (db, store) = open(Backend::Postgres).await;
+    drop(store);
+    let store = PgStore::open(&db.url).await.expect("open");
+    let mut made = Vec::new();
+    for (tenant, kind) in [("acme", KeyKind::Admin), ("globex", KeyKind::Ingest)] {
+        store.create_tenant(tenant, tenant).await.expect("tenant");
+        let key = NewKey::generate(kind);
+        let record = store.create_key(tenant, kind, &key).await.expect("key");
+        made.push((digest(&key.secret), record));
+    }
+    let revoked = NewKey::generate(KeyKind::Admin);
+    let record = store
+        .create_key("acme", KeyKind::Admin, &revoked)
+        .await
+        .expect("key");
+    assert!(store.revoke_key(&record.id).await.expect("revoke"));
+    let answers = store
+        .callers_as_group(vec![
+            made[0].0.clone(),
+            made[1].0.clone(),
+            digest(&revoked.secret),
+            digest("ik_admin_never_made"),
+            made[0].0.clone(),
+        ])
+        .await;
+    let callers: Vec<Option<(String, String, KeyKind)>> = answers
+        .into_iter()
+        .map(|answer| {
+            answer
+                .expect("looked up")
+                .map(|c| (c.key_id, c.tenant_id, c.kind))
+        })
+        .collect();
+    let acme = Some((made[0].1.id.clone(), "acme".to_owned(), KeyKind::Admin));
+    let globex = Some((made[1].1.id.clone(), "globex".to_owned(), KeyKind::Ingest));
+    assert_eq!(callers, [acme.clone(), globex, None, None, acme]);
+}
+
 /// Attempts recorded as one group: each answered as alone, the ticket's
 /// next handed on; one lease lost among them fails alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,10 +82,13 @@ struct Initialized {
     port: u16,
     /// Whether commits reach the disk (`fsync`); tests need not.
     durable: bool,
+    /// Whether it counts every statement's calls and time
+    /// (`pg_stat_statements`), for the load driver's `--statements`.
+    statements: bool,
 }
 
 impl Initialized {
-    fn new(durable: bool) -> Result<Self, String> {
+    fn new(durable: bool, statements: bool) -> Result<Self, String> {
         let bin = binaries()?;
         let dir = tempfile::Builder::new()
             .prefix("inbox-postgres-")
@@ -104,6 +107,7 @@ impl Initialized {
             as_root,
             port: free_port()?,
             durable,
+            statements,
         };
         let initdb = cluster
             .command("initdb")
@@ -159,6 +163,9 @@ impl Initialized {
             // Throwaway data: no need to survive a power cut.
             postgres.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
         }
+        if self.statements {
+            postgres.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
+        }
         postgres
     }
 
@@ -191,7 +198,7 @@ impl Initialized {
 }
 
 fn start() -> Result<Cluster, String> {
-    let cluster = Initialized::new(false)?;
+    let cluster = Initialized::new(false, false)?;
     let postgres = cluster.postgres();
     let line = std::iter::once(postgres.get_program())
         .chain(postgres.get_args())
@@ -233,21 +240,23 @@ pub(crate) struct OwnCluster {
 impl OwnCluster {
     /// Initialises and starts one; panics when it cannot.
     pub(crate) fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
     /// One whose commits reach the disk, as in production (`fsync` on):
-    /// for measuring.
+    /// for measuring. With `statements`, it counts every statement's calls
+    /// and time (see [`top_statements`]).
     #[allow(
         dead_code,
         reason = "the load driver's (benches/serve.rs), not the tests'"
     )]
-    pub(crate) fn start_durable() -> Self {
-        Self::start_with(true)
+    pub(crate) fn start_durable(statements: bool) -> Self {
+        Self::start_with(true, statements)
     }
 
-    fn start_with(durable: bool) -> Self {
-        let cluster = Initialized::new(durable).unwrap_or_else(|why| panic!("no Postgres: {why}"));
+    fn start_with(durable: bool, statements: bool) -> Self {
+        let cluster = Initialized::new(durable, statements)
+            .unwrap_or_else(|why| panic!("no Postgres: {why}"));
         let mut own = Self {
             cluster,
             running: None,
@@ -335,4 +344,62 @@ fn free_port() -> Result<u16, String> {
 
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Starts counting statements afresh for the database at `url`, on a
+/// cluster started with `statements` (see [`OwnCluster::start_durable`]).
+#[allow(
+    dead_code,
+    reason = "the load driver's (benches/serve.rs), not the tests'"
+)]
+pub(crate) async fn reset_statements(url: &str) {
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    for statement in [
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+        "SELECT pg_stat_statements_reset()",
+    ] {
+        sqlx::Executor::execute(&mut connection, statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
+/// The `n` statements that took the database at `url` the most time since
+/// [`reset_statements`], as a Markdown table: calls, total and mean time,
+/// rows, and each one's share of all statements' time.
+#[allow(
+    dead_code,
+    reason = "the load driver's (benches/serve.rs), not the tests'"
+)]
+pub(crate) async fn top_statements(url: &str, n: i64) -> String {
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let rows: Vec<(i64, f64, f64, i64, f64, String)> = sqlx::query_as(
+        "WITH here AS (
+             SELECT * FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+         SELECT calls, total_exec_time, mean_exec_time, rows,
+                total_exec_time / NULLIF((SELECT sum(total_exec_time) FROM here), 0),
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+         FROM here ORDER BY total_exec_time DESC LIMIT $1",
+    )
+    .bind(n)
+    .fetch_all(&mut connection)
+    .await
+    .unwrap_or_else(|e| panic!("reading pg_stat_statements: {e}"));
+    let mut table = String::from(
+        "| calls | total | mean | rows | share | statement |\n|---|---|---|---|---|---|\n",
+    );
+    for (calls, total, mean, rows, share, query) in rows {
+        table.push_str(&format!(
+            "| {calls} | {total:.0} ms | {:.0} µs | {rows} | {:.1} % | `{}` |\n",
+            mean * 1000.0,
+            share * 100.0,
+            query.replace('|', "\\|")
+        ));
+    }
+    table
 }
