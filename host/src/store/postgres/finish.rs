@@ -21,8 +21,12 @@ use crate::store::policy::{
 };
 use crate::store::{Attempt, Claimed, Finished, HAND_ON, Health, Millis, Next, StoreError, now};
 
-/// Writer tasks: while one group commits, the next is being written.
-const WRITERS: usize = 2;
+/// Writer tasks. One: the records waiting while a group commits are the
+/// next group. A second writer, writing beside it, made every writer
+/// slower on a two-core machine (more backends contending for the same
+/// pages and cores) and ingest with them: 3,409–3,416 against
+/// 3,715–3,812 ingest requests/s with one (BENCHMARKS.md).
+const WRITERS: usize = 1;
 
 /// One attempt to record (see [`crate::store::Store::finish`]).
 #[derive(Debug)]

@@ -19,11 +19,14 @@ use super::{column, fill_targets, lock_tickets, notify_deliveries, ticket_lock};
 use crate::store::policy::{same_event, whole_request};
 use crate::store::{Claimed, IdempotencyMismatch, Ingested, Millis, NewEvent, StoreError};
 
-/// Lanes, one writer each: while one group commits, others are being
+/// Lanes, one writer each: while one group commits, another is being
 /// written. A request goes to the lane of its first delivery's ticket
 /// ([`Request::lane`]), so that a busy ticket's requests, which all wait
-/// for its lock, hold up one lane and not every writer.
-const LANES: usize = 4;
+/// for its lock, hold up one lane and not every writer. Two: one lane
+/// lets a hot ticket hold up every other ticket (p99 163 ms beside
+/// one); four made smaller groups and more writers contending, slower
+/// for everyone, beside a hot ticket too (BENCHMARKS.md).
+const LANES: usize = 2;
 
 /// One ingest request.
 #[derive(Debug)]
