@@ -23,7 +23,7 @@ use crate::store::{Claimed, IdempotencyMismatch, Ingested, Millis, NewEvent, Sto
 /// written. A request goes to the lane of its first delivery's ticket
 /// ([`Request::lane`]), so that a busy ticket's requests, which all wait
 /// for its lock, hold up one lane and not every writer. Two: one lane
-/// lets a hot ticket hold up every other ticket (p99 163 ms beside
+/// lets a hot ticket hold up every other ticket (p99 157 ms beside
 /// one); four made smaller groups and more writers contending, slower
 /// for everyone, beside a hot ticket too (BENCHMARKS.md).
 const LANES: usize = 2;
