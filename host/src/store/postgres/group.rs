@@ -1,7 +1,8 @@
-//! Writes committed in groups: callers queue a request and wait for its
-//! answer; each of a few writer tasks takes every request waiting (up to
-//! [`MAX_GROUP`]) and writes them together (see `ingest.rs` and
-//! `finish.rs` for what "together" means for each).
+//! Statements shared by groups of requests: callers queue a request and
+//! wait for its answer; each of a few writer tasks takes every request
+//! waiting (up to [`MAX_GROUP`]) and serves them together (see `ingest.rs`
+//! and `finish.rs` for what writing together means for each, and
+//! `callers.rs` for key lookups).
 //!
 //! A commit waits for the disk, and every statement is a round trip to
 //! another process: one transaction per request spends the server's time
