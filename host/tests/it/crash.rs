@@ -247,8 +247,14 @@ async fn three_servers_on_postgres_lose_nothing_when_one_is_killed() {
     // A webhook reaches the other instances' rule sets within a second of
     // its write (a notification, not the write's transaction): the stream
     // starts once every instance matches it, one probe ticket each.
+    let ten_seconds = Duration::from_secs(10);
     for (probe, server) in servers.iter().enumerate() {
-        matches_webhook(&http, &server.addr, &ingest, ticket(PROBES + probe as u32)).await;
+        let probe = ticket(PROBES + probe as u32);
+        let reply =
+            || json!({"event": "TicketFromUserReply", "ticketId": probe, "messageId": message(0)});
+        let to = (&http, server.addr.as_str(), ingest.as_str());
+        let what = "did not match the new webhook";
+        crate::serve::posted_until(to, reply, 1, ten_seconds, what).await;
     }
 
     // One client per ticket, each reply after the last was accepted.
@@ -346,9 +352,7 @@ async fn hook_replies(http: &reqwest::Client, addr: &str, admin: &str, receiver:
 /// ticket and message, and each delivery's state and attempts, or "no
 /// delivery" when nothing matched it.
 async fn undelivered(url: &str) -> String {
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .expect("connect");
+    let mut connection = crate::postgres::connect(url).await;
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT format('ticket %s message %s: %s', e.body::jsonb ->> 'ticketId',
                        e.body::jsonb ->> 'messageId',
@@ -368,33 +372,6 @@ async fn undelivered(url: &str) -> String {
         .map(|(line,)| line)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Posts a reply on `probe` to the server at `addr` until its answer
-/// counts a delivery: the server matches the replies' webhook.
-async fn matches_webhook(http: &reqwest::Client, addr: &str, ingest: &str, probe: String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer: Value = http
-            .post(format!("http://{addr}/v1/events"))
-            .bearer_auth(ingest)
-            .json(&json!({"event": "TicketFromUserReply", "ticketId": probe,
-                          "messageId": message(0)}))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
-        if answer["deliveries"] == 1 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the server at {addr} did not match the new webhook within 10 s: {answer}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until `expected` replies have arrived (an error saying how many

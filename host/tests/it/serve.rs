@@ -379,40 +379,47 @@ fn two_servers_serve_one_postgres_database() {
     }
 }
 
-/// Posts replies of distinct tickets (the `n`th on) with `ingest` to the
-/// server at `addr` until one's answer counts `expected` deliveries, which
-/// must come within a second.
-async fn posted_until(
+/// Posts events, each made by `event` as it is posted, with `ingest` to
+/// the server at `addr` until one's answer counts `expected` deliveries,
+/// which must come `within`.
+pub(crate) async fn posted_until(
     (http, addr, ingest): (&reqwest::Client, &str, &str),
-    n: &mut usize,
+    mut event: impl FnMut() -> Value,
     expected: u64,
+    within: Duration,
     what: &str,
 ) {
     let written = std::time::Instant::now();
     loop {
-        let event = serde_json::json!({"event": "TicketCreated",
-            "ticketId": format!("ebcb7b53-6636-4c6b-8023-4a61d6df{n:04}"),
-            "ticket": {"channel": "email", "subject": "refund please", "priority": "high"}});
         let answer: Value = http
             .post(format!("http://{addr}/v1/events"))
             .bearer_auth(ingest)
-            .json(&event)
+            .json(&event())
             .send()
             .await
             .expect("sent")
             .json()
             .await
             .expect("json");
-        *n += 1;
         if answer["deliveries"] == expected {
             return;
         }
         assert!(
-            written.elapsed() < Duration::from_secs(1),
-            "the other instance {what} within 1 s: {answer}"
+            written.elapsed() < within,
+            "the server at {addr} {what} within {within:?}: {answer}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A `TicketCreated` event that [`webhook`] matches, on the `n`th ticket
+/// of a series; `n` moves on to the next.
+fn ticket_created(n: &mut usize) -> Value {
+    let event = serde_json::json!({"event": "TicketCreated",
+        "ticketId": format!("ebcb7b53-6636-4c6b-8023-4a61d6df{n:04}"),
+        "ticket": {"channel": "email", "subject": "refund please", "priority": "high"}});
+    *n += 1;
+    event
 }
 
 /// What one instance writes, the others match with within a second: a
@@ -458,7 +465,9 @@ fn a_webhook_written_through_one_instance_is_matched_by_another() {
         // deliveries expected, which must come within a second of the write.
         let mut n = 0;
         let other = (&http, second.addr.as_str(), ingest.as_str());
-        posted_until(other, &mut n, 1, "did not match the new webhook").await;
+        let second = Duration::from_secs(1);
+        let created = || ticket_created(&mut n);
+        posted_until(other, created, 1, second, "did not match the new webhook").await;
         receiver.wait_for(1, Duration::from_secs(10)).await;
 
         let deleted = http
@@ -468,7 +477,15 @@ fn a_webhook_written_through_one_instance_is_matched_by_another() {
             .await
             .expect("sent");
         assert_eq!(deleted.status(), 204);
-        posted_until(other, &mut n, 0, "still matched the deleted webhook").await;
+        let created = || ticket_created(&mut n);
+        posted_until(
+            other,
+            created,
+            0,
+            second,
+            "still matched the deleted webhook",
+        )
+        .await;
     });
     for server in [first, second] {
         let (code, lines) = server.terminate();

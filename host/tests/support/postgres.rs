@@ -57,6 +57,13 @@ pub(crate) async fn database() -> String {
 }
 
 /// A fresh, empty database on the server at `server`: its URL.
+/// A connection to the database at `url`; panics when there is none.
+pub(crate) async fn connect(url: &str) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
 async fn create_database(server: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
@@ -64,10 +71,7 @@ async fn create_database(server: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let admin = format!("{server}/postgres");
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the test cluster at {admin}: {e}"));
+    let mut connection = connect(&format!("{server}/postgres")).await;
     sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
         .await
         .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
@@ -353,9 +357,7 @@ fn shell_quote(text: &str) -> String {
     reason = "the load driver's (benches/serve.rs), not the tests'"
 )]
 pub(crate) async fn reset_statements(url: &str) {
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let mut connection = connect(url).await;
     for statement in [
         "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
         "SELECT pg_stat_statements_reset()",
@@ -374,9 +376,7 @@ pub(crate) async fn reset_statements(url: &str) {
     reason = "the load driver's (benches/serve.rs), not the tests'"
 )]
 pub(crate) async fn top_statements(url: &str, n: i64) -> String {
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let mut connection = connect(url).await;
     let rows: Vec<(i64, f64, f64, i64, f64, String)> = sqlx::query_as(
         "WITH here AS (
              SELECT * FROM pg_stat_statements
